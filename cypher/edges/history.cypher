@@ -1,0 +1,5 @@
+// history: every version of one edge, oldest first
+MATCH ()-[r:FACT]->()
+WHERE r.ns = $ns AND r.edge_id = $id
+RETURN properties(r) AS v
+ORDER BY r.version

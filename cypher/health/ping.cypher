@@ -1,0 +1,2 @@
+// ping: the cheapest round trip that proves the database answers
+RETURN 1 AS ok

@@ -1,0 +1,128 @@
+"""The ``kg`` command: the local stack, dispatch, ingest, user Cypher and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kg.config import Settings
+from kg.errors import KgError
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "temporal-kg"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from kg.stack import Stack
+
+    Stack(Settings.from_env()).up(progress=lambda m: print(m, file=sys.stderr))
+    return cmd_status(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from kg.stack import Stack
+
+    parts = Stack(Settings.from_env()).status()
+    for part in parts:
+        print(part.line())
+    return 0 if all(p.healthy for p in parts) else 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from kg.stack import Stack
+
+    Stack(Settings.from_env()).down(progress=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def cmd_dispatch(args: argparse.Namespace) -> int:
+    from kg.dispatch import Session
+
+    with Session() as session:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            sys.stdout.write(session.dispatch_line(line) + "\n")
+            sys.stdout.flush()
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from kg.dispatch import Session
+    from kg.ingest import ingest
+
+    settings = Settings.from_env()
+    with Session(settings) as session:
+        report = ingest(session.store, args.namespace, Path(args.file), settings.home,
+                        batch_size=args.batch_size or settings.batch_size,
+                        progress=not args.quiet, resume=not args.restart)
+    print(report.summary(), file=sys.stderr)
+    return 130 if report.interrupted else 0
+
+
+def cmd_cypher(args: argparse.Namespace) -> int:
+    from kg.dispatch import Session
+    from kg.timeparse import to_ms
+    from kg.usercypher import format_table, run_read_only
+    from kg.ingest import now_ms
+
+    settings = Settings.from_env()
+    at = to_ms(args.at, "--at") if args.at is not None else now_ms()
+    known_at = to_ms(args.known_at, "--known-at") if args.known_at is not None else now_ms()
+    with Session(settings) as session:
+        records = run_read_only(session.graph, args.query, t=at, known_at=known_at, ns=args.namespace)
+    if args.json:
+        print(json.dumps(records, ensure_ascii=False, default=str))
+    else:
+        print(format_table(records))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kg.demo import run_demo
+
+    return run_demo(Path(args.data))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kg", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the local stack (ArcadeDB + redis-server) and wait until healthy").set_defaults(fn=cmd_up)
+    sub.add_parser("status", help="report each part of the stack").set_defaults(fn=cmd_status)
+    sub.add_parser("down", help="stop what `kg up` started").set_defaults(fn=cmd_down)
+    sub.add_parser("dispatch", help="JSON requests on stdin, one per line; responses on stdout").set_defaults(fn=cmd_dispatch)
+    p = sub.add_parser("ingest", help="bulk-load edges from JSONL, CSV/TSV or a temporal-kg dataset folder")
+    p.add_argument("file")
+    p.add_argument("--namespace", "-n", default="default")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--restart", action="store_true", help="ignore the checkpoint of an earlier run")
+    p.set_defaults(fn=cmd_ingest)
+    p = sub.add_parser("cypher", help="run a read-only Cypher query with $t, $known_at and $ns bound")
+    p.add_argument("query")
+    p.add_argument("--at", help="valid time bound to $t (ms or ISO-8601; default now)")
+    p.add_argument("--known-at", help="system time bound to $known_at (default now)")
+    p.add_argument("--namespace", "-n", default="default", help="bound to $ns")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_cypher)
+    p = sub.add_parser("demo", help="start the stack, ingest YAGO11k and answer as-of questions")
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.set_defaults(fn=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KgError as exc:
+        print(f"kg {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""The JSON dispatch surface: ``{"verb", "body"}`` in, ``{"ok", "verb", "data"|"error"}`` out.
+
+``Session`` owns the connections of one process and maps each verb to a
+validated body model and a handler.  Every failure becomes ``ok: false`` with
+an error that names the field; a request that fails validation touches nothing.
+Other packages add verbs with ``register`` (the learning verbs live in
+``workers``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from kg import models as m
+from kg.config import Settings
+from kg.errors import Conflict, InvalidInput, KgError, Unavailable
+from kg.graph import Graph, ping_graph
+from kg.store import EdgeStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verb:
+    model: type[BaseModel]
+    handler: Callable[["Session", Any], Any]
+
+
+VERBS: dict[str, Verb] = {}
+
+
+def register(name: str, model: type[BaseModel]) -> Callable:
+    """Decorator: ``handler(session, body)`` answers ``name`` with a ``model`` body."""
+    def wrap(handler: Callable[["Session", Any], Any]) -> Callable:
+        if name in VERBS:
+            raise ValueError(f"verb {name!r} registered twice")
+        VERBS[name] = Verb(model, handler)
+        return handler
+    return wrap
+
+
+class Session:
+    """One process's entry point to the service; thread-safe, reuse it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._graph: Graph | None = None
+        self._store: EdgeStore | None = None
+        self.extensions: dict[str, Any] = {}
+
+    @property
+    def graph(self) -> Graph:
+        """The driver, created on first use with the schema applied."""
+        if self._graph is None:
+            graph = Graph(self.settings)
+            graph.apply_schema()
+            self._graph = graph
+        return self._graph
+
+    @property
+    def store(self) -> EdgeStore:
+        if self._store is None:
+            self._store = EdgeStore(self.graph, self.settings.functional_relations)
+        return self._store
+
+    def close(self) -> None:
+        for ext in self.extensions.values():
+            getattr(ext, "close", lambda: None)()
+        if self._graph is not None:
+            self._graph.close()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def dispatch(self, request: Any) -> dict:
+        """Answer one request; never raises for bad input or a down backend."""
+        verb_name = request.get("verb") if isinstance(request, dict) else None
+        try:
+            if not isinstance(request, dict):
+                raise InvalidInput("request", "must be a JSON object with verb and body")
+            extra = set(request) - {"verb", "body", "async"}
+            if extra:
+                raise InvalidInput(sorted(extra)[0], "is not a known request field")
+            if not isinstance(verb_name, str):
+                raise InvalidInput("verb", "is required and must be a string")
+            verb = VERBS.get(verb_name)
+            if verb is None:
+                raise InvalidInput("verb", "is not a known verb")
+            body = m.parse(verb.model, request.get("body", {}), prefix="")
+            data = verb.handler(self, body)
+            return {"ok": True, "verb": verb_name, "data": data}
+        except (InvalidInput, Conflict, Unavailable, KgError) as exc:
+            return {"ok": False, "verb": verb_name, "error": str(exc)}
+        except Exception as exc:  # a bug: report it without echoing the input
+            log.exception("verb %s failed", verb_name)
+            return {"ok": False, "verb": verb_name, "error": f"internal error: {type(exc).__name__}"}
+
+    def dispatch_line(self, line: str) -> str:
+        """One JSON line in, one JSON line out (``kg dispatch``)."""
+        if len(line.encode()) > self.settings.max_request_bytes:
+            return json.dumps({"ok": False, "verb": None,
+                               "error": f"request: larger than {self.settings.max_request_bytes} bytes"})
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return json.dumps({"ok": False, "verb": None, "error": "request: not valid JSON"})
+        return json.dumps(self.dispatch(request), ensure_ascii=False)
+
+
+# -- graph verbs ------------------------------------------------------------
+
+@register("insert_edge", m.InsertEdge)
+def _insert_edge(session: Session, body: m.InsertEdge) -> dict:
+    return session.store.insert_edge(body.namespace, body.to_new_edge())
+
+
+@register("get_edge", m.GetEdge)
+def _get_edge(session: Session, body: m.GetEdge) -> dict:
+    return session.store.get_edge(body.namespace, body.edge_id)
+
+
+@register("history", m.History)
+def _history(session: Session, body: m.History) -> list[dict]:
+    return session.store.history(body.namespace, body.edge_id)
+
+
+@register("query_at", m.QueryAt)
+def _query_at(session: Session, body: m.QueryAt) -> list[dict]:
+    return session.store.query_at(body.namespace, body.src, body.t, body.known_at)
+
+
+@register("invalidate_edge", m.InvalidateEdge)
+def _invalidate(session: Session, body: m.InvalidateEdge) -> dict:
+    return session.store.invalidate_edge(body.namespace, body.edge_id, body.invalid_at, body.expired_at)
+
+
+@register("contradict", m.Contradict)
+def _contradict(session: Session, body: m.Contradict) -> dict:
+    edge = body.new_edge.to_new_edge(default_created_at=body.now_ms)
+    return session.store.contradict(body.namespace, edge, list(body.contradicts), body.now_ms)
+
+
+@register("ingest", m.Ingest)
+def _ingest(session: Session, body: m.Ingest) -> dict:
+    from kg.ingest import edges_from_records
+
+    edges, rejected = edges_from_records(body.edges, body.created_at)
+    result = session.store.insert_many(body.namespace, edges)
+    return {
+        "inserted": result.inserted, "unchanged": result.unchanged,
+        "invalidated": result.invalidated,
+        "rejected": [{"index": i, "error": e} for i, e in rejected]
+        + [{"id": i, "error": e} for i, e in result.rejected],
+    }
+
+
+@register("health", m.Empty)
+def _health(session: Session, body: m.Empty) -> dict:
+    graph_ok, graph_detail = ping_graph(session.settings) if session.settings.graph_uri else (False, "not configured")
+    report: dict[str, Any] = {
+        "graph": {"reachable": graph_ok, "uri": session.settings.graph_uri, "detail": graph_detail},
+        "redis": _redis_health(session.settings),
+    }
+    for name, hook in HEALTH_HOOKS.items():
+        report[name] = hook(session)
+    return report
+
+
+HEALTH_HOOKS: dict[str, Callable[[Session], Any]] = {}
+
+
+def _redis_health(settings: Settings) -> dict:
+    import redis
+
+    if not settings.redis_url:
+        return {"reachable": False, "detail": "not configured"}
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+        try:
+            return {"reachable": bool(client.ping()), "url": settings.redis_url}
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        return {"reachable": False, "detail": type(exc).__name__}

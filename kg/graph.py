@@ -1,0 +1,102 @@
+"""The Bolt boundary: one driver per process, managed transactions, error conversion.
+
+Writes go through ``execute_write`` and reads through ``execute_read`` so the
+driver retries transient errors (ArcadeDB maps commit conflicts to
+``DeadlockDetected``).  ArcadeDB also reports a lost race on a unique
+constraint as ``ConstraintValidationFailed``, a client error the driver does
+not retry; ``write`` retries it a bounded number of times, which is safe because
+every transaction function here re-reads what it acts on.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable, TypeVar
+
+import neo4j
+from neo4j import GraphDatabase, READ_ACCESS
+from neo4j.exceptions import (
+    AuthError,
+    ConstraintError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+from kg.config import Settings
+from kg.cypher import in_area, q
+from kg.errors import GraphUnavailable
+
+T = TypeVar("T")
+CONSTRAINT_RETRIES = 8
+
+
+class StaleRead(Exception):
+    """A transaction function found the world changed between its read and write."""
+
+
+class Graph:
+    """A driver bound to one database; thread-safe, one per process."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.graph_uri:
+            raise GraphUnavailable("no graph server configured: run `kg up` or set KG_GRAPH_URI")
+        self.settings = settings
+        self.database = settings.graph_database
+        auth = (settings.graph_user, settings.graph_password or "")
+        self.driver = GraphDatabase.driver(
+            settings.graph_uri, auth=auth, max_transaction_retry_time=30.0,
+            connection_acquisition_timeout=30.0, connection_timeout=5.0,
+        )
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> "Graph":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(tx, …)`` in a retried write transaction."""
+        for attempt in range(CONSTRAINT_RETRIES):
+            try:
+                with self.driver.session(database=self.database) as session:
+                    return session.execute_write(fn, *args, **kwargs)
+            except (ConstraintError, StaleRead):
+                if attempt == CONSTRAINT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+            except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
+                raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
+
+    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(tx, …)`` in a retried read transaction."""
+        try:
+            with self.driver.session(database=self.database, default_access_mode=READ_ACCESS) as session:
+                return session.execute_read(fn, *args, **kwargs)
+        except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
+            raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+
+    def apply_schema(self) -> None:
+        """Create constraints and indexes; each statement is ``IF NOT EXISTS``."""
+        for statement in in_area("schema"):
+            self.write(lambda tx, s=statement: tx.run(s).consume())
+
+
+def rows(tx: neo4j.ManagedTransaction, statement: str, **params: Any) -> list[dict]:
+    """Run one statement and read its whole result (the driver may re-run us)."""
+    return tx.run(statement, params).data()
+
+
+def ping_graph(settings: Settings) -> tuple[bool, str]:
+    """(healthy, detail) for ``kg status`` and ``health``."""
+    try:
+        with Graph(settings) as graph:
+            value = graph.read(lambda tx: tx.run(q("ping")).single()["ok"])
+        return value == 1, ""
+    except (GraphUnavailable, Neo4jError, OSError) as exc:
+        return False, type(exc).__name__

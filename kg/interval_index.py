@@ -1,0 +1,53 @@
+"""Fork keys: an equality-indexable key for "which intervals contain t".
+
+Graph indexes answer equality lookups well and range predicates poorly (ArcadeDB
+uses a composite index only for equality and ``IN`` keys), and a stabbing
+query ``from <= t < to`` is two ranges.  So each interval is filed under one
+*fork key*: the smallest aligned bucket of a binary hierarchy of time buckets
+(widths 2^BASE_BITS ms, doubled per level) that holds the whole interval.  An
+interval containing ``t`` lies in a bucket containing ``t``, so its key is one of
+the ~40 buckets on the path from ``t`` up to the root: ``stab_keys(t)`` lists
+them and the query is one ``IN`` lookup plus an exact filter.  Work is
+proportional to the intervals near ``t``, not to a subject's whole history.
+This is the relational interval tree idea (Kriegel, Pötke & Seidl, VLDB 2000)
+on aligned buckets.  Open-ended intervals share the key ``OPEN_KEY``.
+
+>>> k = fork_key(1_000, 2_000)
+>>> k in stab_keys(1_500), k in stab_keys(10**12)
+(True, False)
+>>> fork_key(5, OPEN) == OPEN_KEY and OPEN_KEY in stab_keys(5)
+True
+"""
+
+from __future__ import annotations
+
+OPEN = 2**63 - 1  # "no end": the largest Bolt integer, so ``t < to`` needs no null checks
+MIN_TIME = -(2**63) + 1
+BASE_BITS = 26  # finest bucket: 2^26 ms, about 18.6 hours
+_SHIFT = 2**63  # maps signed ms onto [0, 2^64) so buckets never straddle zero
+LEVELS = 64 - BASE_BITS + 1  # the top level holds everything
+OPEN_KEY = -1
+
+
+def _key(unsigned: int, level: int) -> int:
+    return ((unsigned >> (BASE_BITS + level)) << 6) | level
+
+
+def fork_key(start: int, end: int) -> int:
+    """The key of the half-open interval ``[start, end)`` (``end == OPEN`` for open)."""
+    if end >= OPEN:
+        return OPEN_KEY
+    lo, hi = start + _SHIFT, max(end - 1, start) + _SHIFT
+    level = max(0, (lo ^ hi).bit_length() - BASE_BITS)
+    return _key(lo, level)
+
+
+def stab_keys(t: int) -> list[int]:
+    """Every key under which an interval containing ``t`` can be filed."""
+    u = t + _SHIFT
+    return [_key(u, level) for level in range(LEVELS)] + [OPEN_KEY]
+
+
+def closed_stab_keys(t: int) -> list[int]:
+    """``stab_keys`` without the open key: only intervals that have an end."""
+    return stab_keys(t)[:-1]

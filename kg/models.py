@@ -1,0 +1,162 @@
+"""Request bodies of the graph verbs, validated at the boundary (pydantic).
+
+Times arrive as integer ms or ISO-8601 strings and leave here as integer ms.
+Every error is converted to ``InvalidInput`` naming the dotted field path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
+
+from kg.errors import InvalidInput
+from kg.temporal import NewEdge
+from kg.timeparse import to_ms
+
+MAX_ID = 512
+MAX_ATTRIBUTES_BYTES = 64_000
+DEFAULT_NAMESPACE = "default"
+DEFAULT_RELATION = "related_to"
+
+
+def _ms(value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        return to_ms(value, "time")
+    except InvalidInput as exc:  # pydantic reports ValueErrors with the field's path
+        raise ValueError(exc.message) from None
+
+
+Ms = Annotated[int, BeforeValidator(_ms)]
+Name = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    namespace: Annotated[str, Field(min_length=1, max_length=128)] = DEFAULT_NAMESPACE
+
+
+class EdgeFields(BaseModel):
+    """An edge as stated by a caller."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    id: Name
+    src: Name
+    dst: Name
+    relation: Name = DEFAULT_RELATION
+    weight: StrictFloat | StrictInt = 1.0
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    valid_at: Ms
+    invalid_at: Ms | None = None
+    created_at: Ms
+
+    @field_validator("id", "src", "dst", "relation")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("weight")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return float(value)
+
+    @field_validator("attributes")
+    @classmethod
+    def _json_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+        except (TypeError, ValueError):
+            raise ValueError("must be a JSON object of finite values") from None
+        if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
+            raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+        return value
+
+    def to_new_edge(self, default_created_at: int | None = None) -> NewEdge:
+        created_at = self.created_at if self.created_at is not None else default_created_at
+        if created_at is None:
+            raise InvalidInput("created_at", "is required")
+        if self.invalid_at is not None and self.invalid_at < self.valid_at:
+            raise InvalidInput("invalid_at", "must not be earlier than valid_at")
+        return NewEdge(
+            id=self.id, src=self.src, dst=self.dst, relation=self.relation,
+            weight=float(self.weight),
+            attributes=json.dumps(self.attributes, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+            valid_at=self.valid_at, invalid_at=self.invalid_at, created_at=created_at,
+        )
+
+
+class InsertEdge(EdgeFields):
+    namespace: Annotated[str, Field(min_length=1, max_length=128)] = DEFAULT_NAMESPACE
+
+
+class GetEdge(Body):
+    edge_id: Name
+
+
+class History(GetEdge):
+    pass
+
+
+class QueryAt(Body):
+    src: Name
+    t: Ms
+    known_at: Ms | None = None
+
+
+class InvalidateEdge(Body):
+    edge_id: Name
+    invalid_at: Ms
+    expired_at: Ms
+
+
+class StatedEdge(EdgeFields):
+    """An edge whose ``created_at`` may be left to the service (contradict, ingest)."""
+
+    created_at: Ms | None = None
+
+
+class Contradict(Body):
+    new_edge: StatedEdge
+    contradicts: Annotated[list[Name], Field(max_length=1000)]
+    now_ms: Ms
+
+
+class Ingest(Body):
+    """Bulk insert of edges given inline (files go through ``kg ingest``)."""
+
+    edges: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=50_000)]
+    created_at: Ms | None = None
+
+
+class Empty(Body):
+    pass
+
+
+def parse(model: type[BaseModel], body: Any, prefix: str = "") -> Any:
+    """Validate ``body`` as ``model``; raise InvalidInput naming the first bad field."""
+    if not isinstance(body, dict):
+        raise InvalidInput(prefix.rstrip(".") or "body", "must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"]) or "body"
+        kind = first["type"]
+        if kind == "missing":
+            message = "is required"
+        elif kind == "extra_forbidden":
+            message = "is not a known field"
+        else:
+            ctx = first.get("ctx", {}).get("error")
+            message = str(ctx) if ctx is not None else first["msg"]
+            if isinstance(ctx, InvalidInput):
+                message = ctx.message
+        raise InvalidInput(prefix + path, message) from None

@@ -1,0 +1,282 @@
+"""The local stack: an ArcadeDB server (Bolt on 127.0.0.1) and a redis-server with AOF.
+
+``up`` starts what is not running yet and waits until it answers; ``down`` stops
+what ``up`` started, by the pids it recorded; ``status`` reports each part.
+Everything lives under one state directory (``Settings.home``): data, logs,
+pids and ``stack.json`` with the ports and the generated graph password.
+A part whose location is given by the environment (``KG_GRAPH_URI``,
+``KG_REDIS_URL``) is external: ``up`` starts nothing for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kg.config import Settings
+from kg.errors import StackError
+
+ARCADEDB_VERSION = "26.10.2.post1"  # pinned in pyproject.toml too
+START_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    managed: bool  # started by ``kg up`` (vs. external)
+    pid: int | None
+    running: bool
+    healthy: bool
+    address: str
+    detail: str = ""
+
+    def line(self) -> str:
+        state = "healthy" if self.healthy else ("running, not answering" if self.running else "stopped")
+        owner = f"pid {self.pid}" if self.managed and self.pid else ("external" if not self.managed else "-")
+        extra = f" ({self.detail})" if self.detail else ""
+        return f"{self.name:<9} {state:<24} {owner:<12} {self.address}{extra}"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours is not alive
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+class Stack:
+    """Start, check and stop the local processes of one ``KG_HOME``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.stack_file = self.home / "stack.json"
+
+    # -- recorded state -------------------------------------------------
+    def _record(self) -> dict:
+        if self.stack_file.exists():
+            return json.loads(self.stack_file.read_text())
+        return {}
+
+    def _save(self, record: dict) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.stack_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record, indent=2))
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.stack_file)
+
+    def _pid(self, name: str) -> int | None:
+        path = self.home / "run" / f"{name}.pid"
+        try:
+            return int(path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _write_pid(self, name: str, pid: int) -> None:
+        (self.home / "run").mkdir(parents=True, exist_ok=True)
+        (self.home / "run" / f"{name}.pid").write_text(str(pid))
+
+    @property
+    def graph_external(self) -> bool:
+        return bool(os.environ.get("KG_GRAPH_URI"))
+
+    @property
+    def redis_external(self) -> bool:
+        return bool(os.environ.get("KG_REDIS_URL"))
+
+    # -- up ----------------------------------------------------------------
+    def up(self, progress=print) -> dict:
+        """Start what is missing and wait until every part answers; harmless twice."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        record = self._record()
+        if not self.graph_external:
+            if not _pid_alive(self._pid("arcadedb")):
+                record.setdefault("graph_password", secrets.token_urlsafe(18))
+                port = _free_port()
+                http_port = _free_port()
+                record["graph_uri"] = f"bolt://127.0.0.1:{port}"
+                record["graph_http_port"] = http_port
+                self._save(record)
+                progress(f"starting ArcadeDB {ARCADEDB_VERSION} (Bolt 127.0.0.1:{port})")
+                self._start_arcadedb(port, http_port, record["graph_password"])
+            else:
+                progress("ArcadeDB already running")
+        if not self.redis_external:
+            if not _pid_alive(self._pid("redis")):
+                port = _free_port()
+                record["redis_url"] = f"redis://127.0.0.1:{port}/0"
+                self._save(record)
+                progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes)")
+                self._start_redis(port)
+            else:
+                progress("redis-server already running")
+        self._save(record)
+        self._wait_healthy(_with_record(self.settings, record))
+        return record
+
+    def _start_arcadedb(self, port: int, http_port: int, password: str) -> None:
+        try:
+            import arcadedb_embedded
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise StackError("arcadedb-embedded is not installed; run `pip install -e .`") from exc
+        pkg = Path(arcadedb_embedded.__file__).parent
+        java = pkg / "jre" / "bin" / "java"
+        root = self.home / "arcadedb"
+        root.mkdir(parents=True, exist_ok=True)
+        heap = os.environ.get("KG_ARCADEDB_HEAP", "2g")
+        cmd = [
+            str(java), f"-Xmx{heap}", "-cp", str(pkg / "jars" / "*"),
+            f"-Darcadedb.server.rootPath={root}",
+            f"-Darcadedb.server.databaseDirectory={root / 'databases'}",
+            f"-Darcadedb.server.rootPassword={password}",
+            "-Darcadedb.server.httpIncomingHost=127.0.0.1",
+            f"-Darcadedb.server.httpIncomingPort={http_port}",
+            "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
+            "-Darcadedb.bolt.host=127.0.0.1",
+            f"-Darcadedb.bolt.port={port}",
+            f"-Darcadedb.server.defaultDatabases={self.settings.graph_database}[root]",
+            "-Darcadedb.server.mode=production",
+            "com.arcadedb.server.ArcadeDBServer",
+        ]
+        self._spawn("arcadedb", cmd, cwd=root)
+
+    def _start_redis(self, port: int) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise StackError(
+                "redis-server not found on PATH; `make setup` installs it "
+                "(apt-get install redis-server), or set KG_REDIS_URL"
+            )
+        data = self.home / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+            "--appendonly", "yes", "--appendfsync", os.environ.get("KG_REDIS_APPENDFSYNC", "everysec"),
+            "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
+            "--protected-mode", "yes",
+        ]
+        self._spawn("redis", cmd, cwd=data)
+
+    def _spawn(self, name: str, cmd: list[str], cwd: Path) -> None:
+        logs = self.home / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        self._write_pid(name, proc.pid)
+
+    def _wait_healthy(self, settings: Settings) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            parts = self.status(settings)
+            if all(p.healthy for p in parts):
+                return
+            dead = [p for p in parts if p.managed and not p.running]
+            if dead or time.monotonic() > deadline:
+                names = ", ".join(p.name for p in parts if not p.healthy)
+                raise StackError(
+                    f"{names} did not become healthy; see {self.home / 'logs'}"
+                )
+            time.sleep(0.5)
+
+    # -- status --------------------------------------------------------------
+    def status(self, settings: Settings | None = None) -> list[PartStatus]:
+        settings = settings or _with_record(self.settings, self._record())
+        return [self._graph_status(settings), self._redis_status(settings)]
+
+    def _graph_status(self, settings: Settings) -> PartStatus:
+        from kg.graph import ping_graph
+
+        managed = not self.graph_external
+        pid = self._pid("arcadedb") if managed else None
+        running = _pid_alive(pid) if managed else True
+        healthy, detail = False, ""
+        if settings.graph_uri and running:
+            healthy, detail = ping_graph(settings)
+        return PartStatus("graph", managed, pid, running, healthy, settings.graph_uri or "-", detail)
+
+    def _redis_status(self, settings: Settings) -> PartStatus:
+        import redis
+
+        managed = not self.redis_external
+        pid = self._pid("redis") if managed else None
+        running = _pid_alive(pid) if managed else True
+        healthy, detail = False, ""
+        if settings.redis_url and running:
+            try:
+                client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+                healthy = bool(client.ping())
+                aof = client.config_get("appendonly").get("appendonly")
+                detail = f"appendonly {aof}"
+                client.close()
+            except redis.RedisError as exc:
+                detail = type(exc).__name__
+        return PartStatus("redis", managed, pid, running, healthy, settings.redis_url or "-", detail)
+
+    # -- down ----------------------------------------------------------------
+    def down(self, progress=print, timeout_s: float = 30.0) -> None:
+        """Stop what ``up`` started (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        for name in ("redis", "arcadedb"):
+            pid = self._pid(name)
+            if not _pid_alive(pid):
+                progress(f"{name}: not running")
+                continue
+            progress(f"stopping {name} (pid {pid})")
+            _terminate(pid, timeout_s)
+            (self.home / "run" / f"{name}.pid").unlink(missing_ok=True)
+
+
+def _terminate(pid: int, timeout_s: float) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _pid_alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:  # reap if it is our child
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _with_record(settings: Settings, record: dict) -> Settings:
+    """Settings with the recorded stack filled in where the environment is silent."""
+    from dataclasses import replace
+
+    return replace(
+        settings,
+        graph_uri=settings.graph_uri if os.environ.get("KG_GRAPH_URI") else record.get("graph_uri", settings.graph_uri),
+        graph_password=settings.graph_password if os.environ.get("KG_GRAPH_URI") else record.get("graph_password", settings.graph_password),
+        redis_url=settings.redis_url if os.environ.get("KG_REDIS_URL") else record.get("redis_url", settings.redis_url),
+    )

@@ -1,0 +1,180 @@
+"""The bi-temporal edge store over Bolt: reads and writes of FACT versions.
+
+Each operation is one managed transaction: read the current versions it acts
+on, let ``kg.temporal.Plan`` apply the rules, write the result.  The driver may
+run a transaction function more than once, and that is safe because it
+re-reads the world every time.  All statements are named files in ``cypher/``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import neo4j
+
+from kg.cypher import q
+from kg.errors import Conflict, InvalidInput, NotFound
+from kg.graph import Graph, StaleRead, rows
+from kg.interval_index import OPEN, closed_stab_keys, stab_keys
+from kg.temporal import NewEdge, Plan, Version
+
+
+@dataclass
+class BatchResult:
+    """What one batch of inserts did; ``rejected`` holds (edge id, reason)."""
+
+    inserted: int = 0
+    unchanged: int = 0
+    invalidated: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, other: "BatchResult") -> None:
+        self.inserted += other.inserted
+        self.unchanged += other.unchanged
+        self.invalidated += other.invalidated
+        self.rejected.extend(other.rejected)
+
+
+class EdgeStore:
+    """Bi-temporal edges of every namespace in one graph database."""
+
+    def __init__(self, graph: Graph, functional: frozenset[str] | tuple[str, ...] = ()) -> None:
+        self.graph = graph
+        self.functional = frozenset(functional)
+
+    # -- writes ------------------------------------------------------------
+    def insert_edge(self, ns: str, edge: NewEdge) -> dict:
+        """Insert one edge; identical re-insert is a no-op, other content a Conflict."""
+        def op(plan: Plan) -> str:
+            return plan.insert(edge)
+
+        status, plan = self._apply(ns, [edge.id], [edge], op)
+        view = plan.head(edge.id).flat(ns)
+        view["status"] = status
+        return view
+
+    def insert_many(self, ns: str, edges: list[NewEdge]) -> BatchResult:
+        """Insert a batch in one transaction; a bad edge is rejected alone, not the batch."""
+        def op(plan: Plan) -> BatchResult:
+            result = BatchResult()
+            for edge in edges:
+                before = len(plan.closed) + len(plan.created)
+                try:
+                    status = plan.insert(edge)
+                except (Conflict, InvalidInput) as exc:
+                    result.rejected.append((edge.id, str(exc)))
+                    continue
+                if status == "unchanged":
+                    result.unchanged += 1
+                else:
+                    result.inserted += 1
+                    result.invalidated += len(plan.closed) + len(plan.created) - before - 1
+            return result
+
+        result, _ = self._apply(ns, [e.id for e in edges], edges, op)
+        return result
+
+    def invalidate_edge(self, ns: str, edge_id: str, invalid_at: int, expired_at: int) -> dict:
+        """Set invalidation stamps (earliest wins); returns the edge's flat view."""
+        changed, plan = self._apply(
+            ns, [edge_id], [], lambda plan: plan.invalidate(edge_id, invalid_at, expired_at))
+        view = plan.head(edge_id).flat(ns)
+        view["changed"] = changed
+        return view
+
+    def contradict(self, ns: str, edge: NewEdge, contradicts: list[str], now_ms: int) -> dict:
+        """Insert ``edge`` and invalidate every listed edge at its valid_at."""
+        def op(plan: Plan) -> str:
+            for old_id in contradicts:
+                if plan.head(old_id) is None:
+                    raise NotFound("contradicts", f"no edge {old_id!r}")
+            return plan.contradict(edge, contradicts, now_ms)
+
+        status, plan = self._apply(ns, [edge.id, *contradicts], [edge], op)
+        return {
+            "edge": plan.head(edge.id).flat(ns) | {"status": status},
+            "invalidated": [plan.head(i).flat(ns) for i in dict.fromkeys(contradicts)],
+        }
+
+    def _apply(self, ns: str, ids: list[str], inserts: list[NewEdge],
+               op: Callable[[Plan], object]) -> tuple[object, Plan]:
+        functional = self.functional
+        rival_keys = {(e.src, e.relation) for e in inserts if e.relation in functional}
+
+        def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
+            current: dict[str, Version | None] = {i: None for i in ids}
+            for props in rows(tx, q("current_by_ids"), ns=ns, ids=list(dict.fromkeys(ids)), open=OPEN):
+                version = Version.from_props(props["v"])
+                current[version.edge_id] = version
+            if rival_keys:
+                found = rows(tx, q("current_by_src_relation"), ns=ns,
+                             srcs=sorted({s for s, _ in rival_keys}),
+                             relations=sorted({r for _, r in rival_keys}), open=OPEN)
+                for props in found:
+                    version = Version.from_props(props["v"])
+                    current.setdefault(version.edge_id, version)
+            plan = Plan(current, functional)
+            outcome = op(plan)
+            _write_plan(tx, ns, plan)
+            return outcome, plan
+
+        return self.graph.write(work)
+
+    # -- reads -------------------------------------------------------------
+    def get_edge(self, ns: str, edge_id: str) -> dict:
+        found = self.graph.read(lambda tx: rows(tx, q("current_by_ids"), ns=ns, ids=[edge_id], open=OPEN))
+        if not found:
+            raise NotFound("edge_id", f"no edge {edge_id!r}")
+        return Version.from_props(found[0]["v"]).flat(ns)
+
+    def history(self, ns: str, edge_id: str) -> list[dict]:
+        found = self.graph.read(lambda tx: rows(tx, q("history"), ns=ns, id=edge_id))
+        if not found:
+            raise NotFound("edge_id", f"no edge {edge_id!r}")
+        return [_version_view(Version.from_props(r["v"])) for r in found]
+
+    def query_at(self, ns: str, src: str, t: int, known_at: int | None = None) -> list[dict]:
+        """Edges of ``src`` valid at ``t``: current belief, or as believed at ``known_at``."""
+        if known_at is None:
+            statement, params = q("query_current"), {}
+        else:
+            statement = q("query_known_at")
+            params = {"known_at": known_at, "skeys": closed_stab_keys(known_at)}
+        found = self.graph.read(lambda tx: rows(
+            tx, statement, ns=ns, src=src, t=t, open=OPEN, vkeys=stab_keys(t), **params))
+        views = [Version.from_props(r["v"]).flat(ns) for r in found]
+        return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
+
+
+def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
+    if plan.created:
+        names = sorted({v.src for v in plan.created} | {v.dst for v in plan.created})
+        tx.run(q("merge_entities"), ns=ns, names=names).consume()
+    closes: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for edge_id, sfork in plan.closed_sforks().items():
+        closes[(plan.closed[edge_id], sfork)].append(edge_id)
+    for (sys_to, sfork), ids in closes.items():
+        closed = tx.run(q("close_versions"), ns=ns, ids=ids, open=OPEN,
+                        sys_to=sys_to, sfork=sfork).single()["closed"]
+        if closed != len(ids):  # the world moved under us: let the driver retry
+            raise StaleRead(f"close_versions closed {closed} of {len(ids)}")
+    if plan.created:
+        tx.run(q("create_versions"), ns=ns, rows=[v.to_row() for v in plan.created]).consume()
+
+
+def _version_view(version: Version) -> dict:
+    """One version with both intervals, open ends as null."""
+    return {
+        "id": version.edge_id,
+        "version": version.version,
+        "src": version.src,
+        "dst": version.dst,
+        "relation": version.relation,
+        "valid_from": version.valid_from,
+        "valid_to": None if version.valid_to == OPEN else version.valid_to,
+        "sys_from": version.sys_from,
+        "sys_to": None if version.sys_to == OPEN else version.sys_to,
+        "invalidated_by": version.invalidated_by,
+    }

@@ -1,0 +1,230 @@
+"""The bi-temporal rules, in one place and free of IO.
+
+An edge is a chain of versions.  A version holds a valid interval
+``[valid_from, valid_to)`` (when the fact held in the world) and a system
+interval ``[sys_from, sys_to)`` (when the service believed that version).
+History is append-only: a change closes the current version's system interval
+and starts a new version; nothing is deleted.  See DESIGN.md, "Bi-temporal
+semantics".  ``Plan`` collects the effect of a sequence of operations on the
+versions it was given, so the store can write them in one transaction.
+
+>>> plan = Plan({})
+>>> plan.insert(NewEdge("e1", "alice", "acme", "works_at", 1.0, "{}", 10, None, 100))
+'inserted'
+>>> plan.invalidate("e1", invalid_at=50, expired_at=200)
+True
+>>> [(v.version, v.valid_to, v.sys_from, v.sys_to) for v in plan.created]
+[(1, 9223372036854775807, 100, 200), (2, 50, 200, 9223372036854775807)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+
+from kg.errors import Conflict, InvalidInput, NotFound
+from kg.interval_index import OPEN, OPEN_KEY, fork_key
+
+
+@dataclass(frozen=True)
+class NewEdge:
+    """What a caller asks to insert, already validated and in ms."""
+
+    id: str
+    src: str
+    dst: str
+    relation: str
+    weight: float
+    attributes: str  # canonical JSON text (a graph property cannot hold a map)
+    valid_at: int
+    invalid_at: int | None
+    created_at: int
+
+    def content_hash(self) -> str:
+        """Identity of the stated fact; the system stamp ``created_at`` is not content."""
+        payload = json.dumps(
+            [self.src, self.dst, self.relation, self.weight, self.attributes,
+             self.valid_at, self.invalid_at],
+            ensure_ascii=False, separators=(",", ":"),
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored version of an edge (the properties of one FACT relationship)."""
+
+    edge_id: str
+    version: int
+    src: str
+    dst: str
+    relation: str
+    weight: float
+    attributes: str
+    valid_from: int
+    valid_to: int
+    sys_from: int
+    sys_to: int
+    created_at: int
+    content_hash: str
+    invalidated_by: str | None = None
+
+    @property
+    def vfork(self) -> int:
+        return fork_key(self.valid_from, self.valid_to)
+
+    @property
+    def sfork(self) -> int:
+        return fork_key(self.sys_from, self.sys_to)
+
+    @property
+    def is_current(self) -> bool:
+        return self.sys_to == OPEN
+
+    def valid_at_time(self, t: int) -> bool:
+        return self.valid_from <= t < self.valid_to
+
+    def known_at_time(self, known_at: int) -> bool:
+        return self.sys_from <= known_at < self.sys_to
+
+    def to_row(self) -> dict:
+        row = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        row["edge_id"] = self.edge_id
+        row["vfork"], row["sfork"] = self.vfork, self.sfork
+        return row
+
+    @classmethod
+    def from_props(cls, props: dict) -> "Version":
+        return cls(**{k: props.get(k) for k in cls.__dataclass_fields__})
+
+    def flat(self, namespace: str) -> dict:
+        """The seed-compatible flat view of the edge as this version states it."""
+        return {
+            "id": self.edge_id,
+            "src": self.src,
+            "dst": self.dst,
+            "relation": self.relation,
+            "weight": self.weight,
+            "attributes": json.loads(self.attributes),
+            "namespace": namespace,
+            "valid_at": self.valid_from,
+            "invalid_at": None if self.valid_to == OPEN else self.valid_to,
+            "created_at": self.created_at,
+            "expired_at": self.sys_from if self.version > 1 else None,
+            "version": self.version,
+            "invalidated_by": self.invalidated_by,
+        }
+
+
+def overlaps(a_from: int, a_to: int, b_from: int, b_to: int) -> bool:
+    """Half-open intervals share an instant (empty intervals share none)."""
+    return a_from < b_to and b_from < a_to and a_from < a_to and b_from < b_to
+
+
+@dataclass
+class Plan:
+    """The effect of operations on known current versions, to be written at once.
+
+    ``current`` maps edge id -> its current stored version (``None`` if the id is
+    known not to exist).  After the operations, ``created`` holds new versions
+    (with final stamps) and ``closed`` maps stored edge ids -> the system time
+    their stored current version ends.
+    """
+
+    current: dict[str, Version | None]
+    functional: frozenset[str] = frozenset()
+    created: list[Version] = field(default_factory=list)
+    closed: dict[str, int] = field(default_factory=dict)
+    _stored: dict[str, Version] = field(default_factory=dict, init=False)
+    _new_index: dict[str, int] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._stored = {k: v for k, v in self.current.items() if v is not None}
+
+    # -- reads of the planned state --------------------------------------
+    def head(self, edge_id: str) -> Version | None:
+        return self.current.get(edge_id)
+
+    def current_of(self, src: str, relation: str) -> list[Version]:
+        return [v for v in self.current.values()
+                if v is not None and v.src == src and v.relation == relation]
+
+    # -- operations --------------------------------------------------------
+    def insert(self, edge: NewEdge) -> str:
+        """'inserted' or 'unchanged'; raises Conflict for the same id with other content."""
+        if edge.invalid_at is not None and edge.invalid_at < edge.valid_at:
+            raise InvalidInput("invalid_at", "must not be earlier than valid_at")
+        digest = edge.content_hash()
+        existing = self.head(edge.id)
+        if existing is not None:
+            if existing.content_hash == digest:
+                return "unchanged"
+            raise Conflict("id", f"edge {edge.id!r} exists with different content")
+        version = Version(
+            edge_id=edge.id, version=1, src=edge.src, dst=edge.dst, relation=edge.relation,
+            weight=edge.weight, attributes=edge.attributes, valid_from=edge.valid_at,
+            valid_to=OPEN if edge.invalid_at is None else edge.invalid_at,
+            sys_from=edge.created_at, sys_to=OPEN, created_at=edge.created_at,
+            content_hash=digest,
+        )
+        rivals = []
+        if edge.relation in self.functional:
+            rivals = [v for v in self.current_of(edge.src, edge.relation)
+                      if v.edge_id != edge.id
+                      and overlaps(v.valid_from, v.valid_to, version.valid_from, version.valid_to)]
+        for rival in rivals:  # check first: a failed insert leaves the plan untouched
+            if rival.valid_from <= version.valid_from and edge.created_at < rival.sys_from:
+                raise InvalidInput("created_at", "is earlier than the current version of an edge it contradicts")
+        self._put(version)
+        for rival in rivals:  # a functional relation: one object per subject at a time
+            if rival.valid_from <= version.valid_from:
+                self.invalidate(rival.edge_id, version.valid_from, edge.created_at, by=edge.id)
+            else:  # the stored fact starts later, so it cuts the new one
+                self.invalidate(edge.id, rival.valid_from, edge.created_at, by=rival.edge_id)
+        return "inserted"
+
+    def invalidate(self, edge_id: str, invalid_at: int, expired_at: int,
+                   by: str | None = None) -> bool:
+        """End the validity of an edge at ``invalid_at``; False if it already ends by then."""
+        head = self.head(edge_id)
+        if head is None:
+            raise NotFound("edge_id", f"no edge {edge_id!r}")
+        if invalid_at < head.valid_from:
+            raise InvalidInput("invalid_at", "must not be earlier than the edge's valid_at")
+        if head.valid_to <= invalid_at:
+            return False  # earliest invalidation wins; repeating it is a no-op
+        if expired_at < head.sys_from:
+            raise InvalidInput("expired_at", "must not be earlier than the current version's start")
+        self._close(head, expired_at)
+        self._put(replace(head, version=head.version + 1, valid_to=invalid_at,
+                          sys_from=expired_at, sys_to=OPEN, invalidated_by=by))
+        return True
+
+    def contradict(self, edge: NewEdge, contradicts: list[str], now_ms: int) -> str:
+        """Invalidate every listed edge at the new edge's valid_at, then insert it."""
+        for old_id in contradicts:
+            if old_id == edge.id:
+                raise InvalidInput("contradicts", "an edge cannot contradict itself")
+            self.invalidate(old_id, edge.valid_at, now_ms, by=edge.id)
+        return self.insert(edge)
+
+    # -- bookkeeping -------------------------------------------------------
+    def _put(self, version: Version) -> None:
+        self.current[version.edge_id] = version
+        self._new_index[version.edge_id] = len(self.created)
+        self.created.append(version)
+
+    def _close(self, head: Version, at: int) -> None:
+        index = self._new_index.get(head.edge_id)
+        if index is not None and self.created[index] is head:
+            self.created[index] = replace(head, sys_to=at)  # planned, not stored yet
+        else:
+            self.closed[head.edge_id] = at
+
+    def closed_sforks(self) -> dict[str, int]:
+        """The system-time fork key each closed stored version moves to."""
+        return {i: fork_key(self._stored[i].sys_from, at) for i, at in self.closed.items()}
+
+
+__all__ = ["NewEdge", "Version", "Plan", "OPEN", "OPEN_KEY", "overlaps"]

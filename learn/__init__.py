@@ -1,0 +1,39 @@
+"""Learning cores: pure numpy state objects, no IO, no clock (time comes in as an argument).
+
+- :class:`MicroLoRA` (``kind="instant"``): rank-2 Hebbian adapter over per-target logits.
+- :class:`EWC` (``kind="ewc"``): EWC++ Fisher/snapshot store and loss-shift boundary detector.
+- :class:`FastGRNNRouter` (``kind="router"``): sparse low-rank router that learns from outcomes.
+- :class:`GraphAttention` (``kind="attention"``): seeded multi-head attention over a subgraph.
+
+Every core's whole state goes through :func:`to_bytes` / :func:`from_bytes` (safetensors).
+Request bodies are checked by :func:`validate`; errors are :class:`LearnInputError` (bad input,
+``.field`` names it) and :class:`StateError` (a blob that fails a check).
+"""
+
+from learn.errors import LearnInputError, StateError
+from learn.state import SCHEMA, SCHEMA_VERSION, from_bytes, peek_kind, to_bytes
+from learn.instant import MicroLoRA
+from learn.ewc import EWC
+from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, FastGRNNRouter, context_bucket
+from learn.attention import WEEK_MS, GraphAttention
+from learn.schemas import VERBS, validate
+
+__all__ = [
+    "CONTEXT_BUCKETS",
+    "CONTEXT_WINDOWS",
+    "EWC",
+    "FastGRNNRouter",
+    "GraphAttention",
+    "LearnInputError",
+    "MicroLoRA",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "StateError",
+    "VERBS",
+    "WEEK_MS",
+    "context_bucket",
+    "from_bytes",
+    "peek_kind",
+    "to_bytes",
+    "validate",
+]

@@ -1,0 +1,293 @@
+"""Instant learning: a rank-2 MicroLoRA adapter that nudges per-target logits from feedback.
+
+The adapter maps an embedding ``x`` to logit offsets ``B.T @ (A @ x)`` (A is ``rank x in_dim``,
+B is ``rank x n_targets``). Feedback ``(x, target, quality)`` is a reward-modulated Hebbian step:
+with ``s = (quality - 0.5) * 2`` and ``h = A @ x``,
+
+    B[:, t] += lr * s * h            (post = target column, pre = hidden activity)
+    A       += lr * s * outer(B[:, t], x)
+
+which is gradient ascent on ``s * logit_t``. Good feedback raises the target's logit for inputs
+like ``x``, bad feedback lowers it, and other targets only move through the shared ``A``.
+
+Why B = 0 does not stall: A starts as a seeded random matrix of Frobenius norm 2 (well inside the clamp of 5), so
+``h = A @ x`` is non-zero from the first update and B's column grows; once B is non-zero the A step
+is non-zero too. This is the usual LoRA initialisation (one factor random, the other zero), which
+keeps the adapter's initial output exactly zero. ``reset()`` returns to that state.
+
+After every step the joint norm ``sqrt(|A|^2 + |B|^2)`` is clamped to ``max_norm``. The learning
+rate decays by ``lr_decay`` per update down to ``lr_min``. Each update is stored in a ring buffer
+of ``replay_size``; once it holds ``replay_min`` entries, one entry drawn with probability
+proportional to ``|s|`` is replayed at half strength. With ``ewc_lambda > 0`` and an
+:meth:`MicroLoRA.anchor` set, each step is pulled back by ``lr * ewc_lambda * F * (param - snapshot)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+
+from learn import _check
+from learn.errors import LearnInputError, StateError
+from learn.state import State, expect_array, register, rng_from_json, rng_to_json
+
+__all__ = ["MicroLoRA"]
+
+NEUTRAL_BAND = 1e-4
+A_INIT_NORM = 2.0
+
+
+@register
+class MicroLoRA:
+    """Rank-2 Hebbian adapter over per-target logits, trained from quality feedback.
+
+    >>> lora = MicroLoRA(targets=["fast", "smart"], in_dim=4, seed=0)
+    >>> x = [1.0, 0.0, 0.0, 0.0]
+    >>> lora.apply(x).tolist()            # B starts at zero: the adapter adds nothing
+    [0.0, 0.0]
+    >>> for _ in range(100):
+    ...     lora.learn(x, "smart", quality=1.0)
+    >>> logits = lora.apply(x)
+    >>> bool(logits[1] > logits[0]), lora.updates
+    (True, 100)
+    >>> lora.learn(x, "smart", quality=0.5)   # neutral feedback changes nothing
+    >>> lora.updates
+    100
+    """
+
+    kind: ClassVar[str] = "instant"
+
+    def __init__(
+        self,
+        targets: Sequence[str],
+        in_dim: int = 384,
+        rank: int = 2,
+        lr0: float = 0.01,
+        lr_decay: float = 0.995,
+        lr_min: float = 1e-3,
+        max_norm: float = 5.0,
+        replay_size: int = 64,
+        replay_min: int = 4,
+        ewc_lambda: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.targets = _check.targets(targets)
+        self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
+        self.rank = _check.integer(rank, "rank", lo=1)
+        self.lr0 = _check.number(lr0, "lr0", lo=0.0)
+        self.lr_decay = _check.number(lr_decay, "lr_decay", lo=0.0, hi=1.0)
+        self.lr_min = _check.number(lr_min, "lr_min", lo=0.0)
+        self.max_norm = _check.number(max_norm, "max_norm", lo=0.0)
+        self.replay_size = _check.integer(replay_size, "replay_size", lo=1)
+        self.replay_min = _check.integer(replay_min, "replay_min", lo=1)
+        self.ewc_lambda = _check.number(ewc_lambda, "ewc_lambda", lo=0.0)
+        self.seed = _check.integer(seed, "seed", lo=0)
+        self._index = {t: i for i, t in enumerate(self.targets)}
+        self._fresh()
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _fresh(self) -> None:
+        n = len(self.targets)
+        init = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
+        a = init.standard_normal((self.rank, self.in_dim))
+        self._A = a * (A_INIT_NORM / np.linalg.norm(a))
+        self._B = np.zeros((self.rank, n))
+        self._lr = self.lr0
+        self.updates = 0
+        self._replay_x = np.zeros((self.replay_size, self.in_dim))
+        self._replay_t = np.zeros(self.replay_size, dtype=np.int64)
+        self._replay_s = np.zeros(self.replay_size)
+        self._replay_n = 0
+        self._replay_pos = 0
+        self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
+        self._anchored = False
+        self._fisher_A = np.zeros_like(self._A)
+        self._fisher_B = np.zeros_like(self._B)
+        self._snap_A = np.zeros_like(self._A)
+        self._snap_B = np.zeros_like(self._B)
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next update will use."""
+        return self._lr
+
+    @property
+    def replay_len(self) -> int:
+        return self._replay_n
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Copies of the adapter factors, e.g. to hand to :class:`learn.ewc.EWC` for a Fisher."""
+        return {"A": self._A.copy(), "B": self._B.copy()}
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    def target_index(self, target: Any, field: str = "target") -> int:
+        """The column of ``target``; an unknown name raises LearnInputError naming ``field``."""
+        if not isinstance(target, str):
+            raise LearnInputError(field, "expected a target name")
+        try:
+            return self._index[target]
+        except KeyError:
+            raise LearnInputError(field, "unknown target") from None
+
+    def apply(self, embedding: Any, logits: Any = None) -> np.ndarray:
+        """``logits + B.T @ (A @ x)``, shape ``(n_targets,)``; zeros stand in for missing logits."""
+        x = _check.vector(embedding, "embedding", self.in_dim)
+        out = self._B.T @ (self._A @ x)
+        if logits is not None:
+            out = _check.vector(logits, "logits", len(self.targets)) + out
+        return out
+
+    def learn(self, embedding: Any, target: Any, quality: Any) -> None:
+        """One feedback event: Hebbian step, replay step, learning-rate decay."""
+        x = _check.vector(embedding, "embedding", self.in_dim)
+        t = self.target_index(target)
+        q = _check.number(quality, "quality", lo=0.0, hi=1.0)
+        if abs(q - 0.5) < NEUTRAL_BAND:
+            return
+        s = (q - 0.5) * 2.0
+        self._step(x, t, s)
+        pos = self._replay_pos
+        self._replay_x[pos] = x
+        self._replay_t[pos] = t
+        self._replay_s[pos] = s
+        self._replay_pos = (pos + 1) % self.replay_size
+        self._replay_n = min(self._replay_n + 1, self.replay_size)
+        if self._replay_n >= self.replay_min:
+            w = np.abs(self._replay_s[: self._replay_n])
+            cum = np.cumsum(w)
+            i = int(np.searchsorted(cum, self._rng.random() * cum[-1], side="right"))
+            i = min(i, self._replay_n - 1)
+            self._step(self._replay_x[i], int(self._replay_t[i]), 0.5 * self._replay_s[i])
+        self._lr = max(self._lr * self.lr_decay, self.lr_min)
+        self.updates += 1
+
+    def _step(self, x: np.ndarray, t: int, s: float) -> None:
+        lr = self._lr
+        A, B = self._A, self._B
+        h = A @ x
+        b_t = B[:, t].copy()
+        if self._anchored and self.ewc_lambda > 0.0:
+            k = lr * self.ewc_lambda
+            dA = k * self._fisher_A * (A - self._snap_A)
+            dB = k * self._fisher_B * (B - self._snap_B)
+            A -= dA
+            B -= dB
+        B[:, t] += (lr * s) * h
+        A += np.outer((lr * s) * b_t, x)
+        sq = float(np.vdot(A, A) + np.vdot(B, B))
+        if sq > self.max_norm * self.max_norm:
+            f = self.max_norm / math.sqrt(sq)
+            A *= f
+            B *= f
+
+    def anchor(
+        self, fisher: Mapping[str, Any], snapshot: Mapping[str, Any] | None = None
+    ) -> None:
+        """Set the EWC anchor: per-entry Fisher for ``A`` and ``B`` and the snapshot to pull to.
+
+        Without ``snapshot`` the current factors are the snapshot. Only used when
+        ``ewc_lambda > 0``.
+        """
+        shapes = {"A": self._A.shape, "B": self._B.shape}
+        new_f, new_s = {}, {}
+        for name, shape in shapes.items():
+            if not isinstance(fisher, Mapping) or name not in fisher:
+                raise LearnInputError(f"fisher.{name}", "is missing")
+            f = _check.array(fisher[name], f"fisher.{name}")
+            if f.shape != shape:
+                raise LearnInputError(f"fisher.{name}", f"expected shape {shape}")
+            if (f < 0).any():
+                raise LearnInputError(f"fisher.{name}", "must be non-negative")
+            new_f[name] = f.copy()
+            if snapshot is None:
+                new_s[name] = (self._A if name == "A" else self._B).copy()
+            else:
+                if not isinstance(snapshot, Mapping) or name not in snapshot:
+                    raise LearnInputError(f"snapshot.{name}", "is missing")
+                p = _check.array(snapshot[name], f"snapshot.{name}")
+                if p.shape != shape:
+                    raise LearnInputError(f"snapshot.{name}", f"expected shape {shape}")
+                new_s[name] = p.copy()
+        self._fisher_A, self._fisher_B = new_f["A"], new_f["B"]
+        self._snap_A, self._snap_B = new_s["A"], new_s["B"]
+        self._anchored = True
+
+    def reset(self) -> None:
+        """Back to the freshly initialised adapter: B = 0, seeded A, lr = lr0, no replay, no anchor."""
+        self._fresh()
+
+    # --- persistence -------------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "targets": list(self.targets),
+            "in_dim": self.in_dim,
+            "rank": self.rank,
+            "lr0": self.lr0,
+            "lr_decay": self.lr_decay,
+            "lr_min": self.lr_min,
+            "max_norm": self.max_norm,
+            "replay_size": self.replay_size,
+            "replay_min": self.replay_min,
+            "ewc_lambda": self.ewc_lambda,
+            "seed": self.seed,
+        }
+
+    def to_state(self) -> State:
+        return State(
+            settings=self.settings(),
+            scalars={
+                "lr": self._lr,
+                "updates": self.updates,
+                "replay_n": self._replay_n,
+                "replay_pos": self._replay_pos,
+                "anchored": self._anchored,
+                "rng": rng_to_json(self._rng),
+            },
+            arrays={
+                "A": self._A,
+                "B": self._B,
+                "replay_x": self._replay_x,
+                "replay_t": self._replay_t,
+                "replay_s": self._replay_s,
+                "fisher_A": self._fisher_A,
+                "fisher_B": self._fisher_B,
+                "snapshot_A": self._snap_A,
+                "snapshot_B": self._snap_B,
+            },
+        )
+
+    @classmethod
+    def from_state(cls, state: State) -> MicroLoRA:
+        try:
+            core = cls(**state.settings)
+        except LearnInputError as exc:
+            raise StateError(f"instant settings are invalid ({exc.field})") from exc
+        r, d, n, m = core.rank, core.in_dim, len(core.targets), core.replay_size
+        a = state.arrays
+        core._A = expect_array(a, "A", (r, d))
+        core._B = expect_array(a, "B", (r, n))
+        core._replay_x = expect_array(a, "replay_x", (m, d))
+        core._replay_t = expect_array(a, "replay_t", (m,), np.int64)
+        core._replay_s = expect_array(a, "replay_s", (m,))
+        core._fisher_A = expect_array(a, "fisher_A", (r, d))
+        core._fisher_B = expect_array(a, "fisher_B", (r, n))
+        core._snap_A = expect_array(a, "snapshot_A", (r, d))
+        core._snap_B = expect_array(a, "snapshot_B", (r, n))
+        sc = state.scalars
+        core._lr = float(sc["lr"])
+        core.updates = int(sc["updates"])
+        core._replay_n = int(sc["replay_n"])
+        core._replay_pos = int(sc["replay_pos"])
+        core._anchored = bool(sc["anchored"])
+        core._rng = rng_from_json(sc["rng"])
+        if not (0 <= core._replay_n <= m and 0 <= core._replay_pos < m):
+            raise StateError("instant replay counters are out of range")
+        if ((core._replay_t < 0) | (core._replay_t >= n)).any():
+            raise StateError("instant replay holds an unknown target index")
+        return core
