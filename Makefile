@@ -14,7 +14,7 @@ setup: $(STAMP) tools/cypherlint/node_modules/.installed
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,local]'
 	touch $(STAMP)
 
 tools/cypherlint/node_modules/.installed: tools/cypherlint/package-lock.json

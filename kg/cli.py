@@ -1,4 +1,4 @@
-"""The ``kg`` command: the local stack, dispatch, ingest, user Cypher and the demo."""
+"""The ``kg`` command: the local stack, dispatch, ingest, user Cypher, workers, HTTP and the demo."""
 
 from __future__ import annotations
 
@@ -64,13 +64,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_cypher(args: argparse.Namespace) -> int:
     from kg.dispatch import Session
-    from kg.timeparse import to_ms
+    from kg.timeparse import text_to_ms
     from kg.usercypher import format_table, run_read_only
     from kg.ingest import now_ms
 
     settings = Settings.from_env()
-    at = to_ms(args.at, "--at") if args.at is not None else now_ms()
-    known_at = to_ms(args.known_at, "--known-at") if args.known_at is not None else now_ms()
+    at = text_to_ms(args.at, "--at") if args.at is not None else now_ms()
+    known_at = text_to_ms(args.known_at, "--known-at") if args.known_at is not None else now_ms()
     with Session(settings) as session:
         records = run_read_only(session.graph, args.query, t=at, known_at=known_at, ns=args.namespace)
     if args.json:
@@ -78,6 +78,48 @@ def cmd_cypher(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
     return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run one more Celery worker in the foreground (``kg up`` already runs one)."""
+    import os
+    import socket
+
+    settings = Settings.from_env()
+    name = args.name or f"kg-worker-{os.getpid()}@{socket.gethostname()}"
+    argv = ["worker", "-l", args.loglevel, "-c", str(args.concurrency or settings.workers.concurrency),
+            "-n", name, "-Q", "kg", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if args.beat:
+        argv.append("--beat")
+    from workers.app import app
+
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kg.dispatch import Session
+    from workers.http import serve
+
+    with Session() as session:
+        try:
+            serve(session, args.host, args.port)
+        except OSError as exc:
+            print(f"kg serve: cannot listen: {exc.strerror}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def cmd_state_show(args: argparse.Namespace) -> int:
+    from workers.state_cli import show
+
+    return show(Settings.from_env(), args.namespace, args.core, as_json=args.json)
+
+
+def cmd_state_rollback(args: argparse.Namespace) -> int:
+    from workers.state_cli import rollback
+
+    return rollback(Settings.from_env(), args.namespace, args.core, args.to_version)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -89,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the local stack (ArcadeDB + redis-server) and wait until healthy").set_defaults(fn=cmd_up)
+    sub.add_parser("up", help="start the local stack (ArcadeDB, redis-server, a Celery worker and beat) and wait until healthy").set_defaults(fn=cmd_up)
     sub.add_parser("status", help="report each part of the stack").set_defaults(fn=cmd_status)
     sub.add_parser("down", help="stop what `kg up` started").set_defaults(fn=cmd_down)
     sub.add_parser("dispatch", help="JSON requests on stdin, one per line; responses on stdout").set_defaults(fn=cmd_dispatch)
@@ -107,6 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", "-n", default="default", help="bound to $ns")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_cypher)
+    p = sub.add_parser("worker", help="run one more Celery worker in the foreground")
+    p.add_argument("--name", "-n", help="Celery node name (default kg-worker-<pid>@<host>)")
+    p.add_argument("--concurrency", "-c", type=int, default=None)
+    p.add_argument("--loglevel", "-l", default="INFO")
+    p.add_argument("--beat", action="store_true", help="also run the beat schedule in this process")
+    p.set_defaults(fn=cmd_worker)
+    p = sub.add_parser("serve", help="serve POST /v1/dispatch over HTTP (127.0.0.1 by default)")
+    p.add_argument("--host", default=None, help="bind address (default KG_HTTP_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default KG_HTTP_PORT or 8765)")
+    p.set_defaults(fn=cmd_serve)
+    state = sub.add_parser("state", help="inspect or roll back learned state in Redis")
+    state_sub = state.add_subparsers(dest="state_command", required=True)
+    p = state_sub.add_parser("show", help="versions, checks and history of a namespace's states")
+    p.add_argument("--namespace", "-n", default="default")
+    p.add_argument("--core", choices=["instant", "ewc", "router", "attention"], default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_state_show)
+    p = state_sub.add_parser("rollback", help="write an earlier intact version back as the newest")
+    p.add_argument("--namespace", "-n", default="default")
+    p.add_argument("--core", choices=["instant", "ewc", "router", "attention"], required=True)
+    p.add_argument("--to-version", type=int, default=None,
+                   help="the version to restore (default: the newest intact one before the current)")
+    p.set_defaults(fn=cmd_state_rollback)
     p = sub.add_parser("demo", help="start the stack, ingest YAGO11k and answer as-of questions")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.set_defaults(fn=cmd_demo)

@@ -4,7 +4,9 @@
 validated body model and a handler.  Every failure becomes ``ok: false`` with
 an error that names the field; a request that fails validation touches nothing.
 Other packages add verbs with ``register`` (the learning verbs live in
-``workers``).
+``workers.verbs``, imported at the end of this module).  A verb registered with
+``async_ok`` also receives the request's ``"async"`` flag (updates that can
+answer with a ticket instead of waiting); other verbs refuse ``"async": true``.
 """
 
 from __future__ import annotations
@@ -28,18 +30,22 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Verb:
     model: type[BaseModel]
-    handler: Callable[["Session", Any], Any]
+    handler: Callable[..., Any]
+    async_ok: bool = False
 
 
 VERBS: dict[str, Verb] = {}
 
 
-def register(name: str, model: type[BaseModel]) -> Callable:
-    """Decorator: ``handler(session, body)`` answers ``name`` with a ``model`` body."""
-    def wrap(handler: Callable[["Session", Any], Any]) -> Callable:
+def register(name: str, model: type[BaseModel], *, async_ok: bool = False) -> Callable:
+    """Decorator: ``handler(session, body)`` answers ``name`` with a ``model`` body.
+
+    With ``async_ok`` the handler is ``handler(session, body, async_)``.
+    """
+    def wrap(handler: Callable[..., Any]) -> Callable:
         if name in VERBS:
             raise ValueError(f"verb {name!r} registered twice")
-        VERBS[name] = Verb(model, handler)
+        VERBS[name] = Verb(model, handler, async_ok)
         return handler
     return wrap
 
@@ -94,8 +100,13 @@ class Session:
             verb = VERBS.get(verb_name)
             if verb is None:
                 raise InvalidInput("verb", "is not a known verb")
+            async_ = request.get("async", False)
+            if not isinstance(async_, bool):
+                raise InvalidInput("async", "must be true or false")
+            if async_ and not verb.async_ok:
+                raise InvalidInput("async", "is only supported by update verbs")
             body = m.parse(verb.model, request.get("body", {}), prefix="")
-            data = verb.handler(self, body)
+            data = verb.handler(self, body, async_) if verb.async_ok else verb.handler(self, body)
             return {"ok": True, "verb": verb_name, "data": data}
         except (InvalidInput, Conflict, Unavailable, KgError) as exc:
             return {"ok": False, "verb": verb_name, "error": str(exc)}
@@ -169,12 +180,13 @@ def _health(session: Session, body: m.Empty) -> dict:
         "graph": {"reachable": graph_ok, "uri": session.settings.graph_uri, "detail": graph_detail},
         "redis": _redis_health(session.settings),
     }
-    for name, hook in HEALTH_HOOKS.items():
-        report[name] = hook(session)
+    for hook in HEALTH_HOOKS.values():
+        report.update(hook(session, body))
     return report
 
 
-HEALTH_HOOKS: dict[str, Callable[[Session], Any]] = {}
+# Extra health sections: ``hook(session, body) -> dict``, merged into the report.
+HEALTH_HOOKS: dict[str, Callable[[Session, Any], dict]] = {}
 
 
 def _redis_health(settings: Settings) -> dict:
@@ -190,3 +202,6 @@ def _redis_health(settings: Settings) -> dict:
             client.close()
     except redis.RedisError as exc:
         return {"reachable": False, "detail": type(exc).__name__}
+
+
+import workers.verbs  # noqa: E402,F401  (registers the learning verbs and their health section)

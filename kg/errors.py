@@ -7,6 +7,7 @@ KgError
 ├── Unavailable         a backend cannot be reached
 │   ├── GraphUnavailable    the Bolt server is down or refuses us
 │   └── RedisUnavailable    redis-server is down
+├── GraphError          the graph server did something it should not (a write fell short)
 ├── ReadOnlyViolation   a write attempted through a read-only entry point
 ├── StackError          the local stack (``kg up``) failed to start or stop
 └── ConfigError         a setting is missing or malformed (names the variable)
@@ -48,6 +49,10 @@ class GraphUnavailable(Unavailable):
 
 class RedisUnavailable(Unavailable):
     """The Redis server cannot be reached."""
+
+
+class GraphError(KgError):
+    """The graph server answered, but not as the statement requires; nothing was committed."""
 
 
 class ReadOnlyViolation(KgError):

@@ -39,14 +39,14 @@ class StaleRead(Exception):
 class Graph:
     """A driver bound to one database; thread-safe, one per process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, retry_s: float = 30.0) -> None:
         if not settings.graph_uri:
             raise GraphUnavailable("no graph server configured: run `kg up` or set KG_GRAPH_URI")
         self.settings = settings
         self.database = settings.graph_database
         auth = (settings.graph_user, settings.graph_password or "")
         self.driver = GraphDatabase.driver(
-            settings.graph_uri, auth=auth, max_transaction_retry_time=30.0,
+            settings.graph_uri, auth=auth, max_transaction_retry_time=retry_s,
             connection_acquisition_timeout=30.0, connection_timeout=5.0,
         )
 
@@ -95,7 +95,7 @@ def rows(tx: neo4j.ManagedTransaction, statement: str, **params: Any) -> list[di
 def ping_graph(settings: Settings) -> tuple[bool, str]:
     """(healthy, detail) for ``kg status`` and ``health``."""
     try:
-        with Graph(settings) as graph:
+        with Graph(settings, retry_s=0.0) as graph:
             value = graph.read(lambda tx: tx.run(q("ping")).single()["ok"])
         return value == 1, ""
     except (GraphUnavailable, Neo4jError, OSError) as exc:

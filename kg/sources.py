@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any
 
 from kg.errors import InvalidInput
-from kg.timeparse import MS_PER_DAY, days_from_civil, days_in_month
+from kg.timeparse import MS_PER_DAY, days_from_civil, days_in_month, is_epoch_ms_text
 
 __all__ = [
     "COLUMNS",
@@ -84,7 +84,6 @@ __all__ = [
 COLUMNS = ("id", "src", "dst", "relation", "valid_at", "invalid_at", "weight", "attributes", "created_at")
 REQUIRED_COLUMNS = ("id", "src", "dst", "valid_at")
 _TIME_COLUMNS = ("valid_at", "invalid_at", "created_at")
-_EPOCH_MS_CELL = re.compile(r"[+-]?\d{5,}")
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 
 # Wikidata's own English label where TILP's label file differs from it (see the data README).
@@ -220,7 +219,7 @@ def _delimited_item(source: str, line: int, header: list[str], cells: list[str])
             if not isinstance(attributes, dict):
                 return Skip(source, line, "attributes is not a JSON object")
             record[name] = attributes
-        elif name in _TIME_COLUMNS and _EPOCH_MS_CELL.fullmatch(cell):
+        elif name in _TIME_COLUMNS and is_epoch_ms_text(cell):
             record[name] = int(cell)
         else:
             record[name] = cell

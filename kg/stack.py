@@ -1,11 +1,15 @@
-"""The local stack: an ArcadeDB server (Bolt on 127.0.0.1) and a redis-server with AOF.
+"""The local stack: an ArcadeDB server (Bolt on 127.0.0.1), a redis-server with AOF, and the
+Celery workers (``KG_UP_WORKERS``, default one) and beat (``KG_UP_BEAT``, default on).
 
 ``up`` starts what is not running yet and waits until it answers; ``down`` stops
 what ``up`` started, by the pids it recorded; ``status`` reports each part.
 Everything lives under one state directory (``Settings.home``): data, logs,
 pids and ``stack.json`` with the ports and the generated graph password.
 A part whose location is given by the environment (``KG_GRAPH_URI``,
-``KG_REDIS_URL``) is external: ``up`` starts nothing for it.
+``KG_REDIS_URL``) is external: ``up`` starts nothing for it.  Workers and beat
+start after Redis answers and count as healthy while their heartbeat key
+(``kg:workers:<name>``) is fresh; ``down`` stops them first, with SIGTERM (a
+warm shutdown: running tasks finish, the rest go back to the queue).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,14 +139,71 @@ class Stack:
             else:
                 progress("redis-server already running")
         self._save(record)
-        self._wait_healthy(_with_record(self.settings, record))
+        settings = _with_record(self.settings, record)
+        self._wait_healthy(settings, self._core_parts)
+        self._start_workers(progress)
+        self._wait_healthy(settings)
         return record
+
+    # -- workers and beat ----------------------------------------------------------------
+    def _worker_names(self) -> list[str]:
+        ws = self.settings.workers
+        names = [f"worker-{i}" for i in range(1, ws.up_workers + 1)]
+        return names + (["beat"] if ws.up_beat else [])
+
+    @staticmethod
+    def celery_hostname(name: str) -> str:
+        return f"kg-{name}@{socket.gethostname()}" if name != "beat" else f"beat@{socket.gethostname()}"
+
+    def _start_workers(self, progress) -> None:
+        env = dict(os.environ, KG_HOME=str(self.home))
+        base = [sys.executable, "-m", "celery", "-A", "workers.app"]
+        for name in self._worker_names():
+            if _pid_alive(self._pid(name)):
+                progress(f"{name} already running")
+                continue
+            if name == "beat":
+                cmd = base + ["beat", "-l", "INFO"]
+            else:
+                cmd = base + ["worker", "-l", "INFO", "-c", str(self.settings.workers.concurrency),
+                              "-n", self.celery_hostname(name), "-Q", "kg",
+                              "--without-gossip", "--without-mingle", "--without-heartbeat"]
+            progress(f"starting {name} (celery {cmd[5]})")
+            self._spawn(name, cmd, cwd=self.home, env=env)
+
+    def _worker_status(self, settings: Settings) -> list[PartStatus]:
+        import redis
+
+        names = self._worker_names()
+        if not names:
+            return []
+        beats: dict[str, dict] = {}
+        try:
+            client = redis.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
+            if client is not None:
+                for name in names:
+                    raw = client.get(f"kg:workers:{self.celery_hostname(name)}")
+                    if raw:
+                        beats[name] = json.loads(raw)
+                client.close()
+        except redis.RedisError:
+            pass
+        parts = []
+        for name in names:
+            pid = self._pid(name)
+            running = _pid_alive(pid)
+            seen = beats.get(name)
+            healthy = running and seen is not None and seen.get("pid") == pid
+            detail = "heartbeat" if healthy else ("no heartbeat" if running else "")
+            parts.append(PartStatus(name, True, pid, running, healthy, self.celery_hostname(name), detail))
+        return parts
 
     def _start_arcadedb(self, port: int, http_port: int, password: str) -> None:
         try:
             import arcadedb_embedded
         except ImportError as exc:  # pragma: no cover - a broken install
-            raise StackError("arcadedb-embedded is not installed; run `pip install -e .`") from exc
+            raise StackError("arcadedb-embedded is not installed: pip install -e '.[local]' "
+                             "(or point KG_GRAPH_URI at a running server)") from exc
         pkg = Path(arcadedb_embedded.__file__).parent
         java = pkg / "jre" / "bin" / "java"
         root = self.home / "arcadedb"
@@ -180,20 +242,23 @@ class Stack:
         ]
         self._spawn("redis", cmd, cwd=data)
 
-    def _spawn(self, name: str, cmd: list[str], cwd: Path) -> None:
+    def _spawn(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with open(logs / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(
                 cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, env=env,
             )
         self._write_pid(name, proc.pid)
 
-    def _wait_healthy(self, settings: Settings) -> None:
+    def _core_parts(self, settings: Settings) -> list[PartStatus]:
+        return [self._graph_status(settings), self._redis_status(settings)]
+
+    def _wait_healthy(self, settings: Settings, which=None) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
-            parts = self.status(settings)
+            parts = (which or self.status)(settings)
             if all(p.healthy for p in parts):
                 return
             dead = [p for p in parts if p.managed and not p.running]
@@ -207,7 +272,7 @@ class Stack:
     # -- status --------------------------------------------------------------
     def status(self, settings: Settings | None = None) -> list[PartStatus]:
         settings = settings or _with_record(self.settings, self._record())
-        return [self._graph_status(settings), self._redis_status(settings)]
+        return self._core_parts(settings) + self._worker_status(settings)
 
     def _graph_status(self, settings: Settings) -> PartStatus:
         from kg.graph import ping_graph
@@ -240,7 +305,8 @@ class Stack:
 
     # -- down ----------------------------------------------------------------
     def down(self, progress=print, timeout_s: float = 30.0) -> None:
-        """Stop what ``up`` started (SIGTERM, then SIGKILL after ``timeout_s``)."""
+        """Stop what ``up`` started (SIGTERM, then SIGKILL after ``timeout_s``); workers first."""
+        self.stop_workers(progress, timeout_s)
         for name in ("redis", "arcadedb"):
             pid = self._pid(name)
             if not _pid_alive(pid):
@@ -249,6 +315,26 @@ class Stack:
             progress(f"stopping {name} (pid {pid})")
             _terminate(pid, timeout_s)
             (self.home / "run" / f"{name}.pid").unlink(missing_ok=True)
+
+
+    def stop_workers(self, progress=print, timeout_s: float = 30.0) -> None:
+        """Warm-stop the workers and beat that ``up`` started (also any left from an earlier
+        configuration)."""
+        run = self.home / "run"
+        names = sorted(p.stem for p in run.glob("*.pid") if p.stem.startswith("worker-") or p.stem == "beat") \
+            if run.exists() else []
+        for name in names:
+            pid = self._pid(name)
+            if _pid_alive(pid):
+                progress(f"stopping {name} (pid {pid})")
+                _terminate(pid, timeout_s)
+            (run / f"{name}.pid").unlink(missing_ok=True)
+
+    def start_workers(self, progress=print) -> None:
+        """Start the configured workers and beat that are not running, and wait for them."""
+        settings = _with_record(self.settings, self._record())
+        self._start_workers(progress)
+        self._wait_healthy(settings)
 
 
 def _terminate(pid: int, timeout_s: float) -> None:

@@ -15,7 +15,7 @@ from typing import Callable
 import neo4j
 
 from kg.cypher import q
-from kg.errors import Conflict, InvalidInput, NotFound
+from kg.errors import Conflict, GraphError, InvalidInput, NotFound
 from kg.graph import Graph, StaleRead, rows
 from kg.interval_index import OPEN, closed_stab_keys, stab_keys
 from kg.temporal import NewEdge, Plan, Version
@@ -149,9 +149,10 @@ class EdgeStore:
 
 
 def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
+    nodes: dict[str, str] = {}
     if plan.created:
         names = sorted({v.src for v in plan.created} | {v.dst for v in plan.created})
-        tx.run(q("merge_entities"), ns=ns, names=names).consume()
+        nodes = {r["name"]: r["node"] for r in rows(tx, q("merge_entities"), ns=ns, names=names)}
     closes: dict[tuple[int, int], list[str]] = defaultdict(list)
     for edge_id, sfork in plan.closed_sforks().items():
         closes[(plan.closed[edge_id], sfork)].append(edge_id)
@@ -161,7 +162,10 @@ def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
         if closed != len(ids):  # the world moved under us: let the driver retry
             raise StaleRead(f"close_versions closed {closed} of {len(ids)}")
     if plan.created:
-        tx.run(q("create_versions"), ns=ns, rows=[v.to_row() for v in plan.created]).consume()
+        versions = [v.to_row() | {"a": nodes[v.src], "b": nodes[v.dst]} for v in plan.created]
+        created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
+        if created != len(versions):  # never commit a partial write
+            raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")
 
 
 def _version_view(version: Version) -> dict:

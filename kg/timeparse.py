@@ -194,3 +194,23 @@ def from_ms(ms: int) -> str:
         year_text = f"{'+' if year > 0 else '-'}{abs(year):04d}"
     fraction = f".{millis:03d}" if millis else ""
     return f"{year_text}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}{fraction}Z"
+
+
+_EPOCH_MS_TEXT = re.compile(r"[+-]?\d{5,}")
+
+
+def text_to_ms(text: str, field: str) -> int:
+    """A time typed as text (CLI flag, CSV cell): an optionally signed integer of
+    five or more digits is epoch ms, anything else ISO-8601 (so ``2019`` is a year).
+
+    >>> text_to_ms("1546300800000", "t") == text_to_ms("2019-01-01", "t")
+    True
+    """
+    if _EPOCH_MS_TEXT.fullmatch(text):
+        return to_ms(int(text), field)
+    return to_ms(text, field)
+
+
+def is_epoch_ms_text(text: str) -> bool:
+    """Whether ``text_to_ms`` reads ``text`` as epoch milliseconds."""
+    return _EPOCH_MS_TEXT.fullmatch(text) is not None

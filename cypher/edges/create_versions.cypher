@@ -1,7 +1,7 @@
-// create_versions: write new FACT versions between existing Entity nodes
+// create_versions: write new FACT versions between Entity nodes given by element id
 UNWIND $rows AS row
-MATCH (a:Entity {ns: $ns, name: row.src})
-MATCH (b:Entity {ns: $ns, name: row.dst})
+MATCH (a:Entity) WHERE elementId(a) = row.a
+MATCH (b:Entity) WHERE elementId(b) = row.b
 CREATE (a)-[r:FACT]->(b)
 SET r.ns = $ns, r.edge_id = row.edge_id, r.version = row.version,
     r.src = row.src, r.dst = row.dst, r.relation = row.relation,

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from learn import LearnInputError, MicroLoRA, to_bytes
 
-from conftest import unit
+
+def unit(rng: np.random.Generator, dim: int) -> np.ndarray:
+    v = rng.standard_normal(dim)
+    return v / np.linalg.norm(v)
 
 
 def joint_norm(lora: MicroLoRA) -> float:

@@ -15,7 +15,10 @@ from learn import (
     to_bytes,
 )
 
-from conftest import unit
+
+def unit(rng: np.random.Generator, dim: int) -> np.ndarray:
+    v = rng.standard_normal(dim)
+    return v / np.linalg.norm(v)
 
 KEYS = {"model", "context_bucket", "temperature", "top_p", "confidence", "algo", "exploration"}
 

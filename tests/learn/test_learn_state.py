@@ -26,7 +26,10 @@ from learn import (
 )
 from learn.state import SCHEMA_VERSION, State
 
-from conftest import unit
+
+def unit(rng: np.random.Generator, dim: int) -> np.ndarray:
+    v = rng.standard_normal(dim)
+    return v / np.linalg.norm(v)
 
 # --- save -> load -> continue ---------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Bulk ingest: real files, idempotent re-runs, resume after a kill, real YAGO11k data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kg.ingest import Checkpoint, ingest
+from kg.timeparse import to_ms
+from kg.usercypher import run_read_only
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "temporal-kg"
+COUNT = "MATCH ()-[r:FACT]->() WHERE r.ns = $ns RETURN count(r) AS versions, count(DISTINCT r.edge_id) AS ids"
+
+
+def counts(session, ns):
+    row = run_read_only(session.graph, COUNT, ns=ns, t=0, known_at=0)[0]
+    return row["versions"], row["ids"]
+
+
+def write_jsonl(path: Path, n: int, bad_every: int = 0) -> Path:
+    with path.open("w") as fh:
+        for i in range(n):
+            if bad_every and i % bad_every == bad_every - 1:
+                fh.write("{not json\n")
+                continue
+            rel = "works_at" if i % 10 == 0 else "knows"
+            fh.write(json.dumps({"id": f"e{i}", "src": f"p{i % 97}", "dst": f"o{i % 301}", "relation": rel,
+                                 "valid_at": 1_000 * i, "attributes": {"row": i}}) + "\n")
+    return path
+
+
+def test_jsonl_ingest_twice_leaves_the_graph_unchanged(store, session, ns, tmp_path):
+    path = write_jsonl(tmp_path / "edges.jsonl", 1500, bad_every=100)
+    first = ingest(store, ns, path, tmp_path, batch_size=400, progress=False)
+    assert first.result.inserted == 1485 and first.skipped["invalid JSON"] == 15
+    after_first = counts(session, ns)
+    second = ingest(store, ns, path, tmp_path, batch_size=400, progress=False)
+    assert second.result.inserted == 0 and second.result.unchanged == 1485
+    assert counts(session, ns) == after_first
+    # works_at is functional: edges of one subject contradicted each other, history kept
+    assert after_first[0] > after_first[1] == 1485
+
+
+def test_csv_and_tsv_with_iso_dates(store, ns, tmp_path):
+    csv_path = tmp_path / "edges.csv"
+    csv_path.write_text("id,src,dst,relation,valid_at,invalid_at,attributes\n"
+                        'c1,alice,acme,knows,2019-01-01,2020-01-01,"{""k"": ""v, with comma""}"\n'
+                        "c2,alice,bob,knows,1546300800000,,\n"
+                        "c3,alice,carol,knows,not-a-date,,\n")
+    report = ingest(store, ns, csv_path, tmp_path, progress=False)
+    assert report.result.inserted == 2 and report.skipped["invalid valid_at"] == 1
+    assert store.get_edge(ns, "c1")["attributes"] == {"k": "v, with comma"}
+    tsv_path = tmp_path / "edges.tsv"
+    tsv_path.write_text("id\tsrc\tdst\tvalid_at\nt1\tx\ty\t1999-12-31T23:00:00+01:00\n")
+    ingest(store, ns, tsv_path, tmp_path, progress=False)
+    assert store.get_edge(ns, "t1")["valid_at"] == to_ms("1999-12-31T22:00:00Z", "t")
+
+
+def _run_ingest(kg_env, path, ns, home):
+    env = dict(kg_env)
+    return subprocess.Popen([sys.executable, "-m", "kg.cli", "ingest", str(path), "-n", ns, "--batch-size", "200", "-q"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_ingest_resumes_without_duplicates(kg_env, session, ns, tmp_path, sig):
+    path = write_jsonl(tmp_path / "big.jsonl", 4000)
+    home = Path(kg_env["KG_HOME"])
+    checkpoint = Checkpoint(home, path, ns)
+    proc = _run_ingest(kg_env, path, ns, home)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and checkpoint.load().get("items_done", 0) < 600:
+        time.sleep(0.05)
+    assert proc.poll() is None, "ingest finished before it could be interrupted"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "resume" in err
+    done = checkpoint.load()["items_done"]
+    assert 600 <= done < 4000
+    rerun = _run_ingest(kg_env, path, ns, home)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"resumed after {done:,}" in err
+
+    clean = ns + "-clean"
+    clean_run = _run_ingest(kg_env, path, clean, home)
+    clean_run.communicate(timeout=300)
+    assert counts(session, ns) == counts(session, clean)
+    assert counts(session, ns)[1] == 4000
+
+
+def test_real_yago11k(store, session, ns, tmp_path):
+    report = ingest(store, ns, DATA / "yago11k", tmp_path, batch_size=2000, progress=False)
+    assert report.result.inserted == 20_437
+    assert report.skipped == {"inverted interval": 70,
+                              "malformed start date '307-13047-09'": 1,
+                              "malformed start date '1963-64-65'": 1}
+    married = store.query_at(ns, "Frances_Howard_(actress)", to_ms("1950-01-01", "t"))
+    assert [e["dst"] for e in married] == ["Samuel_Goldwyn"]

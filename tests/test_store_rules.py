@@ -1,0 +1,156 @@
+"""Every rule of DESIGN.md's bi-temporal semantics, one test each, on the real server."""
+
+import pytest
+
+from kg.errors import Conflict, InvalidInput, NotFound
+from kg.temporal import NewEdge
+
+
+def e(id_, src="s", dst="d", rel="knows", valid_at=10, invalid_at=None, created_at=100, attributes="{}"):
+    return NewEdge(id_, src, dst, rel, 1.0, attributes, valid_at, invalid_at, created_at)
+
+
+def test_identical_reinsert_is_a_noop(store, ns):
+    assert store.insert_edge(ns, e("a"))["status"] == "inserted"
+    assert store.insert_edge(ns, e("a", created_at=999))["status"] == "unchanged"
+    assert len(store.history(ns, "a")) == 1
+    assert store.get_edge(ns, "a")["created_at"] == 100
+
+
+def test_same_id_other_content_is_an_error_naming_the_id(store, ns):
+    store.insert_edge(ns, e("a"))
+    with pytest.raises(Conflict, match="'a'"):
+        store.insert_edge(ns, e("a", dst="other"))
+    assert store.get_edge(ns, "a")["dst"] == "d"
+
+
+def test_invalidate_earliest_wins_and_is_idempotent(store, ns):
+    store.insert_edge(ns, e("a"))
+    assert store.invalidate_edge(ns, "a", 50, 200)["changed"] is True
+    assert store.invalidate_edge(ns, "a", 50, 300)["changed"] is False  # repeat
+    assert store.invalidate_edge(ns, "a", 70, 300)["changed"] is False  # later: loses
+    assert store.invalidate_edge(ns, "a", 30, 400)["changed"] is True  # earlier: wins
+    history = store.history(ns, "a")
+    assert [(v["valid_to"], v["sys_from"], v["sys_to"]) for v in history] == [
+        (None, 100, 200), (50, 200, 400), (30, 400, None)]
+
+
+def test_invalidate_before_valid_at_is_an_error(store, ns):
+    store.insert_edge(ns, e("a"))
+    with pytest.raises(InvalidInput) as err:
+        store.invalidate_edge(ns, "a", 5, 200)
+    assert err.value.field == "invalid_at"
+    assert len(store.history(ns, "a")) == 1
+
+
+def test_expired_before_current_version_is_an_error(store, ns):
+    store.insert_edge(ns, e("a"))
+    with pytest.raises(InvalidInput) as err:
+        store.invalidate_edge(ns, "a", 50, 99)
+    assert err.value.field == "expired_at"
+    assert store.get_edge(ns, "a")["invalid_at"] is None
+
+
+def test_invalidate_unknown_edge(store, ns):
+    with pytest.raises(NotFound) as err:
+        store.invalidate_edge(ns, "nope", 50, 200)
+    assert err.value.field == "edge_id"
+
+
+def test_contradict_records_provenance_and_deletes_nothing(store, ns):
+    store.insert_edge(ns, e("a"))
+    store.insert_edge(ns, e("b", dst="d2"))
+    out = store.contradict(ns, e("c", dst="d3", valid_at=40, created_at=500), ["a", "b"], 500)
+    assert [v["invalidated_by"] for v in out["invalidated"]] == ["c", "c"]
+    assert [v["invalid_at"] for v in out["invalidated"]] == [40, 40]
+    assert len(store.history(ns, "a")) == 2 and len(store.history(ns, "b")) == 2
+    assert sorted(v["dst"] for v in store.query_at(ns, "s", 20)) == ["d", "d2"]
+    assert [v["dst"] for v in store.query_at(ns, "s", 45)] == ["d3"]
+
+
+def test_contradict_with_unknown_id_changes_nothing(store, ns):
+    store.insert_edge(ns, e("a"))
+    with pytest.raises(NotFound) as err:
+        store.contradict(ns, e("c", valid_at=40, created_at=500), ["a", "missing"], 500)
+    assert err.value.field == "contradicts"
+    assert len(store.history(ns, "a")) == 1
+    with pytest.raises(NotFound):
+        store.get_edge(ns, "c")
+
+
+def test_functional_relation_contradicts_automatically(store, ns):
+    store.insert_edge(ns, e("acme", src="alice", dst="Acme", rel="works_at", valid_at=10, created_at=100))
+    store.insert_edge(ns, e("globex", src="alice", dst="Globex", rel="works_at", valid_at=50, created_at=200))
+    assert [v["dst"] for v in store.query_at(ns, "alice", 20)] == ["Acme"]
+    assert [v["dst"] for v in store.query_at(ns, "alice", 60)] == ["Globex"]
+    acme = store.get_edge(ns, "acme")
+    assert (acme["invalid_at"], acme["invalidated_by"], acme["expired_at"]) == (50, "globex", 200)
+
+
+def test_functional_insert_of_an_earlier_fact_is_cut_by_the_later_one(store, ns):
+    store.insert_edge(ns, e("globex", src="bob", dst="Globex", rel="works_at", valid_at=50, created_at=100))
+    store.insert_edge(ns, e("acme", src="bob", dst="Acme", rel="works_at", valid_at=10, created_at=200))
+    assert [v["dst"] for v in store.query_at(ns, "bob", 20)] == ["Acme"]
+    assert [v["dst"] for v in store.query_at(ns, "bob", 60)] == ["Globex"]
+    assert store.get_edge(ns, "acme")["invalidated_by"] == "globex"
+
+
+def test_non_functional_relations_coexist(store, ns):
+    store.insert_edge(ns, e("x", dst="A", rel="knows", valid_at=10))
+    store.insert_edge(ns, e("y", dst="B", rel="knows", valid_at=20, created_at=200))
+    assert sorted(v["dst"] for v in store.query_at(ns, "s", 30)) == ["A", "B"]
+
+
+def test_half_open_intervals(store, ns):
+    store.insert_edge(ns, e("a", valid_at=10, invalid_at=20))
+    assert store.query_at(ns, "s", 9) == []
+    assert [v["id"] for v in store.query_at(ns, "s", 10)] == ["a"]
+    assert [v["id"] for v in store.query_at(ns, "s", 19)] == ["a"]
+    assert store.query_at(ns, "s", 20) == []
+
+
+def test_negative_times_before_1970_and_bc(store, ns):
+    bc = -75_768_220_800_000  # year -431
+    store.insert_edge(ns, e("old", valid_at=bc, invalid_at=bc + 10**11, created_at=100))
+    assert [v["id"] for v in store.query_at(ns, "s", bc + 5)] == ["old"]
+    assert store.query_at(ns, "s", 0) == []
+
+
+def test_known_at_hides_edges_created_later(store, ns):
+    store.insert_edge(ns, e("a", created_at=100))
+    store.insert_edge(ns, e("b", dst="d2", created_at=300))
+    assert [v["id"] for v in store.query_at(ns, "s", 50, known_at=200)] == ["a"]
+    assert sorted(v["id"] for v in store.query_at(ns, "s", 50, known_at=300)) == ["a", "b"]
+
+
+def test_namespaces_isolate_tenants_completely(store, ns):
+    other = ns + "-other"
+    store.insert_edge(ns, e("a"))
+    store.insert_edge(other, e("a", dst="elsewhere"))  # same id, other tenant: no conflict
+    assert store.get_edge(ns, "a")["dst"] == "d"
+    assert store.get_edge(other, "a")["dst"] == "elsewhere"
+    store.invalidate_edge(other, "a", 50, 200)
+    assert store.get_edge(ns, "a")["invalid_at"] is None
+    assert [v["dst"] for v in store.query_at(ns, "s", 60)] == ["d"]
+    assert store.query_at(other, "s", 60) == []
+
+
+INJECTION = [
+    "Robert'); MATCH (n) DETACH DELETE n; //",
+    '"}) DETACH DELETE r //',
+    "`FACT` {ns: 'x'}",
+    "MERGE (x) RETURN x",
+    "naïve 東京 🚀 \\ \n tab\t",
+    "$ns",
+]
+
+
+@pytest.mark.parametrize("text", INJECTION)
+def test_injection_looking_strings_are_plain_data(store, ns, text):
+    attributes = '{"note":' + __import__("json").dumps(text) + "}"
+    store.insert_edge(ns, e(text, src=text, dst=text, rel=text, attributes=attributes))
+    view = store.get_edge(ns, text)
+    assert (view["id"], view["src"], view["dst"], view["relation"]) == (text, text, text, text)
+    assert view["attributes"] == {"note": text}
+    assert [v["id"] for v in store.query_at(ns, text, 10)] == [text]
+    assert store.query_at(ns, "s", 10) == []  # nothing else appeared or vanished

@@ -1,0 +1,228 @@
+"""Real processes for the worker tests: an isolated redis-server (AOF on) and Celery workers.
+
+Each test gets its own redis-server on a free port with its own data directory, so restarts and
+kills stay local. Workers are ``celery -A workers.app worker`` subprocesses in their own process
+group (so ``kill -9`` takes the pool children too), configured through the environment with short
+time limits and visibility timeout. Tests that need the graph use the session stack of
+``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from kg.config import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+if sys.path[:1] != [str(REPO)]:
+    # tests/ on sys.path (tests/conftest.py) makes tests/learn shadow the learn package
+    sys.path.insert(0, str(REPO))
+VISIBILITY_S = 6
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(pred, timeout: float, what: str, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class RedisServer:
+    """redis-server with AOF (appendfsync everysec), as ``kg up`` runs it."""
+
+    def __init__(self, root: Path) -> None:
+        self.dir = root / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+             "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--daemonize", "no"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                return False
+
+        wait_for(up, 20, "redis-server to answer")
+        client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def shutdown(self) -> None:
+        """SHUTDOWN: fsyncs the AOF and exits."""
+        client = self.client()
+        try:
+            client.shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass
+        self.proc.wait(timeout=20)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Worker:
+    """One ``celery worker`` process group."""
+
+    def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1) -> None:
+        self.env = env
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self.concurrency = concurrency
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def start(self, wait: bool = True) -> "Worker":
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-l", "INFO",
+             "-c", str(self.concurrency), "-n", self.hostname, "-Q", "kg",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        client = redis.Redis.from_url(self.env["KG_REDIS_URL"], socket_timeout=2)
+        key = f"kg:workers:{self.hostname}"
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
+            try:
+                raw = client.get(key)
+            except redis.RedisError:
+                return False
+            return raw is not None and json.loads(raw)["pid"] == self.proc.pid
+
+        wait_for(ready, timeout, f"worker {self.name} to be ready", every=0.1)
+        client.close()
+
+    def kill9(self) -> None:
+        """kill -9 the whole worker: main process and pool children."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown (SIGTERM): running tasks finish, the rest is requeued."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def pool_children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+
+def worker_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    env.update({
+        "KG_HOME": str(home),
+        "KG_REDIS_URL": redis_url,
+        "KG_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
+        "KG_TASK_TIME_LIMIT_S": "3",
+        "KG_TASK_SOFT_TIME_LIMIT_S": "2.5",
+        "KG_DRAIN_BUDGET_S": "1",
+        "KG_WAIT_TIMEOUT_S": "30",
+        "KG_FAULT_INJECTION": "1",
+        "PYTHONPATH": str(REPO),
+        "OPENBLAS_NUM_THREADS": "1",
+    })
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
+    return worker_env(redis_server.url, tmp_path / "home")
+
+
+@pytest.fixture
+def settings(env: dict[str, str]) -> Settings:
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def workers(env: dict[str, str], tmp_path: Path):
+    """``workers(name)`` starts a worker; all are stopped at the end (logs kept in tmp_path)."""
+    started: list[Worker] = []
+
+    def start(name: str = "w1", wait: bool = True, concurrency: int = 1, **extra: str) -> Worker:
+        w = Worker(dict(env, **extra), name, tmp_path, concurrency)
+        started.append(w)
+        return w.start(wait)
+
+    yield start
+    for w in started:
+        if w.proc is not None and w.proc.poll() is None:
+            w.kill9()
+
+
+@pytest.fixture
+def learn_session(settings: Settings):
+    from kg.dispatch import Session
+
+    with Session(settings) as s:
+        yield s

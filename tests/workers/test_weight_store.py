@@ -1,0 +1,142 @@
+"""The weight store against a real redis-server: records, compare-and-set, idempotency, rollback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from kg.config import Settings
+from learn import EWC, MicroLoRA, to_bytes
+from workers.cores import replay
+from workers.drain import Drainer
+from workers.errors import StateCorrupt
+from workers.weight_store import Event, Record, StateKeys, WeightStore, event_json
+
+
+@pytest.fixture
+def store(redis_server, settings: Settings) -> WeightStore:
+    return WeightStore(redis_server.client(), settings.workers)
+
+
+def put_events(store: WeightStore, ns: str, core: str, events: list[tuple[str, str, dict]]) -> None:
+    items = [(eid, event_json(eid, verb, body, False)) for eid, verb, body in events]
+    assert all(o.status == "accepted" for o in store.enqueue_many(ns, core, items))
+
+
+def test_record_round_trip_and_every_check(store: WeightStore) -> None:
+    core = MicroLoRA(["a", "b"], in_dim=3, seed=4)
+    record = Record.of(core, "ns", 5, 2)
+    raw = record.encode()
+    back = Record.decode(raw, "ns", "instant")
+    assert back == record and to_bytes(back.core()) == to_bytes(core)
+
+    def fails(raw: bytes, kind: str = "instant", ns: str = "ns") -> str:
+        with pytest.raises(StateCorrupt) as info:
+            Record.decode(raw, ns, kind).core()
+        return info.value.reason
+
+    for i in (len(raw) - 1, len(raw) - 200, len(raw) // 2):  # a flipped byte in the state
+        flipped = bytearray(raw)
+        flipped[i] ^= 0x01
+        assert fails(bytes(flipped)) == "checksum mismatch"
+    assert fails(raw, kind="router") == "record belongs to another state"
+    assert fails(raw, ns="other") == "record belongs to another state"
+    assert fails(b"junk") == "not a weight record (bad magic)"
+    head = raw[8:8 + int.from_bytes(raw[4:8], "little")]
+    newer = head.replace(b'"schema_version":1', b'"schema_version":2')
+    assert "schema version 2" in fails(raw[:4] + len(newer).to_bytes(4, "little") + newer + raw[8 + len(head):])
+    # a blob whose own checksum matches but whose learn state is cut short is caught by learn
+    short = replace(record, state=record.state[:-8])
+    assert "unreadable" in fails(short.encode()) or "checksum" in fails(short.encode())
+
+
+def test_enqueue_is_once_per_event_id_and_respects_the_epoch(store: WeightStore, redis_server) -> None:
+    first = store.enqueue("ns", "ewc", "id-1", event_json("id-1", "record_loss", {"loss": 1.0}, False))
+    again = store.enqueue("ns", "ewc", "id-1", event_json("id-1", "record_loss", {"loss": 1.0}, False))
+    assert (first.status, first.seq, first.publish) == ("accepted", 1, True)
+    assert (again.status, again.detail) == ("duplicate", "pending")
+    assert store.depth("ns", "ewc") == 1
+    moved = store.enqueue("ns", "ewc", "id-2", event_json("id-2", "record_loss", {"loss": 1.0}, False), epoch=3)
+    assert (moved.status, moved.detail) == ("epoch", "0")
+    assert store.depth("ns", "ewc") == 1
+    assert [k.member for k in store.states()] == ["ns/ewc"]
+
+
+def test_drain_applies_in_order_and_a_redelivered_drain_is_a_no_op(store: WeightStore) -> None:
+    losses = [1.0, 1.1, 0.9, 1.0, 7.5, 1.0]
+    put_events(store, "ns", "ewc", [(f"e{i}", "record_loss", {"loss": x}) for i, x in enumerate(losses)])
+    report = Drainer(store).run("ns", "ewc", "task-1")
+    assert (report.status, report.applied) == ("drained", len(losses))
+    version = store.version("ns", "ewc")
+    blob = store.r.get(StateKeys.of("ns", "ewc").blob)
+    # the same task delivered again finds nothing to do and writes nothing
+    assert Drainer(store).run("ns", "ewc", "task-1").applied == 0
+    assert store.version("ns", "ewc") == version and store.r.get(StateKeys.of("ns", "ewc").blob) == blob
+    core = store.load("ns", "ewc").core()
+    assert (core.losses_seen, core.boundaries) == (6, 1)
+    assert [(s, e) for s, e, _, _ in store.applied_log("ns", "ewc")] == [(i + 1, f"e{i}") for i in range(6)]
+    assert store.result("ns", "ewc", "e4")["data"]["boundary"] is True
+
+
+CAS_WORKER = """
+import sys
+from kg.config import Settings
+from workers.drain import Drainer
+from workers.runtime import redis_client
+from workers.weight_store import WeightStore
+settings = Settings.from_env()
+store = WeightStore(redis_client(settings), settings.workers)
+report = Drainer(store).run("ns", "ewc", sys.argv[1], max_events=10**9, budget_s=120)
+print(report.applied, report.commits, report.conflicts)
+"""
+
+
+def test_concurrent_compare_and_set_loses_nothing(store: WeightStore, env: dict) -> None:
+    """RELIABILITY 7: N processes x M compare-and-set updates of one blob, final version N*M."""
+    n_proc, m = 4, 120
+    put_events(store, "ns", "ewc", [(f"e{i}", "record_loss", {"loss": float(i % 7)}) for i in range(n_proc * m)])
+    env = dict(env, KG_DRAIN_BATCH="1")
+    procs = [subprocess.Popen([sys.executable, "-c", CAS_WORKER, f"p{i}"], env=env,
+                              stdout=subprocess.PIPE, text=True) for i in range(n_proc)]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    applied = [int(o[0]) for o in outs]
+    conflicts = sum(int(o[2]) for o in outs)
+    assert sum(applied) == n_proc * m
+    assert store.version("ns", "ewc") == n_proc * m
+    record = store.load("ns", "ewc")
+    assert record.updates == n_proc * m and record.core().losses_seen == n_proc * m
+    log = store.applied_log("ns", "ewc")
+    assert [s for s, *_ in log] == list(range(1, n_proc * m + 1))
+    assert [v for _, _, v, _ in log] == list(range(1, n_proc * m + 1))
+    ref = replay("ewc", [Event(i + 1, f"e{i}", "record_loss", {"loss": float(i % 7)}) for i in range(n_proc * m)])
+    assert to_bytes(record.core()) == to_bytes(ref.core)
+    print(f"processes applied {applied}, {conflicts} compare-and-set conflicts retried")
+
+
+def test_rollback_restores_the_previous_version(store: WeightStore) -> None:
+    put_events(store, "ns", "ewc", [("a", "record_loss", {"loss": 1.0})])
+    Drainer(store).run("ns", "ewc", "t1")
+    v1 = store.load("ns", "ewc")
+    put_events(store, "ns", "ewc", [("b", "consolidate", {"param_id": "p", "params": [1.0], "grads": [2.0]})])
+    Drainer(store).run("ns", "ewc", "t2")
+    assert store.version("ns", "ewc") == 2
+    key = StateKeys.of("ns", "ewc").blob
+    raw = bytearray(store.r.get(key))
+    raw[-3] ^= 0xFF
+    store.r.set(key, bytes(raw))
+    with pytest.raises(StateCorrupt, match="checksum mismatch"):
+        store.load("ns", "ewc")
+    restored, record = store.rollback("ns", "ewc")
+    assert (restored, record.version) == (1, 3)
+    now = store.load("ns", "ewc")
+    assert now.state == v1.state and now.updates == v1.updates == 1
+    assert store.epoch("ns", "ewc") == 3
+    where = [(w, r.version if isinstance(r, Record) else "corrupt") for w, r in store.history("ns", "ewc")]
+    assert where == [("current", 3), ("history", "corrupt"), ("history", 1)]
+    with pytest.raises(StateCorrupt, match="no version 9"):
+        store.rollback("ns", "ewc", to_version=9)

@@ -1,0 +1,91 @@
+"""The Celery app: Redis as broker and result backend, JSON only, late acks, a beat schedule.
+
+``celery -A workers.app worker`` (or ``kg worker``) runs the tasks of :mod:`workers.tasks`;
+``celery -A workers.app beat`` (or ``kg up``) runs the schedule. Settings come from the
+environment once (:class:`kg.config.Settings`, see docs/workers.md):
+
+- no pickle anywhere: ``accept_content`` and every serializer are JSON, and beat keeps its schedule
+  in memory (``celery.beat:Scheduler``) instead of a shelve file;
+- ``acks_late`` + ``task_reject_on_worker_lost``: a task whose process dies is redelivered, and an
+  attempt counter (:class:`workers.tasks.KgTask`, and per event in :mod:`workers.drain`) stops one
+  that always kills its process;
+- prefetch 1, so a worker reserves only what it runs;
+- the visibility timeout (broker and result backend alike) exceeds the hard time limit, so a slow
+  task is never handed to a second worker while it still runs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+
+from kg.config import Settings
+
+QUEUE = "kg"
+
+
+def configure(app: Celery, settings: Settings) -> Celery:
+    ws = settings.workers
+    url = settings.redis_url
+    transport = {"visibility_timeout": int(ws.visibility_timeout_s)}
+    app.conf.update(
+        broker_url=url,
+        result_backend=url,
+        broker_transport_options=transport,
+        result_backend_transport_options=transport,
+        visibility_timeout=int(ws.visibility_timeout_s),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        event_serializer="json",
+        accept_content=["json"],
+        result_accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        task_time_limit=ws.task_time_limit_s,
+        task_soft_time_limit=ws.task_soft_time_limit_s,
+        task_default_queue=QUEUE,
+        task_ignore_result=False,
+        result_expires=ws.event_ttl_s,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_scheduler="celery.beat:Scheduler",
+        beat_schedule=beat_schedule(settings),
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return app
+
+
+def beat_schedule(settings: Settings) -> dict:
+    """Background jobs; each expires after one period so a stopped worker finds no pile-up."""
+    ws = settings.workers
+
+    def job(task: str, every: float) -> dict:
+        return {"task": task, "schedule": every, "options": {"expires": every}}
+
+    return {
+        "sweep-stalled-queues": job("kg.sweep", ws.beat_sweep_s),
+        "router-batch-training": job("kg.train_routers", ws.beat_train_s),
+        "router-replay": job("kg.replay_routers", ws.beat_replay_s),
+        "consolidate-and-snapshot": job("kg.consolidate", ws.beat_consolidate_s),
+    }
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    app = Celery("kg", include=["workers.tasks"], set_as_current=False)
+    return configure(app, settings or Settings.from_env())
+
+
+@lru_cache(maxsize=8)
+def publisher(settings: Settings) -> Celery:
+    """An app for sending tasks to the broker of ``settings`` (callers in any process)."""
+    return make_app(settings)
+
+
+SETTINGS = Settings.from_env()
+app = make_app(SETTINGS)

@@ -1,0 +1,220 @@
+"""Draining one state's queue: micro-batches of events applied by compare-and-set.
+
+One drain at a time holds a state's lock (a lease, token ``host|pid|task``); another drain that
+finds it held returns at once, because the holder drains everything, and its final emptiness check
+(``finish.lua``) is atomic with ``enqueue.lua``. A holder that died on this host is detected by
+its pid and the lock taken over; elsewhere the lease expires. The lock only saves work: the
+compare-and-set on (version, consumed count) is what makes each event take effect exactly once.
+
+Crash isolation: before applying a batch the drain writes a crash note (head seq, batch size,
+attempt); the commit deletes it. A drain that finds a note from another holder for the same head
+knows that batch killed its process: it applies the events of that batch one at a time (the
+``careful`` window), and after ``max_attempts`` crashes of the same single event consumes it as
+failed and records it in ``kg:w:dead``. A poisonous event thus costs 1 + ``max_attempts`` crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from workers.cores import apply_batch
+from workers.errors import StateCorrupt
+from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
+
+log = logging.getLogger(__name__)
+HOST = socket.gethostname()
+
+
+@dataclass
+class DrainReport:
+    status: str  # "drained" | "busy" | "handed_over" | "limit"
+    applied: int = 0
+    commits: int = 0
+    conflicts: int = 0
+    dead: int = 0
+
+
+class CoreCache:
+    """Decoded cores by state, valid for one version (a drain reuses what it committed)."""
+
+    def __init__(self) -> None:
+        self._cores: dict[tuple[str, str], tuple[int, Record, Any]] = {}
+
+    def get(self, ns: str, kind: str, version: int) -> tuple[Record, Any] | None:
+        hit = self._cores.get((ns, kind))
+        if hit is None or hit[0] != version:
+            return None
+        return hit[1], hit[2]
+
+    def put(self, ns: str, kind: str, record: Record, core: Any) -> None:
+        self._cores[(ns, kind)] = (record.version, record, core)
+
+    def drop(self, ns: str, kind: str) -> None:
+        self._cores.pop((ns, kind), None)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+class Drainer:
+    """Applies a state's pending events; one instance per worker process."""
+
+    def __init__(self, store: WeightStore, cache: CoreCache | None = None) -> None:
+        self.store = store
+        self.cache = cache or CoreCache()
+        self.ws = store.ws
+
+    def token(self, task_id: str) -> str:
+        return f"{HOST}|{os.getpid()}|{task_id}"
+
+    def acquire(self, ns: str, kind: str, token: str) -> bool:
+        if self.store.lock(ns, kind, token):
+            return True
+        holder = self.store.lock_holder(ns, kind)
+        if holder is None:
+            return self.store.lock(ns, kind, token)
+        host, _, rest = holder.partition("|")
+        pid = rest.partition("|")[0]
+        if host == HOST and pid.isdigit() and not _pid_alive(int(pid)):
+            log.warning("drain lock of %s/%s held by dead pid %s: taking over", ns, kind, pid)
+            return self.store.steal(ns, kind, holder, token)
+        return False
+
+    def run(self, ns: str, kind: str, task_id: str, *, max_events: int | None = None,
+            budget_s: float | None = None, republish: Callable[[], None] | None = None) -> DrainReport:
+        """Drain until the queue is empty (release), the budget is spent (hand over), or
+        ``max_events`` were applied (the naive one-event-per-task mode, which skips the lock)."""
+        token = self.token(task_id)
+        naive = max_events is not None
+        if not naive and not self.acquire(ns, kind, token):
+            return DrainReport("busy")
+        report = DrainReport("drained")
+        deadline = time.monotonic() + (budget_s or self.ws.drain_budget_s)
+        try:
+            while True:
+                if naive and report.applied >= max_events:
+                    report.status = "limit"
+                    return report
+                if time.monotonic() > deadline:
+                    if republish is not None:
+                        republish()
+                    report.status = "handed_over"
+                    return report
+                limit = min(self.ws.drain_batch, max_events - report.applied) if naive else self.ws.drain_batch
+                if not self._step(ns, kind, token, limit, report, isolate=not naive):
+                    if naive or self.store.finish(ns, kind, token):
+                        return report
+        except StateCorrupt as exc:
+            self.store.note_error(ns, kind, str(exc))
+            self.store.clear_flag(ns, kind)  # let go: a rollback or the next event re-triggers
+            raise
+        except Exception:
+            # not a crash of the process: the crash note must not count against the events
+            try:
+                self.store.clear_crash(ns, kind)
+            except Exception:  # Redis is down: the note stays, one batch is retried alone
+                pass
+            raise
+        finally:
+            if not naive:
+                try:
+                    self.store.release(ns, kind, token)
+                except Exception:  # Redis is down: the lease expires, or a local takeover
+                    log.warning("could not release the drain lock of %s/%s", ns, kind)
+
+    def _step(self, ns: str, kind: str, token: str, limit: int, report: DrainReport,
+              isolate: bool) -> bool:
+        """One read-apply-commit round; False when there was nothing to apply."""
+        cached_ver = None
+        pend = self.store.pending(ns, kind, limit)
+        if not pend.events:
+            return False
+        hit = self.cache.get(ns, kind, pend.version)
+        if hit is None:
+            record = self.store.load(ns, kind)
+            if record is not None and record.version != pend.version:
+                return True  # moved between the two reads: read again
+            if record is None and pend.version:
+                raise StateCorrupt(ns, kind, f"version {pend.version} has no blob")
+            core = record.core() if record is not None else None
+            updates = record.updates if record is not None else 0
+        else:
+            record, core = hit
+            updates = record.updates
+            cached_ver = record.version
+        events = pend.events
+        attempt = 1
+        if isolate:
+            events, attempt = self._isolate(ns, kind, token, pend)
+            if not events:  # the head was dead-lettered
+                report.dead += 1
+                return True
+        self.cache.drop(ns, kind)  # the core is about to be mutated in place
+        batch = apply_batch(kind, core, updates, events)
+        new_version = pend.version + 1 if batch.changed else pend.version
+        new_record = (Record.of(batch.core, ns, new_version, batch.updates) if batch.changed else None)
+        applied = [Applied(e, r | {"version": new_version}) for e, r in zip(events, batch.results)]
+        ok, _, _ = self.store.commit(ns, kind, version=pend.version, done=pend.done, record=new_record,
+                                     applied=applied, new_epoch=new_version if batch.init else None,
+                                     outcomes=batch.outcomes)
+        if not ok:
+            report.conflicts += 1
+            return True
+        report.commits += 1
+        report.applied += len(events)
+        if batch.changed:
+            self.cache.put(ns, kind, new_record, batch.core)
+        elif cached_ver is not None or record is not None:
+            self.cache.put(ns, kind, record, core)
+        return True
+
+    def _isolate(self, ns: str, kind: str, token: str, pend: Any) -> tuple[list[Event], int]:
+        """Shrink the batch after a crash; dead-letter an event that crashed too often."""
+        head = pend.events[0]
+        note = pend.crash
+        n, attempt = len(pend.events), 1
+        if note and note.get("seq") == head.seq and note.get("token") != token:
+            if note.get("n", 1) > 1:  # a batch crashed: go through its events one by one
+                n = 1
+                self.store.set_careful(ns, kind, head.seq + int(note["n"]) - 1)
+                log.warning("a drain of %s/%s died in a batch of %s events from seq %d; "
+                            "applying them one at a time", ns, kind, note["n"], head.seq)
+            else:
+                n, attempt = 1, int(note.get("attempt", 1)) + 1
+            if attempt > self.ws.max_attempts:
+                self._dead(ns, kind, head, pend, attempt - 1)
+                return [], attempt
+        elif head.seq <= pend.careful:
+            n = 1
+        self.store.set_crash(ns, kind, {"seq": head.seq, "n": n, "attempt": attempt, "token": token,
+                                        "at_ms": now_ms()})
+        return pend.events[:n], attempt
+
+    def _dead(self, ns: str, kind: str, head: Event, pend: Any, attempts: int) -> None:
+        error = (f"worker: this event crashed its worker process {attempts} times and was dropped "
+                 f"(recorded in kg:w:dead)")
+        result = {"verb": head.verb, "seq": head.seq, "event_id": head.id, "ok": False,
+                  "error": error, "version": pend.version}
+        ok, _, _ = self.store.commit(ns, kind, version=pend.version, done=pend.done, record=None,
+                                     applied=[Applied(head, result)])
+        if ok:
+            self.store.dead_letter({"namespace": ns, "core": kind, "seq": head.seq, "event_id": head.id,
+                                    "verb": head.verb, "attempts": attempts, "at_ms": now_ms(),
+                                    "reason": "crashed its worker process"})
+            log.error("dead-lettered event %s of %s/%s after %d crashes", head.id, ns, kind, attempts)

@@ -1,0 +1,79 @@
+"""Per-process connections of a worker: created after the fork, closed at shutdown.
+
+A Redis client or a Bolt driver must not cross a fork, so each pool process builds its own on first
+use (and :func:`reset` runs at ``worker_process_init`` to drop anything inherited). The pid check
+makes the same true for any other forking host.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import redis
+
+from kg.config import Settings
+from kg.errors import RedisUnavailable
+from workers.drain import Drainer
+from workers.weight_store import WeightStore
+
+_lock = threading.Lock()
+_current: "Runtime | None" = None
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    if not settings.redis_url:
+        raise RedisUnavailable("no Redis configured: run `kg up` or set KG_REDIS_URL")
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                health_check_interval=30)
+
+
+class Runtime:
+    """Redis client, weight store, drainer and (lazily) a graph session of one process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.pid = os.getpid()
+        self.settings = settings or Settings.from_env()
+        self.redis = redis_client(self.settings)
+        self.store = WeightStore(self.redis, self.settings.workers)
+        self.drainer = Drainer(self.store)
+        self._session: Any = None
+
+    @property
+    def session(self) -> Any:
+        """A ``kg.dispatch.Session`` (graph driver) for tasks that touch the graph."""
+        if self._session is None:
+            from kg.dispatch import Session
+
+            self._session = Session(self.settings)
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self.redis.close()
+
+
+def runtime() -> Runtime:
+    global _current
+    with _lock:
+        if _current is None or _current.pid != os.getpid():
+            _current = Runtime()
+        return _current
+
+
+def reset() -> None:
+    """Forget connections inherited from a parent process (without closing its sockets)."""
+    global _current
+    with _lock:
+        _current = None
+
+
+def shutdown() -> None:
+    global _current
+    with _lock:
+        if _current is not None and _current.pid == os.getpid():
+            _current.close()
+        _current = None

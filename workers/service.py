@@ -1,0 +1,208 @@
+"""The caller's side of learning: queue updates for the workers, read the current blobs in-process.
+
+One :class:`Learning` per ``Session`` (``session.extensions["learn"]``); thread-safe.
+
+- **Updates** are checked against the core of the current *epoch* (the version of the last
+  ``init_*``), then appended to the state's queue by ``enqueue.lua``, which refuses the event if
+  the epoch moved meanwhile (then the check runs again on the new core). By default the call waits
+  for the worker's result (one BLPOP); with ``async`` it returns a ticket at once.
+- **Reads** (``apply_adapter``, ``route``, ``ewc_penalty``, ``attend``) use a decoded core cached
+  per state and revalidated on every call with one GET of the version key, so a read never sees a
+  state older than the last update whose result was returned.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+from urllib.parse import quote, unquote
+
+import redis
+
+from kg.config import Settings
+from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
+from workers.cores import CORE_OF_VERB
+from workers.errors import NotInitialised, WorkerTimeout
+from workers.weight_store import KINDS, Record, WeightStore, event_json
+
+MAX_EPOCH_RETRIES = 5
+
+
+class UpdateFailed(KgError):
+    """The worker applied the event and it failed (the message names the field); nothing changed."""
+
+
+@contextlib.contextmanager
+def redis_errors() -> Iterator[None]:
+    """Convert redis-py's errors at the boundary."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise RedisUnavailable(f"redis: unreachable ({type(exc).__name__})") from exc
+    except redis.ResponseError as exc:
+        raise RedisUnavailable(f"redis: refused a command ({str(exc).split(' ')[0]})") from exc
+
+
+def make_ticket(ns: str, core: str, event_id: str) -> str:
+    return f"{core}:{quote(ns, safe='')}:{event_id}"
+
+
+def parse_ticket(ticket: str) -> tuple[str, str, str]:
+    core, _, rest = ticket.partition(":")
+    ns, _, event_id = rest.partition(":")
+    if core not in KINDS or not ns or not event_id:
+        raise InvalidInput("ticket", "is not a ticket of this service")
+    return unquote(ns), core, event_id
+
+
+@dataclass(frozen=True)
+class Current:
+    """A state as a read sees it: the record (version, update count) and the decoded core."""
+
+    record: Record
+    core: Any
+
+    @property
+    def version(self) -> int:
+        return self.record.version
+
+
+class Learning:
+    """Queue updates, wait for or poll their results, and read current cores."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.ws = settings.workers
+        self._client = client
+        self._store: WeightStore | None = None
+        self._lock = threading.Lock()
+        self._current: dict[tuple[str, str], Current] = {}
+        self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    # -- connections ----------------------------------------------------------------------------
+    @property
+    def store(self) -> WeightStore:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from workers.runtime import redis_client
+
+                    client = self._client or redis_client(self.settings)
+                    self._store = WeightStore(client, self.ws)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None and self._client is None:
+            self._store.r.close()
+
+    def publish_drain(self, ns: str, core: str) -> None:
+        from workers.app import publisher
+
+        publisher(self.settings).send_task("kg.drain", args=[ns, core])
+
+    # -- reads ------------------------------------------------------------------------------------
+    def current(self, ns: str, core: str) -> Current | None:
+        """The state's current core (None when never initialised), revalidated by version."""
+        store = self.store
+        with redis_errors():
+            version = store.version(ns, core)
+            hit = self._current.get((ns, core))
+            if hit is not None and hit.version == version:
+                return hit
+            if version == 0:
+                return None
+            record = store.load(ns, core)
+        if record is None:
+            return None
+        cur = Current(record, record.core())
+        self._current[(ns, core)] = cur
+        return cur
+
+    def verify(self, ns: str, core: str) -> Current | None:
+        """Load and check the stored blob now, bypassing the cache (``health``)."""
+        with redis_errors():
+            record = self.store.load(ns, core)
+        if record is None:
+            return None
+        cur = Current(record, record.core())
+        self._current[(ns, core)] = cur
+        return cur
+
+    def require(self, ns: str, core: str, init_verb: str) -> Current:
+        cur = self.current(ns, core)
+        if cur is None:
+            raise NotInitialised("namespace", f"has no {core} state; call {init_verb} first")
+        return cur
+
+    # -- updates ----------------------------------------------------------------------------------
+    def _shape(self, ns: str, core: str, refresh: bool) -> tuple[int, Any]:
+        """(epoch, core) to check an update against; only a present core is trusted from cache."""
+        hit = self._shapes.get((ns, core))
+        if hit is not None and hit[1] is not None and not refresh:
+            return hit
+        with redis_errors():
+            epoch = self.store.epoch(ns, core)
+        cur = self.current(ns, core)
+        shape = (epoch, None if cur is None else cur.core)
+        self._shapes[(ns, core)] = shape
+        return shape
+
+    def submit(self, ns: str, verb: str, body: dict[str, Any], *, event_id: str | None = None,
+               wait: bool = True, check: Callable[[Any], None] | None = None,
+               epoch_bound: bool = True) -> dict[str, Any]:
+        """Queue one update; wait for its result (the result's ``data``) or return a ticket.
+
+        ``check(core)`` validates the body against the current core (None if uninitialised) and
+        raises naming the field; ``epoch_bound`` makes the queue refuse the event if the core
+        was re-initialised after the check.
+        """
+        core = CORE_OF_VERB[verb]
+        eid = event_id or uuid.uuid4().hex
+        payload = event_json(eid, verb, body, wait)
+        for attempt in range(MAX_EPOCH_RETRIES):
+            epoch, shape = self._shape(ns, core, refresh=attempt > 0)
+            if check is not None:
+                check(shape)
+            with redis_errors():
+                out = self.store.enqueue(ns, core, eid, payload, epoch=epoch if epoch_bound else None)
+            if out.status != "epoch":
+                break
+        else:
+            raise InvalidInput("namespace", f"the {core} state keeps being re-initialised; retry")
+        ticket = make_ticket(ns, core, eid)
+        if out.status == "accepted" and out.publish:
+            self.publish_drain(ns, core)
+        if not wait:
+            return {"ticket": ticket, "status": "queued" if out.status == "accepted" else "duplicate",
+                    "event_id": eid}
+        with redis_errors():
+            result = self.store.wait(ns, core, eid, self.ws.wait_timeout_s)
+        if result is None:
+            raise WorkerTimeout(ticket, self.ws.wait_timeout_s)
+        return self.unwrap(result)
+
+    @staticmethod
+    def unwrap(result: dict[str, Any]) -> dict[str, Any]:
+        """A stored result as a verb answers it: the data, or the error as ok: false."""
+        if not result.get("ok"):
+            raise UpdateFailed(result.get("error", "update failed"))
+        return dict(result.get("data") or {}, version=result["version"], event_id=result["event_id"])
+
+    def poll(self, ticket: str) -> dict[str, Any]:
+        ns, core, event_id = parse_ticket(ticket)
+        with redis_errors():
+            result = self.store.result(ns, core, event_id)
+        if result is None:
+            raise NotFound("ticket", "is unknown or its result expired")
+        if "status" in result:
+            return {"status": "pending", "ticket": ticket}
+        out = {"status": "applied" if result.get("ok") else "failed", "ticket": ticket,
+               "version": result.get("version")}
+        if result.get("ok"):
+            out["data"] = result.get("data")
+        else:
+            out["error"] = result.get("error")
+        return out

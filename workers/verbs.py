@@ -1,0 +1,405 @@
+"""The learning verbs of the dispatch surface, registered on ``kg.dispatch``.
+
+Bodies are learn's strict models (:mod:`learn.schemas`) plus an optional ``namespace`` and, for
+updates, an optional ``event_id`` (a retried request with the same id takes effect once).
+
+Updates run in the workers (see :mod:`workers.service`): ``init_instant``, ``feedback``,
+``reset_adapter``, ``record_loss``, ``consolidate``, ``init_router``, ``record_outcome``,
+``train_router``, ``init_attention``. By default the call answers with the applied result; with
+``"async": true`` it answers at once with a ticket for ``poll``.
+
+Reads run here, on the current blob: ``apply_adapter``, ``route``, ``ewc_penalty``, ``attend``.
+``upsert_node`` stores a node embedding in the graph for ``attend``. ``health`` gains the state of
+each core, the update counts, Fisher keys, boundaries, queue depth and live workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+from typing import Annotated, Any, Iterator
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from kg.dispatch import HEALTH_HOOKS, Session, register
+from kg.errors import InvalidInput, KgError
+from kg.models import DEFAULT_NAMESPACE, Ms, Name
+from learn import LearnInputError
+from learn import schemas as ls
+from workers.cores import TRAIN_MAX
+from workers.errors import StateCorrupt
+from workers.service import Current, Learning, redis_errors
+from workers.weight_store import KINDS
+
+Namespace = Annotated[str, Field(min_length=1, max_length=128)]
+EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
+
+
+class _Update(BaseModel):
+    namespace: Namespace = DEFAULT_NAMESPACE
+    event_id: EventId | None = None
+
+
+class _Read(BaseModel):
+    namespace: Namespace = DEFAULT_NAMESPACE
+
+
+class InitInstant(ls.InitInstant, _Update):
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+
+class Feedback(ls.Feedback, _Update):
+    pass
+
+
+class ResetAdapter(ls.Empty, _Update):
+    pass
+
+
+class RecordLoss(ls.RecordLoss, _Update):
+    pass
+
+
+class Consolidate(ls.Consolidate, _Update):
+    pass
+
+
+class InitRouter(ls.InitRouter, _Update):
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+
+class RecordOutcome(ls.RecordOutcome, _Update):
+    pass
+
+
+class TrainRouter(_Update):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    epochs: Annotated[int, Field(ge=1, le=10)] = 1
+    max_samples: Annotated[int, Field(ge=1, le=TRAIN_MAX)] = TRAIN_MAX
+
+
+class InitAttention(ls.InitAttention, _Update):
+    pass
+
+
+class ApplyAdapter(ls.ApplyAdapter, _Read):
+    pass
+
+
+class Route(ls.Route, _Read):
+    pass
+
+
+class EwcPenalty(ls.EwcPenalty, _Read):
+    pass
+
+
+class Attend(_Read):
+    """Either ``subgraph`` (+ ``now_ms``) in the body, or ``src`` + ``t`` to read it from the graph."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+    query: ls.Vector
+    subgraph: ls.Subgraph | None = None
+    now_ms: int | None = None
+    src: Name | None = None
+    hops: Annotated[int, Field(ge=1, le=3)] = 1
+    t: Ms | None = None
+    known_at: Ms | None = None
+    max_edges: Annotated[int, Field(ge=1, le=ls.MAX_EDGES)] = 1024
+
+
+class UpsertNode(_Read):
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
+    name: Name
+    embedding: ls.Vector
+
+
+class Poll(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    ticket: Annotated[str, Field(min_length=1, max_length=600)]
+
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def learning(session: Session) -> Learning:
+    ext = session.extensions.get("learn")
+    if ext is None:
+        ext = session.extensions.setdefault("learn", Learning(session.settings))
+    return ext
+
+
+@contextlib.contextmanager
+def learn_errors(names: dict[str, str] | None = None) -> Iterator[None]:
+    """A core's LearnInputError as InvalidInput naming the request's field."""
+    try:
+        yield
+    except LearnInputError as exc:
+        raise InvalidInput((names or {}).get(exc.field, exc.field), exc.reason) from None
+
+
+def _dim(values: list[float] | None, field: str, dim: int) -> None:
+    if values is not None and len(values) != dim:
+        raise InvalidInput(field, f"expected {dim} values, got {len(values)}")
+
+
+def _target(core: Any, name: str, field: str) -> None:
+    if name not in core.targets:
+        raise InvalidInput(field, "unknown target")
+
+
+def _needs(core: Any, kind: str, init: str) -> Any:
+    if core is None:
+        from workers.errors import NotInitialised
+
+        raise NotInitialised("namespace", f"has no {kind} state; call {init} first")
+    return core
+
+
+def _event_body(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(mode="json", exclude={"namespace", "event_id"}, exclude_none=True)
+
+
+def _submit(session: Session, verb: str, body: BaseModel, async_: bool, check=None,
+            event_body: dict[str, Any] | None = None, epoch_bound: bool = True) -> dict:
+    return learning(session).submit(
+        body.namespace, verb, _event_body(body) if event_body is None else event_body,
+        event_id=body.event_id, wait=not async_, check=check, epoch_bound=epoch_bound)
+
+
+# -- updates -----------------------------------------------------------------------------------
+
+
+@register("init_instant", InitInstant, async_ok=True)
+def _init_instant(session: Session, body: InitInstant, async_: bool) -> dict:
+    data = _event_body(body) | {"lr_min": session.settings.workers.learn_lr_min}
+    return _submit(session, "init_instant", body, async_, event_body=data, epoch_bound=False)
+
+
+@register("feedback", Feedback, async_ok=True)
+def _feedback(session: Session, body: Feedback, async_: bool) -> dict:
+    def check(core: Any) -> None:
+        _needs(core, "instant", "init_instant")
+        _dim(body.embedding, "embedding", core.in_dim)
+        _target(core, body.model, "model")
+
+    return _submit(session, "feedback", body, async_, check)
+
+
+@register("reset_adapter", ResetAdapter, async_ok=True)
+def _reset_adapter(session: Session, body: ResetAdapter, async_: bool) -> dict:
+    return _submit(session, "reset_adapter", body, async_,
+                   lambda core: _needs(core, "instant", "init_instant"))
+
+
+@register("record_loss", RecordLoss, async_ok=True)
+def _record_loss(session: Session, body: RecordLoss, async_: bool) -> dict:
+    return _submit(session, "record_loss", body, async_, epoch_bound=False)
+
+
+@register("consolidate", Consolidate, async_ok=True)
+def _consolidate(session: Session, body: Consolidate, async_: bool) -> dict:
+    def check(core: Any) -> None:
+        held = None if core is None else core.fisher(body.param_id)
+        if held is not None and held.shape != (len(body.params),):
+            raise InvalidInput("params", f"param_id holds {held.size} values, got {len(body.params)}")
+
+    return _submit(session, "consolidate", body, async_, check, epoch_bound=False)
+
+
+@register("init_router", InitRouter, async_ok=True)
+def _init_router(session: Session, body: InitRouter, async_: bool) -> dict:
+    return _submit(session, "init_router", body, async_, epoch_bound=False)
+
+
+@register("record_outcome", RecordOutcome, async_ok=True)
+def _record_outcome(session: Session, body: RecordOutcome, async_: bool) -> dict:
+    def check(core: Any) -> None:
+        _needs(core, "router", "init_router")
+        _target(core, body.target, "target")
+        _dim(body.embedding, "embedding", core.in_dim)
+        if body.embedding is None and (body.estimated_tokens is not None or body.temperature is not None
+                                       or body.top_p is not None):
+            raise InvalidInput("embedding", "is required with estimated_tokens, temperature or top_p")
+
+    return _submit(session, "record_outcome", body, async_, check)
+
+
+@register("train_router", TrainRouter, async_ok=True)
+def _train_router(session: Session, body: TrainRouter, async_: bool) -> dict:
+    """Batch training from the recorded outcomes (the most recent ``max_samples``)."""
+    lrn = learning(session)
+    cur = lrn.require(body.namespace, "router", "init_router")
+    router = cur.core
+    with redis_errors():
+        rows = lrn.store.outcomes(body.namespace, body.max_samples)
+    samples = [{k: v for k, v in (("embedding", o["embedding"]), ("target", o["target"]),
+                                  ("quality", o["quality"]), ("estimated_tokens", o.get("estimated_tokens")))
+                if v is not None}
+               for o in rows if len(o["embedding"]) == router.in_dim and o["target"] in router.targets]
+    if not samples:
+        return {"samples": 0, "trained": False, "version": cur.version}
+    return _submit(session, "train_router", body, async_,
+                   event_body={"samples": samples, "epochs": body.epochs})
+
+
+@register("init_attention", InitAttention, async_ok=True)
+def _init_attention(session: Session, body: InitAttention, async_: bool) -> dict:
+    return _submit(session, "init_attention", body, async_, epoch_bound=False)
+
+
+@register("poll", Poll)
+def _poll(session: Session, body: Poll) -> dict:
+    return learning(session).poll(body.ticket)
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+@register("apply_adapter", ApplyAdapter)
+def _apply_adapter(session: Session, body: ApplyAdapter) -> dict:
+    cur = learning(session).require(body.namespace, "instant", "init_instant")
+    core = cur.core
+    _dim(body.embedding, "embedding", core.in_dim)
+    _dim(body.logits, "logits", len(core.targets))
+    with learn_errors():
+        logits = core.apply(body.embedding, body.logits)
+    return {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
+
+
+def route_read(cur: Current, embedding: list[float], estimated_tokens: int | None = None,
+               adapter_logits: list[float] | None = None) -> dict:
+    """Route on the current router without changing it.
+
+    A read must not advance the stored exploration generator, and equal requests on equal state
+    must answer alike (after a restart too), so exploration draws from a generator seeded by the
+    state's checksum and the request: the share of explored requests is still ``epsilon``.
+    """
+    router = copy.copy(cur.core)  # shallow: arrays shared read-only, counters and generator own
+    if router.epsilon > 0:
+        h = hashlib.sha256(cur.record.sha256.encode())
+        h.update(np.asarray(embedding, dtype=np.float64).tobytes())
+        h.update(repr((estimated_tokens, adapter_logits)).encode())
+        router._rng = np.random.Generator(np.random.PCG64(int.from_bytes(h.digest()[:16], "little")))
+    return router.route(embedding, estimated_tokens=estimated_tokens, adapter_logits=adapter_logits)
+
+
+@register("route", Route)
+def _route(session: Session, body: Route) -> dict:
+    cur = learning(session).require(body.namespace, "router", "init_router")
+    _dim(body.embedding, "embedding", cur.core.in_dim)
+    _dim(body.adapter_logits, "adapter_logits", len(cur.core.targets))
+    with learn_errors():
+        out = route_read(cur, body.embedding, body.estimated_tokens, body.adapter_logits)
+    out["version"] = cur.version
+    return out
+
+
+@register("ewc_penalty", EwcPenalty)
+def _ewc_penalty(session: Session, body: EwcPenalty) -> dict:
+    cur = learning(session).current(body.namespace, "ewc")
+    if cur is None:
+        return {"penalty": 0.0, "version": 0}
+    with learn_errors():
+        penalty = cur.core.penalty(body.param_id, body.params)
+    return {"penalty": penalty, "version": cur.version}
+
+
+@register("attend", Attend)
+def _attend(session: Session, body: Attend) -> dict:
+    cur = learning(session).require(body.namespace, "attention", "init_attention")
+    _dim(body.query, "query", cur.core.dim)
+    if body.subgraph is not None:
+        if body.src is not None:
+            raise InvalidInput("src", "give either subgraph or src, not both")
+        if body.now_ms is None:
+            raise InvalidInput("now_ms", "is required with subgraph")
+        nodes = dict(body.subgraph.nodes)
+        edges = [e.model_dump() for e in body.subgraph.edges]
+        now = body.now_ms
+        source = "body"
+    else:
+        if body.src is None:
+            raise InvalidInput("src", "is required when no subgraph is given")
+        if body.t is None:
+            raise InvalidInput("t", "is required with src")
+        from workers.subgraph import fetch
+
+        nodes, edges = fetch(session.graph, body.namespace, body.src, body.hops, body.t,
+                             body.known_at, body.max_edges)
+        now = body.now_ms if body.now_ms is not None else body.t
+        source = "graph"
+    with learn_errors({"subgraph.nodes": "subgraph.nodes", "subgraph.edges": "subgraph.edges"}):
+        vector, weights = cur.core.attend(body.query, nodes, edges, now)
+    return {"vector": vector.tolist(), "weights": weights, "nodes": len(weights), "edges": len(edges),
+            "source": source, "version": cur.version}
+
+
+@register("upsert_node", UpsertNode)
+def _upsert_node(session: Session, body: UpsertNode) -> dict:
+    from workers.subgraph import upsert_embeddings
+
+    upsert_embeddings(session.graph, body.namespace, [{"name": body.name, "embedding": list(body.embedding)}])
+    return {"name": body.name, "dim": len(body.embedding)}
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def learning_health(session: Session, body: Any) -> dict:
+    """Per-core readiness and update counts of the namespace, queue depth, live workers."""
+    ns = getattr(body, "namespace", DEFAULT_NAMESPACE)
+    lrn = learning(session)
+    cores: dict[str, Any] = {}
+    updates: dict[str, int] = {}
+    fisher_keys = boundaries = 0
+    pending = 0
+    try:
+        with redis_errors():
+            store = lrn.store
+            for kind in KINDS:
+                depth = store.depth(ns, kind)
+                pending += depth
+                entry: dict[str, Any] = {"ready": False, "version": 0, "updates": 0, "pending": depth}
+                try:
+                    cur = lrn.verify(ns, kind)  # the stored bytes, checked now
+                except StateCorrupt as exc:
+                    entry["error"] = str(exc)
+                    cur = None
+                if cur is not None:
+                    entry.update(ready=True, version=cur.version, updates=cur.record.updates)
+                    entry.update(_details(kind, cur.core))
+                    if kind == "ewc":
+                        fisher_keys, boundaries = cur.core.fisher_keys, cur.core.boundaries
+                note = store.error(ns, kind)
+                if note and "error" not in entry:
+                    entry["error"] = note
+                cores[kind] = entry
+                updates[kind] = entry["updates"]
+            queue = {"pending_events": pending, "tasks": int(store.r.llen("kg")),
+                     "unacked": int(store.r.hlen("unacked"))}
+            from workers.heartbeat import alive
+
+            workers = alive(store.r)
+    except KgError as exc:
+        return {"namespace": ns, "cores": {}, "updates": {}, "learning_error": str(exc)}
+    return {"namespace": ns, "cores": cores, "updates": updates, "fisher_keys": fisher_keys,
+            "boundaries": boundaries, "queue": queue, "workers": workers}
+
+
+def _details(kind: str, core: Any) -> dict:
+    if kind == "instant":
+        return {"targets": list(core.targets), "in_dim": core.in_dim, "lr": core.lr}
+    if kind == "router":
+        return {"targets": list(core.targets), "in_dim": core.in_dim, "algo": core.mode,
+                "outcomes": core.outcome_counts}
+    if kind == "ewc":
+        return {"fisher_keys": core.fisher_keys, "boundaries": core.boundaries,
+                "losses_seen": core.losses_seen}
+    return {"dim": core.dim, "heads": core.heads}
+
+
+HEALTH_HOOKS["learning"] = learning_health
