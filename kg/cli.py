@@ -54,11 +54,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from kg.ingest import ingest
 
     settings = Settings.from_env()
-    with Session(settings) as session:
+    session = Session(settings)
+    try:
         report = ingest(session.store, args.namespace, Path(args.file), settings.home,
                         batch_size=args.batch_size or settings.batch_size,
                         progress=not args.quiet, resume=not args.restart)
-    print(report.summary(), file=sys.stderr)
+        print(report.summary(), file=sys.stderr)
+    finally:
+        session.close()
     return 130 if report.interrupted else 0
 
 

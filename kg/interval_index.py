@@ -12,6 +12,13 @@ proportional to the intervals near ``t``, not to a subject's whole history.
 This is the relational interval tree idea (Kriegel, Pötke & Seidl, VLDB 2000)
 on aligned buckets.  Open-ended intervals share the key ``OPEN_KEY``.
 
+A stored version needs one index entry, not two (index upkeep is most of the
+cost of a write): ``time_key`` files a *current* version (system interval
+still open) by the fork key of its valid interval, and a *closed* version by
+the fork key of its system interval.  "Valid at t, believed now" looks among
+current versions by valid time; "valid at t, believed at T" adds the closed
+versions whose system interval contains T (``as_of_keys``).
+
 >>> k = fork_key(1_000, 2_000)
 >>> k in stab_keys(1_500), k in stab_keys(10**12)
 (True, False)
@@ -51,3 +58,20 @@ def stab_keys(t: int) -> list[int]:
 def closed_stab_keys(t: int) -> list[int]:
     """``stab_keys`` without the open key: only intervals that have an end."""
     return stab_keys(t)[:-1]
+
+
+def time_key(valid_from: int, valid_to: int, sys_from: int, sys_to: int) -> int:
+    """The one index key of a version: even for current versions, odd for closed ones."""
+    if sys_to >= OPEN:
+        return fork_key(valid_from, valid_to) * 2
+    return fork_key(sys_from, sys_to) * 2 + 1
+
+
+def current_keys(t: int) -> list[int]:
+    """Keys of current versions whose valid interval may contain ``t``."""
+    return [k * 2 for k in stab_keys(t)]
+
+
+def as_of_keys(t: int, known_at: int) -> list[int]:
+    """Keys of every version that may be valid at ``t`` and believed at ``known_at``."""
+    return current_keys(t) + [k * 2 + 1 for k in closed_stab_keys(known_at)]

@@ -151,9 +151,12 @@ class Stack:
         names = [f"worker-{i}" for i in range(1, ws.up_workers + 1)]
         return names + (["beat"] if ws.up_beat else [])
 
-    @staticmethod
-    def celery_hostname(name: str) -> str:
-        return f"kg-{name}@{socket.gethostname()}" if name != "beat" else f"beat@{socket.gethostname()}"
+    def celery_hostname(self, name: str) -> str:
+        """Node name, unique per state directory (two stacks may share a Redis or a host)."""
+        import hashlib
+
+        tag = hashlib.sha1(str(self.home).encode()).hexdigest()[:6]
+        return f"kg-{name}-{tag}@{socket.gethostname()}"
 
     def _start_workers(self, progress) -> None:
         env = dict(os.environ, KG_HOME=str(self.home))

@@ -17,7 +17,7 @@ import neo4j
 from kg.cypher import q
 from kg.errors import Conflict, GraphError, InvalidInput, NotFound
 from kg.graph import Graph, StaleRead, rows
-from kg.interval_index import OPEN, closed_stab_keys, stab_keys
+from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.temporal import NewEdge, Plan, Version
 
 
@@ -138,31 +138,26 @@ class EdgeStore:
     def query_at(self, ns: str, src: str, t: int, known_at: int | None = None) -> list[dict]:
         """Edges of ``src`` valid at ``t``: current belief, or as believed at ``known_at``."""
         if known_at is None:
-            statement, params = q("query_current"), {}
+            statement, params = q("query_current"), {"keys": current_keys(t)}
         else:
             statement = q("query_known_at")
-            params = {"known_at": known_at, "skeys": closed_stab_keys(known_at)}
-        found = self.graph.read(lambda tx: rows(
-            tx, statement, ns=ns, src=src, t=t, open=OPEN, vkeys=stab_keys(t), **params))
+            params = {"known_at": known_at, "keys": as_of_keys(t, known_at)}
+        found = self.graph.read(lambda tx: rows(tx, statement, ns=ns, src=src, t=t, open=OPEN, **params))
         views = [Version.from_props(r["v"]).flat(ns) for r in found]
         return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
 
 
 def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
-    nodes: dict[str, str] = {}
-    if plan.created:
-        names = sorted({v.src for v in plan.created} | {v.dst for v in plan.created})
-        nodes = {r["name"]: r["node"] for r in rows(tx, q("merge_entities"), ns=ns, names=names)}
     closes: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for edge_id, sfork in plan.closed_sforks().items():
-        closes[(plan.closed[edge_id], sfork)].append(edge_id)
-    for (sys_to, sfork), ids in closes.items():
+    for edge_id, key in plan.closed_keys().items():
+        closes[(plan.closed[edge_id], key)].append(edge_id)
+    for (sys_to, key), ids in closes.items():
         closed = tx.run(q("close_versions"), ns=ns, ids=ids, open=OPEN,
-                        sys_to=sys_to, sfork=sfork).single()["closed"]
+                        sys_to=sys_to, tkey=key).single()["closed"]
         if closed != len(ids):  # the world moved under us: let the driver retry
             raise StaleRead(f"close_versions closed {closed} of {len(ids)}")
     if plan.created:
-        versions = [v.to_row() | {"a": nodes[v.src], "b": nodes[v.dst]} for v in plan.created]
+        versions = [v.to_row() for v in plan.created]
         created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
         if created != len(versions):  # never commit a partial write
             raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")

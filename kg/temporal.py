@@ -24,7 +24,7 @@ import json
 from dataclasses import dataclass, field, replace
 
 from kg.errors import Conflict, InvalidInput, NotFound
-from kg.interval_index import OPEN, OPEN_KEY, fork_key
+from kg.interval_index import OPEN, OPEN_KEY, time_key
 
 
 @dataclass(frozen=True)
@@ -71,12 +71,9 @@ class Version:
     invalidated_by: str | None = None
 
     @property
-    def vfork(self) -> int:
-        return fork_key(self.valid_from, self.valid_to)
-
-    @property
-    def sfork(self) -> int:
-        return fork_key(self.sys_from, self.sys_to)
+    def tkey(self) -> int:
+        """Its interval index key (see kg.interval_index)."""
+        return time_key(self.valid_from, self.valid_to, self.sys_from, self.sys_to)
 
     @property
     def is_current(self) -> bool:
@@ -91,7 +88,7 @@ class Version:
     def to_row(self) -> dict:
         row = {k: getattr(self, k) for k in self.__dataclass_fields__}
         row["edge_id"] = self.edge_id
-        row["vfork"], row["sfork"] = self.vfork, self.sfork
+        row["tkey"] = self.tkey
         return row
 
     @classmethod
@@ -138,17 +135,20 @@ class Plan:
     closed: dict[str, int] = field(default_factory=dict)
     _stored: dict[str, Version] = field(default_factory=dict, init=False)
     _new_index: dict[str, int] = field(default_factory=dict, init=False)
+    _by_subject: dict[tuple[str, str], set[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self._stored = {k: v for k, v in self.current.items() if v is not None}
+        for version in self._stored.values():
+            self._by_subject.setdefault((version.src, version.relation), set()).add(version.edge_id)
 
     # -- reads of the planned state --------------------------------------
     def head(self, edge_id: str) -> Version | None:
         return self.current.get(edge_id)
 
     def current_of(self, src: str, relation: str) -> list[Version]:
-        return [v for v in self.current.values()
-                if v is not None and v.src == src and v.relation == relation]
+        ids = self._by_subject.get((src, relation), ())
+        return [self.current[i] for i in sorted(ids)]
 
     # -- operations --------------------------------------------------------
     def insert(self, edge: NewEdge) -> str:
@@ -212,6 +212,7 @@ class Plan:
     # -- bookkeeping -------------------------------------------------------
     def _put(self, version: Version) -> None:
         self.current[version.edge_id] = version
+        self._by_subject.setdefault((version.src, version.relation), set()).add(version.edge_id)
         self._new_index[version.edge_id] = len(self.created)
         self.created.append(version)
 
@@ -222,9 +223,9 @@ class Plan:
         else:
             self.closed[head.edge_id] = at
 
-    def closed_sforks(self) -> dict[str, int]:
-        """The system-time fork key each closed stored version moves to."""
-        return {i: fork_key(self._stored[i].sys_from, at) for i, at in self.closed.items()}
+    def closed_keys(self) -> dict[str, int]:
+        """The index key each closed stored version moves to."""
+        return {i: replace(self._stored[i], sys_to=at).tkey for i, at in self.closed.items()}
 
 
 __all__ = ["NewEdge", "Version", "Plan", "OPEN", "OPEN_KEY", "overlaps"]

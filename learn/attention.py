@@ -8,9 +8,10 @@ the mean, over the edges touching it, of ``[one-hot(relation), exp(-age / 1 week
     q_h . k_{h,n} / sqrt(head_dim)  +  e_h . features_n
 
 ``e_h`` holds a per-relation bias (the relation nudge: some relations draw more attention than
-others), a recency coefficient and a weight coefficient; all are seeded, so a given seed always gives
-the same attention. Softmax over nodes gives per-head weights that sum to one; the weighted values
-are concatenated, projected back to ``dim``, added to the query (residual) and layer-normalised.
+others), a recency coefficient and a weight coefficient; all are seeded, so a given seed always
+gives the same attention. Softmax over nodes gives per-head weights that sum to one; the weighted
+values are concatenated, projected back to ``dim``, added to the query (residual) and
+layer-normalised.
 
 Relations outside the ``relations`` vocabulary share one "other" slot. The key and value
 projections are folded into the query / weighted node sums, so the cost is linear in the node count
@@ -183,7 +184,7 @@ class GraphAttention:
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise LearnInputError("subgraph.edges", "weight must be a number")
             if not math.isfinite(weight):
-                raise LearnInputError("subgraph.edges", "weight must be finite (no NaN or infinity)")
+                raise LearnInputError("subgraph.edges", "weight must be finite (no NaN or inf)")
             if t is not None and (isinstance(t, bool) or not isinstance(t, int)):
                 raise LearnInputError("subgraph.edges", "t_ms must be an integer")
             age = math.inf if t is None else float(max(now - t, 0))

@@ -10,16 +10,19 @@ with ``s = (quality - 0.5) * 2`` and ``h = A @ x``,
 which is gradient ascent on ``s * logit_t``. Good feedback raises the target's logit for inputs
 like ``x``, bad feedback lowers it, and other targets only move through the shared ``A``.
 
-Why B = 0 does not stall: A starts as a seeded random matrix of Frobenius norm 2 (well inside the clamp of 5), so
-``h = A @ x`` is non-zero from the first update and B's column grows; once B is non-zero the A step
-is non-zero too. This is the usual LoRA initialisation (one factor random, the other zero), which
-keeps the adapter's initial output exactly zero. ``reset()`` returns to that state.
+Why B = 0 does not stall: A starts as a seeded random matrix of Frobenius norm 2 (well inside the
+clamp of 5), so ``h = A @ x`` is non-zero from the first update and B's column grows; once B is
+non-zero the A step is non-zero too. This is the usual LoRA initialisation (one factor random, the
+other zero), which keeps the adapter's initial output exactly zero. ``reset()`` returns to that
+state.
 
 After every step the joint norm ``sqrt(|A|^2 + |B|^2)`` is clamped to ``max_norm``. The learning
 rate decays by ``lr_decay`` per update down to ``lr_min``. Each update is stored in a ring buffer
 of ``replay_size``; once it holds ``replay_min`` entries, one entry drawn with probability
 proportional to ``|s|`` is replayed at half strength. With ``ewc_lambda > 0`` and an
-:meth:`MicroLoRA.anchor` set, each step is pulled back by ``lr * ewc_lambda * F * (param - snapshot)``.
+:meth:`MicroLoRA.anchor` set, each step is pulled back by
+``lr * ewc_lambda * F * (param - snapshot)`` (the factor ``lr * ewc_lambda * F`` capped at 1, so
+the pull never overshoots the snapshot).
 """
 
 from __future__ import annotations
@@ -170,15 +173,14 @@ class MicroLoRA:
         lr = self._lr
         A, B = self._A, self._B
         h = A @ x
-        b_t = B[:, t].copy()
+        a_step = (lr * s) * B[:, t]  # uses B before this step's change
         if self._anchored and self.ewc_lambda > 0.0:
-            k = lr * self.ewc_lambda
-            dA = k * self._fisher_A * (A - self._snap_A)
-            dB = k * self._fisher_B * (B - self._snap_B)
-            A -= dA
-            B -= dB
+            # reference: delta -= lr * lambda * F * (param - snapshot); the factor is capped at 1
+            # so that a large lambda pulls a parameter to its snapshot, never past it
+            A -= np.minimum(lr * self.ewc_lambda * self._fisher_A, 1.0) * (A - self._snap_A)
+            B -= np.minimum(lr * self.ewc_lambda * self._fisher_B, 1.0) * (B - self._snap_B)
         B[:, t] += (lr * s) * h
-        A += np.outer((lr * s) * b_t, x)
+        A += a_step[:, None] * x
         sq = float(np.vdot(A, A) + np.vdot(B, B))
         if sq > self.max_norm * self.max_norm:
             f = self.max_norm / math.sqrt(sq)
@@ -218,7 +220,7 @@ class MicroLoRA:
         self._anchored = True
 
     def reset(self) -> None:
-        """Back to the freshly initialised adapter: B = 0, seeded A, lr = lr0, no replay, no anchor."""
+        """Back to the fresh adapter: B = 0, seeded A, lr = lr0, no replay, no anchor."""
         self._fresh()
 
     # --- persistence -------------------------------------------------------------------------

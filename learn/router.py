@@ -21,8 +21,8 @@ the input weights, so 90% are zero. Five linear heads read ``h``:
 - confidence ``sigmoid(.)``: learns to predict ``1 - |quality - expected quality|``, i.e. how much
   the router's own estimate can be trusted for inputs like this one.
 
-Learning is a contextual bandit: only the chosen target's outcome is seen. ``record_outcome`` with an
-embedding takes one SGD step of the binary cross-entropy between the chosen target's expected
+Learning is a contextual bandit: only the chosen target's outcome is seen. ``record_outcome`` with
+an embedding takes one SGD step of the binary cross-entropy between the chosen target's expected
 quality and the observed quality, back-propagated into the cell. Inputs are standardised with a
 running mean and variance (part of the state) so that the cell sees unit-scale features whatever
 the embedding model. Epsilon-greedy exploration (its generator is state) keeps every target's
@@ -113,7 +113,7 @@ class FastGRNNRouter:
         costs: Mapping[str, float] | None = None,
         cost_weight: float = 0.0,
         ema_alpha: float = 0.1,
-        lr: float = 0.05,
+        lr: float = 0.01,
         ewc_lambda: float = 2000.0,
         zeta: float = 1.0,
         nu: float = 1e-4,
@@ -153,6 +153,19 @@ class FastGRNNRouter:
                 raise LearnInputError("costs", "names an unknown target")
             out[name] = _check.number(value, "costs", lo=0.0)
         return out
+
+    def set_costs(
+        self, costs: Mapping[str, float] | None = None, cost_weight: float | None = None
+    ) -> None:
+        """Replace the cost map and/or the cost weight (both are settings, saved with the state)."""
+        new_costs = self._check_costs(costs) if costs is not None else self.costs
+        new_weight = (
+            self.cost_weight
+            if cost_weight is None
+            else _check.number(cost_weight, "cost_weight", lo=0.0)
+        )
+        self.costs, self.cost_weight = new_costs, new_weight
+        self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
 
     # --- parameters --------------------------------------------------------------------------
 
@@ -348,7 +361,7 @@ class FastGRNNRouter:
         temperature: Any = None,
         top_p: Any = None,
     ) -> None:
-        """Fold an observed outcome into the target's EMA and, given the embedding, learn from it."""
+        """Fold an outcome into the target's EMA and, given the embedding, learn from it."""
         k = self.target_index(target)
         q = _check.number(quality, "quality", lo=0.0, hi=1.0)
         x = None if embedding is None else _check.vector(embedding, "embedding", self.in_dim)
@@ -356,7 +369,9 @@ class FastGRNNRouter:
         t = None if temperature is None else _check.number(temperature, "temperature", 0.1, 1.5)
         tp = None if top_p is None else _check.number(top_p, "top_p", 0.5, 1.0)
         if x is None and (bucket is not None or t is not None or tp is not None):
-            raise LearnInputError("embedding", "is required with estimated_tokens, temperature or top_p")
+            raise LearnInputError(
+                "embedding", "is required with estimated_tokens, temperature or top_p"
+            )
         baseline = float(self._ema[k])
         self._ema[k] = (1.0 - self.ema_alpha) * self._ema[k] + self.ema_alpha * q
         self._outcomes[k] += 1
@@ -372,7 +387,7 @@ class FastGRNNRouter:
         epochs: int = 1,
         estimated_tokens: Sequence[int] | None = None,
     ) -> float:
-        """Supervised passes over logged outcomes (background jobs); returns the last epoch's mean loss.
+        """Passes over logged outcomes (background jobs); returns the last epoch's mean loss.
 
         Samples are visited in an order drawn from the router's generator, so a batch run is as
         reproducible as the online path.
@@ -558,7 +573,9 @@ class FastGRNNRouter:
                     raise LearnInputError(f"snapshot.{name}", "is missing")
                 s = _check.array(snapshot[name], f"snapshot.{name}")
                 if s.shape != self._p[name].shape:
-                    raise LearnInputError(f"snapshot.{name}", f"expected shape {self._p[name].shape}")
+                    raise LearnInputError(
+                        f"snapshot.{name}", f"expected shape {self._p[name].shape}"
+                    )
                 new_s[name] = s.copy()
         self._fisher, self._snap = new_f, new_s
 

@@ -55,6 +55,8 @@ Vector = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
 ParamVector = Annotated[list[float], Field(min_length=1, max_length=MAX_PARAMS)]
 Quality = Annotated[float, Field(ge=0.0, le=1.0)]
 TargetList = Annotated[list[Name], Field(min_length=1, max_length=MAX_TARGETS)]
+Logits = Annotated[list[float], Field(min_length=1, max_length=MAX_TARGETS)]
+Cost = Annotated[float, Field(ge=0.0)]
 
 
 class _Body(BaseModel):
@@ -88,7 +90,7 @@ class Feedback(_Body):
 
 class ApplyAdapter(_Body):
     embedding: Vector
-    logits: Annotated[list[float], Field(min_length=1, max_length=MAX_TARGETS)] | None = None
+    logits: Logits | None = None
 
 
 class Empty(_Body):
@@ -123,14 +125,14 @@ class InitRouter(_Body):
     targets: TargetList
     trained: bool = False
     epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
-    costs: Annotated[dict[Name, Annotated[float, Field(ge=0.0)]], Field(max_length=MAX_TARGETS)] | None = None
+    costs: Annotated[dict[Name, Cost], Field(max_length=MAX_TARGETS)] | None = None
     cost_weight: Annotated[float, Field(ge=0.0)] = 0.0
 
     _targets = field_validator("targets")(_unique)
 
     @field_validator("costs")
     @classmethod
-    def _known(cls, value: dict[str, float] | None, info: ValidationInfo) -> dict[str, float] | None:
+    def _known(cls, value: dict[str, float] | None, info: ValidationInfo) -> Any:
         targets = info.data.get("targets")
         if value is not None and targets is not None and not set(value) <= set(targets):
             raise ValueError("names a target that is not in targets")
@@ -140,7 +142,7 @@ class InitRouter(_Body):
 class Route(_Body):
     embedding: Vector
     estimated_tokens: Annotated[int, Field(ge=0)] | None = None
-    adapter_logits: Annotated[list[float], Field(min_length=1, max_length=MAX_TARGETS)] | None = None
+    adapter_logits: Logits | None = None
 
 
 class RecordOutcome(_Body):

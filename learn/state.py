@@ -1,14 +1,15 @@
 """One byte format for the state of every learning core.
 
-Why safetensors: it is a flat, documented, non-executable format (a JSON header plus raw little-endian
-buffers), so a blob from Redis can never run code on load, unlike pickle. Arrays go in as tensors;
-settings, scalar counters and the numpy random-generator state go in the header's string metadata
-as JSON (Python's ``json`` writes floats with ``repr``, which round-trips every float64 exactly;
-big integers of the generator state are written as decimal strings).
+Why safetensors: it is a flat, documented, non-executable format (a JSON header plus raw
+little-endian buffers), so a blob from Redis can never run code on load, unlike pickle. Arrays go
+in as tensors; settings, scalar counters and the numpy random-generator state go in the header's
+string metadata as JSON (Python's ``json`` writes floats with ``repr``, which round-trips every
+float64 exactly; big integers of the generator state are written as decimal strings). The header
+is rewritten with sorted keys, so equal states give equal bytes in any process.
 
 A blob carries ``schema``, ``schema_version``, ``kind`` and a SHA-256 ``checksum`` over everything
-else. ``from_bytes`` checks all of them and the core's ``from_state`` checks every shape; any failure
-is a :class:`~learn.errors.StateError`, never a silent re-initialisation.
+else. ``from_bytes`` checks all of them and the core's ``from_state`` checks every shape; any
+failure is a :class:`~learn.errors.StateError`, never a silent re-initialisation.
 
 >>> from learn.instant import MicroLoRA
 >>> core = MicroLoRA(targets=["a", "b"], in_dim=4, seed=1)

@@ -4,6 +4,7 @@ import pytest
 
 from kg.errors import Conflict, InvalidInput, NotFound
 from kg.temporal import NewEdge
+from kg.usercypher import run_read_only
 
 
 def e(id_, src="s", dst="d", rel="knows", valid_at=10, invalid_at=None, created_at=100, attributes="{}"):
@@ -154,3 +155,10 @@ def test_injection_looking_strings_are_plain_data(store, ns, text):
     assert view["attributes"] == {"note": text}
     assert [v["id"] for v in store.query_at(ns, text, 10)] == [text]
     assert store.query_at(ns, "s", 10) == []  # nothing else appeared or vanished
+    store.insert_edge(ns, e(text + "#2", src=text, dst="plain", rel=text))  # finds the same node again
+    ends = run_read_only(store.graph, "MATCH (a:Entity)-[r:FACT]->(b:Entity) WHERE r.ns = $ns "
+                         "RETURN a.name AS a, b.name AS b, a.ns AS a_ns", ns=ns)
+    assert sorted(ends, key=lambda r: r["b"] == text) == [
+        {"a": text, "b": "plain", "a_ns": ns}, {"a": text, "b": text, "a_ns": ns}]
+    nodes = run_read_only(store.graph, "MATCH (n:Entity) WHERE n.ns = $ns RETURN count(n) AS n", ns=ns)
+    assert nodes == [{"n": 2}]

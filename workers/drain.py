@@ -22,11 +22,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import redis
+
 from workers.cores import apply_batch
 from workers.errors import StateCorrupt
 from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
 
 log = logging.getLogger(__name__)
+TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 HOST = socket.gethostname()
 
 
@@ -124,13 +127,14 @@ class Drainer:
             self.store.note_error(ns, kind, str(exc))
             self.store.clear_flag(ns, kind)  # let go: a rollback or the next event re-triggers
             raise
-        except Exception:
-            # not a crash of the process: the crash note must not count against the events
+        except TRANSIENT:
+            # Redis went away: not the events' fault, so the crash note must not count against them
             try:
                 self.store.clear_crash(ns, kind)
-            except Exception:  # Redis is down: the note stays, one batch is retried alone
+            except TRANSIENT:  # still down: the note stays, and one batch is retried event by event
                 pass
             raise
+        # any other exception leaves the crash note: the retry applies that batch event by event
         finally:
             if not naive:
                 try:

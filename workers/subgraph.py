@@ -12,7 +12,7 @@ from typing import Any
 
 from kg.cypher import q
 from kg.graph import Graph, rows
-from kg.interval_index import OPEN, closed_stab_keys, stab_keys
+from kg.interval_index import OPEN, as_of_keys, current_keys
 
 
 def upsert_embeddings(graph: Graph, ns: str, nodes: list[dict[str, Any]]) -> int:
@@ -26,12 +26,11 @@ def upsert_embeddings(graph: Graph, ns: str, nodes: list[dict[str, Any]]) -> int
 def fetch(graph: Graph, ns: str, src: str, hops: int, t: int, known_at: int | None,
           max_edges: int) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
     """(nodes with embeddings, edges) of the ``hops``-neighbourhood of ``src`` valid at ``t``."""
-    vkeys = stab_keys(t)
     if known_at is None:
-        statement, extra = q("subgraph_edges_current"), {}
+        statement, extra = q("subgraph_edges_current"), {"keys": current_keys(t)}
     else:
         statement, extra = q("subgraph_edges_known_at"), {"known_at": known_at,
-                                                          "skeys": closed_stab_keys(known_at)}
+                                                          "keys": as_of_keys(t, known_at)}
 
     def work(tx: Any) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
         seen = {src}
@@ -41,7 +40,7 @@ def fetch(graph: Graph, ns: str, src: str, hops: int, t: int, known_at: int | No
         for _ in range(hops):
             if not frontier or len(edges) >= max_edges:
                 break
-            found = rows(tx, statement, ns=ns, srcs=frontier, t=t, open=OPEN, vkeys=vkeys,
+            found = rows(tx, statement, ns=ns, srcs=frontier, t=t, open=OPEN,
                          limit=max_edges - len(edges), **extra)
             nxt = []
             for r in sorted(found, key=lambda r: r["edge_id"]):

@@ -22,12 +22,14 @@ import time
 import numpy as np
 import redis
 from celery import Task
+from billiard.exceptions import TimeLimitExceeded
 from celery.exceptions import Reject
 from celery.signals import beat_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from workers import runtime as rt
 from workers.app import SETTINGS, app
 from workers.cores import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
+from workers.errors import StateCorrupt
 from workers.weight_store import StateKeys, WeightStore, event_json, now_ms
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,17 @@ class KgTask(Task):
     def on_give_up(self, store: WeightStore, args: tuple) -> None:
         """Hook for a task that was stopped by the attempt cap."""
 
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
+        """A hard time limit (also how the pool may report a process that died unseen) is
+        acknowledged as a failure, not redelivered: record it beside the attempt-cap records."""
+        if isinstance(exc, TimeLimitExceeded):
+            try:
+                rt.runtime().store.dead_letter({
+                    "task": self.name, "task_id": task_id, "args": list(args), "attempts": 1,
+                    "at_ms": now_ms(), "reason": "hard time limit exceeded, or the process died unseen"})
+            except redis.RedisError:
+                log.exception("could not record the timeout of %s[%s]", self.name, task_id)
+
 
 class DrainTask(KgTask):
     # the drain isolates a crashing event itself (one event at a time, max_attempts each), so it
@@ -80,6 +93,19 @@ class DrainTask(KgTask):
     def on_give_up(self, store: WeightStore, args: tuple) -> None:
         if len(args) >= 2:
             store.clear_flag(args[0], args[1])  # the next event or sweep triggers a fresh drain
+
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: object) -> None:
+        """Keep the queue moving: a drain that failed (other than on a corrupt state, which waits
+        for a rollback) is published again. If it died mid-batch its crash note makes the next
+        drain go through that batch one event at a time, and a poisonous event is dropped after
+        ``max_attempts``, so this cannot loop forever."""
+        if isinstance(exc, StateCorrupt) or len(args) < 2:
+            return
+        log.warning("drain of %s/%s failed (%s); publishing it again", args[0], args[1], type(exc).__name__)
+        try:
+            drain.apply_async(args=list(args[:2]), countdown=0.5)
+        except Exception:  # noqa: BLE001 - the broker is down: the sweep of beat re-triggers later
+            log.exception("could not re-publish the drain of %s/%s", args[0], args[1])
 
 
 @app.task(bind=True, base=DrainTask, name="kg.drain", ignore_result=True)
@@ -237,11 +263,19 @@ def _shutdown(**_: object) -> None:
         _heartbeat.stop()
 
 
+def _home_tag() -> str:
+    """The tag ``kg.stack`` puts in node names (beat has no ``-n``; it names itself)."""
+    import hashlib
+
+    return hashlib.sha1(str(SETTINGS.home).encode()).hexdigest()[:6]
+
+
 @beat_init.connect
 def _beat_init(sender: object = None, **_: object) -> None:
     global _heartbeat
     from workers.heartbeat import Heartbeat
     import socket
 
-    _heartbeat = Heartbeat(SETTINGS.redis_url, f"beat@{socket.gethostname()}", "beat")
+    name = f"kg-beat-{_home_tag()}@{socket.gethostname()}"
+    _heartbeat = Heartbeat(SETTINGS.redis_url, name, "beat")
     _heartbeat.start()

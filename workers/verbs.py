@@ -116,7 +116,9 @@ class UpsertNode(_Read):
     embedding: ls.Vector
 
 
-class Poll(BaseModel):
+class Poll(_Read):
+    """The ticket names its state; ``namespace`` is accepted like on every verb."""
+
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     ticket: Annotated[str, Field(min_length=1, max_length=600)]
 

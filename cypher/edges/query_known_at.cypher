@@ -1,11 +1,6 @@
 // query_known_at: edges of a subject valid at $t as the service believed at $known_at
 MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src = $src AND r.sys_to = $open AND r.vfork IN $vkeys
-  AND r.sys_from <= $known_at AND r.valid_from <= $t AND $t < r.valid_to
-RETURN properties(r) AS v
-UNION ALL
-MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src = $src AND r.sfork IN $skeys
+WHERE r.ns = $ns AND r.src = $src AND r.tkey IN $keys
   AND r.sys_from <= $known_at AND $known_at < r.sys_to
   AND r.valid_from <= $t AND $t < r.valid_to
 RETURN properties(r) AS v

@@ -152,6 +152,9 @@ class Worker:
             pass
         self.proc.wait(timeout=10)
 
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
     def stop(self, timeout: float = 30) -> None:
         """Warm shutdown (SIGTERM): running tasks finish, the rest is requeued."""
         if self.proc is None or self.proc.poll() is not None:

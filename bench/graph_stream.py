@@ -1,0 +1,58 @@
+"""A generated stream of edges with hub subjects, for the ingest and query benchmarks.
+
+Deterministic for a seed.  Ordinary subjects get a handful of ``knows`` edges;
+hub subjects get ``works_at`` edges one after another (a functional relation, so
+each one contradicts the previous: a hub accumulates thousands of historical
+versions) plus ``knows`` edges that stay valid.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Iterator
+
+YEAR_MS = 365 * 86_400_000
+START = -20 * YEAR_MS  # 1950
+HUB_WORKS_AT = 1_200
+HUB_KNOWS = 300
+
+
+def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
+    rng = random.Random(seed)
+    hub_edges = hubs * (HUB_WORKS_AT + HUB_KNOWS)
+    ordinary = max(0, n_edges - hub_edges)
+    hub_slots = sorted(rng.sample(range(n_edges), min(hub_edges, n_edges)))
+    hub_plan = [(f"hub{h}", "works_at", k) for h in range(hubs) for k in range(HUB_WORKS_AT)]
+    hub_plan += [(f"hub{h}", "knows", k) for h in range(hubs) for k in range(HUB_KNOWS)]
+    hub_plan.sort(key=lambda item: (item[2], item[0], item[1]))  # jobs in time order
+    hub_iter = iter(hub_plan)
+    next_hub = iter(hub_slots)
+    slot = next(next_hub, None)
+    subjects = max(1, ordinary // 5)
+    for i in range(n_edges):
+        if i == slot:
+            src, relation, k = next(hub_iter)
+            slot = next(next_hub, None)
+            if relation == "works_at":  # a new job every ~3 weeks, each contradicting the last
+                yield {"id": f"{src}-job{k}", "src": src, "dst": f"org{rng.randrange(5_000)}",
+                       "relation": "works_at", "valid_at": START + k * 21 * 86_400_000}
+            else:
+                yield {"id": f"{src}-knows{k}", "src": src, "dst": f"p{rng.randrange(subjects)}",
+                       "relation": "knows", "valid_at": START + rng.randrange(70) * YEAR_MS}
+            continue
+        valid_at = START + rng.randrange(70 * 365) * 86_400_000
+        edge = {"id": f"e{i}", "src": f"p{rng.randrange(subjects)}", "dst": f"p{rng.randrange(subjects)}",
+                "relation": "knows", "valid_at": valid_at}
+        if rng.random() < 0.4:
+            edge["invalid_at"] = valid_at + rng.randrange(1, 20 * 365) * 86_400_000
+        yield edge
+
+
+def write_jsonl(path: Path, n_edges: int, hubs: int = 5, seed: int = 7) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        for edge in stream(n_edges, hubs, seed):
+            fh.write(json.dumps(edge) + "\n")
+    return path

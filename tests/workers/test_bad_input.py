@@ -1,0 +1,149 @@
+"""Bad input on every verb: ok false, an error that names the field, and no stored state moved."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kg.dispatch import VERBS
+from workers.verbs import learning
+from workers.weight_store import KINDS, StateKeys
+
+NS = "bad"
+X4 = [0.1, 0.2, 0.3, 0.4]
+NAN = float("nan")
+
+CASES: list[tuple[str, dict, str]] = [
+    ("init_instant", {"targets": []}, "targets"),
+    ("init_instant", {"targets": ["a", "a"]}, "targets"),
+    ("init_instant", {"targets": ["a"], "in_dim": 0}, "in_dim"),
+    ("init_instant", {"targets": ["a"], "in_dim": "4"}, "in_dim"),
+    ("init_instant", {"targets": ["a"], "extra": 1}, "extra"),
+    ("init_instant", {"targets": ["a"], "namespace": ""}, "namespace"),
+    ("feedback", {"embedding": X4[:3], "model": "a", "payload": {"quality": 0.9}, "now_ms": 0}, "embedding"),
+    ("feedback", {"embedding": [NAN, 0, 0, 0], "model": "a", "payload": {"quality": 0.9}, "now_ms": 0}, "embedding.0"),
+    ("feedback", {"embedding": X4, "model": "zz", "payload": {"quality": 0.9}, "now_ms": 0}, "model"),
+    ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": 1.5}, "now_ms": 0}, "payload.quality"),
+    ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": "high"}, "now_ms": 0}, "payload.quality"),
+    ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": 0.9}}, "now_ms"),
+    ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0,
+                  "event_id": "no spaces"}, "event_id"),
+    ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0,
+                  "namespace": "nobody"}, "namespace"),
+    ("apply_adapter", {"embedding": X4 + [0.5]}, "embedding"),
+    ("apply_adapter", {"embedding": X4, "logits": [1.0]}, "logits"),
+    ("apply_adapter", {"embedding": ["a", 1, 2, 3]}, "embedding.0"),
+    ("reset_adapter", {"hard": True}, "hard"),
+    ("reset_adapter", {"namespace": "nobody"}, "namespace"),
+    ("record_loss", {"loss": "x"}, "loss"),
+    ("record_loss", {"loss": float("inf")}, "loss"),
+    ("record_loss", {}, "loss"),
+    ("consolidate", {"param_id": "p", "params": [1.0, 2.0], "grads": [1.0]}, "grads"),
+    ("consolidate", {"param_id": "", "params": [1.0], "grads": [1.0]}, "param_id"),
+    ("consolidate", {"param_id": "w", "params": [1.0, 2.0, 3.0], "grads": [1.0, 1.0, 1.0]}, "params"),
+    ("ewc_penalty", {"param_id": "w", "params": [1.0]}, "params"),
+    ("ewc_penalty", {"params": [1.0]}, "param_id"),
+    ("init_router", {"in_dim": 4, "targets": []}, "targets"),
+    ("init_router", {"in_dim": 4, "targets": ["a"], "costs": {"b": 1.0}}, "costs"),
+    ("init_router", {"in_dim": 4, "targets": ["a"], "epsilon": 2}, "epsilon"),
+    ("route", {"embedding": X4[:2]}, "embedding"),
+    ("route", {"embedding": X4, "estimated_tokens": -1}, "estimated_tokens"),
+    ("route", {"embedding": X4, "adapter_logits": [1.0]}, "adapter_logits"),
+    ("record_outcome", {"target": "zz", "quality": 0.5}, "target"),
+    ("record_outcome", {"target": "a", "quality": -0.1}, "quality"),
+    ("record_outcome", {"target": "a", "quality": 0.5, "estimated_tokens": 10}, "embedding"),
+    ("record_outcome", {"target": "a", "quality": 0.5, "embedding": X4[:1]}, "embedding"),
+    ("train_router", {"epochs": 0}, "epochs"),
+    ("init_attention", {"dim": 0}, "dim"),
+    ("init_attention", {"dim": 8, "heads": 3}, "head_dim"),
+    ("attend", {"query": [1.0] * 7, "subgraph": {"nodes": {}}, "now_ms": 0}, "query"),
+    ("attend", {"query": [1.0] * 8}, "src"),
+    ("attend", {"query": [1.0] * 8, "subgraph": {"nodes": {}}}, "now_ms"),
+    ("attend", {"query": [1.0] * 8, "src": "alice"}, "t"),
+    ("attend", {"query": [1.0] * 8, "subgraph": {"nodes": {"x": ["a"] * 8}}, "now_ms": 0}, "subgraph.nodes.x.0"),
+    ("attend", {"query": [1.0] * 8, "src": "alice", "t": 0, "hops": 9}, "hops"),
+    ("poll", {"ticket": "garbage"}, "ticket"),
+    ("poll", {"ticket": "instant:bad:nope"}, "ticket"),
+    ("upsert_node", {"name": "n", "embedding": []}, "embedding"),
+    ("upsert_node", {"name": "", "embedding": [1.0]}, "name"),
+    ("insert_edge", {"id": "e", "src": "a", "dst": "b", "created_at": 0}, "valid_at"),
+    ("get_edge", {}, "edge_id"),
+    ("history", {"edge_id": 5}, "edge_id"),
+    ("query_at", {"src": "a", "t": "yesterday"}, "t"),
+    ("invalidate_edge", {"edge_id": "e", "invalid_at": 0}, "expired_at"),
+    ("contradict", {"new_edge": {}, "contradicts": "e", "now_ms": 0}, "new_edge.id"),
+    ("ingest", {"edges": []}, "edges"),
+    ("health", {"verbose": True}, "verbose"),
+]
+
+
+@pytest.fixture
+def ready(workers, learn_session):
+    """A namespace with every core initialised and one consolidated parameter."""
+    d = learn_session.dispatch
+    workers("w1")
+    for req in [
+        {"verb": "init_instant", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
+        {"verb": "init_router", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
+        {"verb": "init_attention", "body": {"namespace": NS, "dim": 8}},
+        {"verb": "consolidate", "body": {"namespace": NS, "param_id": "w", "params": [1.0, 2.0],
+                                         "grads": [0.5, 0.5]}},
+    ]:
+        assert d(req)["ok"], req
+    return learn_session
+
+
+def snapshot(store) -> dict:
+    return {kind: (store.r.get(StateKeys.of(NS, kind).blob), store.version(NS, kind), store.depth(NS, kind))
+            for kind in KINDS}
+
+
+def test_every_verb_rejects_bad_input_naming_the_field(ready) -> None:
+    d = ready.dispatch
+    store = learning(ready).store
+    before = snapshot(store)
+    assert {v for v, _, _ in CASES} == set(VERBS), "a case for every verb"
+    for verb, body, field in CASES:
+        body = body if "namespace" in body else dict(body, namespace=NS)
+        out = d({"verb": verb, "body": body})
+        assert out["ok"] is False and out["verb"] == verb, (verb, body, out)
+        assert out["error"].startswith(f"{field}:"), (verb, field, out["error"])
+        assert "nan" not in out["error"].lower() or field == "embedding.0"
+    assert snapshot(store) == before, "a rejected request changed stored state"
+
+
+def test_bad_requests_and_lines(ready) -> None:
+    d = ready.dispatch
+    store = learning(ready).store
+    before = snapshot(store)
+    cases = [
+        (d(["not", "an", "object"]), "request:"),
+        (d({"verb": "nope"}), "verb:"),
+        (d({"body": {}}), "verb:"),
+        (d({"verb": "health", "body": [1]}), "body:"),
+        (d({"verb": "health", "body": {}, "extra": 1}), "extra:"),
+        (d({"verb": "record_loss", "body": {"loss": 1.0, "namespace": NS}, "async": "yes"}), "async:"),
+        (d({"verb": "route", "body": {"embedding": X4, "namespace": NS}, "async": True}), "async:"),
+        (json.loads(ready.dispatch_line('{"verb": "record_loss", "body": {"loss": NaN, "namespace": "bad"}}')), "loss:"),
+        (json.loads(ready.dispatch_line("{not json")), "request: not valid JSON"),
+        (json.loads(ready.dispatch_line(json.dumps({"verb": "feedback", "body": {"embedding": [0.5] * 200_000}}))),
+         "request: larger than"),
+    ]
+    for out, prefix in cases:
+        assert out["ok"] is False and out["error"].startswith(prefix), (prefix, out)
+    assert snapshot(store) == before
+
+
+def test_a_retried_event_id_takes_effect_once(ready) -> None:
+    d = ready.dispatch
+    store = learning(ready).store
+    req = {"verb": "record_loss", "body": {"namespace": NS, "loss": 0.5, "event_id": "client-42"}}
+    first = d(req)
+    again = d(req)
+    assert first["ok"] and again["ok"]
+    assert first["data"] == again["data"]
+    assert [e for _, e, _, _ in store.applied_log(NS, "ewc")].count("client-42") == 1
+    queued = d(dict(req, **{"async": True}))
+    assert queued["data"]["status"] == "duplicate"
+    assert d({"verb": "poll", "body": {"ticket": queued["data"]["ticket"]}})["data"]["status"] == "applied"
