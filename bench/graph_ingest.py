@@ -153,9 +153,10 @@ def main() -> None:
         results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch, tag))
     memory = None
     if not args.skip_memory:
-        memory = kg_ingest_peak_rss(stream_path, f"mem-{tag}", args.batch, settings.home)
+        memory = kg_ingest_peak_rss(stream_path, f"stream{tag}-{args.edges}", args.batch, settings.home)
         print(f"kg ingest of the stream in its own process: {memory['seconds']:.0f} s,"
-              f" peak RSS {memory['peak_rss_mb']:.0f} MB")
+              f" peak RSS {memory['peak_rss_mb']:.0f} MB (namespace stream{tag}-{args.edges};"
+              f" reuse it with python -m bench.graph_query --namespace-prefix stream{tag})")
     payload = {"batch": args.batch, "results": results, "kg_ingest_process": memory,
                "server_peak_rss_mb": server_peak_rss_mb(settings.home), "cpus": os.cpu_count()}
     print(f"results: {save('graph_ingest', payload)}")

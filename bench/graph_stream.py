@@ -3,7 +3,9 @@
 Deterministic for a seed.  Ordinary subjects get a handful of ``knows`` edges;
 hub subjects get ``works_at`` edges one after another (a functional relation, so
 each one contradicts the previous: a hub accumulates thousands of historical
-versions) plus ``knows`` edges that stay valid.
+versions) plus short-lived ``knows`` edges, so at any time only a few of a hub's
+1,500 edges are valid.  ``created_at`` grows along the stream (a minute per
+edge), as when facts are learned over time, so ``known_at`` has history to see.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Iterator
 
 YEAR_MS = 365 * 86_400_000
 START = -20 * YEAR_MS  # 1950
+LEARNED_FROM = 50 * YEAR_MS  # about 2020
+MINUTE_MS = 60_000
 HUB_WORKS_AT = 1_200
 HUB_KNOWS = 300
 
@@ -35,16 +39,20 @@ def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
         if i == slot:
             src, relation, k = next(hub_iter)
             slot = next(next_hub, None)
+            learned = LEARNED_FROM + i * MINUTE_MS
             if relation == "works_at":  # a new job every ~3 weeks, each contradicting the last
                 yield {"id": f"{src}-job{k}", "src": src, "dst": f"org{rng.randrange(5_000)}",
-                       "relation": "works_at", "valid_at": START + k * 21 * 86_400_000}
+                       "relation": "works_at", "valid_at": START + k * 21 * 86_400_000,
+                       "created_at": learned}
             else:
+                valid_at = START + rng.randrange(70 * 365) * 86_400_000
                 yield {"id": f"{src}-knows{k}", "src": src, "dst": f"p{rng.randrange(subjects)}",
-                       "relation": "knows", "valid_at": START + rng.randrange(70) * YEAR_MS}
+                       "relation": "knows", "valid_at": valid_at,
+                       "invalid_at": valid_at + rng.randrange(30, 365) * 86_400_000, "created_at": learned}
             continue
         valid_at = START + rng.randrange(70 * 365) * 86_400_000
         edge = {"id": f"e{i}", "src": f"p{rng.randrange(subjects)}", "dst": f"p{rng.randrange(subjects)}",
-                "relation": "knows", "valid_at": valid_at}
+                "relation": "knows", "valid_at": valid_at, "created_at": LEARNED_FROM + i * MINUTE_MS}
         if rng.random() < 0.4:
             edge["invalid_at"] = valid_at + rng.randrange(1, 20 * 365) * 86_400_000
         yield edge

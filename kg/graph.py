@@ -29,7 +29,7 @@ from kg.cypher import in_area, q
 from kg.errors import GraphUnavailable
 
 T = TypeVar("T")
-CONSTRAINT_RETRIES = 8
+CONSTRAINT_RETRIES = 20
 
 
 class StaleRead(Exception):
@@ -68,7 +68,7 @@ class Graph:
             except (ConstraintError, StaleRead):
                 if attempt == CONSTRAINT_RETRIES - 1:
                     raise
-                time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+                time.sleep(random.uniform(0.0, min(0.5, 0.01 * 2 ** attempt)))  # full jitter
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
                 raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")

@@ -1,0 +1,237 @@
+"""Feedback events per second end to end (submitted -> applied -> in Redis), vs raw Redis round trips.
+
+    python -m bench.workers_throughput [--events 20000] [--dim 384] [--callers 2] [--naive 2000]
+
+Everything runs on this machine in this run: a redis-server as ``kg up`` runs it (AOF,
+appendfsync everysec), Celery worker processes (one pool process each), and caller processes that
+send ``feedback`` through ``Session.dispatch`` with ``"async": true`` (validation, the check
+against the current adapter, one ``enqueue.lua`` round trip). The clock starts when the callers
+start sending and stops when the store's consumed counter reaches the number of events, i.e. when
+the last event's new blob, version and result are written (and in the AOF, fsynced within a
+second). Rows:
+
+- raw Redis: sequential SET round trips of one client, and a pipelined ``enqueue.lua`` (the
+  cheapest the submit side can be);
+- micro-batched, 1 worker, 1 state: the normal path;
+- micro-batched, 2 workers, 2 states: two namespaces (a state is applied by one drain at a time,
+  in order, so a second worker helps with a second state, not with the same one);
+- micro-batched, 2 workers, 1 state: shows that;
+- naive, one task per event: each event applied by its own Celery task (load, apply, CAS).
+
+Results: ``bench/results/workers_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench._common import save
+
+RNG_SEED = 7
+
+
+def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: int, start_at: float,
+            out: mp.Queue) -> None:
+    os.environ.update({"KG_REDIS_URL": url, "KG_HOME": home})
+    from kg.config import Settings
+    from kg.dispatch import Session
+
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((64, dim)).round(6).tolist()
+    session = Session(Settings.from_env())
+    reqs = [{"verb": "feedback", "async": True, "body": {
+        "namespace": namespaces[i % len(namespaces)], "embedding": xs[i % 64], "model": "abc"[i % 3],
+        "payload": {"quality": 0.1 + 0.8 * ((i * 7919) % 100) / 100}, "now_ms": i}} for i in range(n)]
+    session.dispatch({"verb": "health", "body": {"namespace": namespaces[0]}})  # connect, load shapes
+    for ns in namespaces:
+        session.dispatch({"verb": "apply_adapter", "body": {"namespace": ns, "embedding": xs[0]}})
+    while time.time() < start_at:
+        time.sleep(0.0005)
+    t0 = time.perf_counter()
+    bad = 0
+    for r in reqs:
+        bad += not session.dispatch(r)["ok"]
+    out.put((time.perf_counter() - t0, bad))
+    session.close()
+
+
+def _wait_done(store, namespaces: list[str], counts: dict[str, int], timeout: float = 600) -> float:
+    from workers.weight_store import StateKeys
+
+    deadline = time.monotonic() + timeout
+    while True:
+        done = {ns: int(store.r.get(StateKeys.of(ns, "instant").done) or 0) for ns in namespaces}
+        if all(done[ns] >= counts[ns] for ns in namespaces):
+            return time.time()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"events not applied in time: {done} of {counts}")
+        time.sleep(0.002)
+
+
+def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: int, n_states: int,
+                  label: str) -> dict:
+    from kg.config import Settings
+    from kg.dispatch import Session
+    from workers.localproc import RedisServer, Worker, worker_env
+    from workers.verbs import learning
+
+    server = RedisServer(root / label.replace(" ", "_"))
+    server.start()
+    env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0")
+    workers = [Worker(env, f"bench{i}", server.dir, loglevel="WARNING").start() for i in range(n_workers)]
+    try:
+        session = Session(Settings.from_env(env))
+        namespaces = [f"tp{i}" for i in range(n_states)]
+        for ns in namespaces:
+            out = session.dispatch({"verb": "init_instant", "body": {
+                "namespace": ns, "targets": ["a", "b", "c"], "in_dim": dim}})
+            assert out["ok"], out
+        store = learning(session).store
+        base = {ns: int(store.r.get(f"kg:w:{{{ns}/instant}}:done") or 0) for ns in namespaces}
+        per = events // callers
+        queue: mp.Queue = mp.get_context("spawn").Queue()
+        start_at = time.time() + 3.0
+        procs = [mp.get_context("spawn").Process(
+            target=_caller, args=(server.url, env["KG_HOME"], namespaces, per, dim, RNG_SEED + c, start_at, queue))
+            for c in range(callers)]
+        for p in procs:
+            p.start()
+        counts = {ns: base[ns] + sum(1 for c in range(callers) for i in range(per)
+                                     if namespaces[i % n_states] == ns) for ns in namespaces}
+        end = _wait_done(store, namespaces, counts)
+        submit = [queue.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join(30)
+        total = per * callers
+        assert sum(b for _, b in submit) == 0, "some submissions failed"
+        updates = {ns: store.load(ns, "instant").updates for ns in namespaces}
+        assert sum(updates.values()) == total, updates
+        versions = {ns: store.version(ns, "instant") for ns in namespaces}
+        elapsed = end - start_at
+        session.close()
+        return {"scenario": label, "events": total, "workers": n_workers, "states": n_states,
+                "callers": callers, "elapsed_s": elapsed, "events_per_s": total / elapsed,
+                "submit_s_per_caller": [round(s, 3) for s, _ in submit],
+                "commits": sum(versions.values()) - n_states,
+                "mean_batch": total / max(1, sum(versions.values()) - n_states)}
+    finally:
+        for w in workers:
+            w.stop()
+        server.stop()
+
+
+def naive(root: Path, events: int, dim: int) -> dict:
+    from kg.config import Settings
+    from kg.dispatch import Session
+    from workers.app import publisher
+    from workers.localproc import RedisServer, Worker, worker_env
+    from workers.verbs import learning
+    from workers.weight_store import event_json
+
+    server = RedisServer(root / "naive")
+    server.start()
+    env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0")
+    worker = Worker(env, "naive", server.dir, loglevel="WARNING").start()
+    try:
+        settings = Settings.from_env(env)
+        session = Session(settings)
+        assert session.dispatch({"verb": "init_instant", "body": {
+            "namespace": "naive", "targets": ["a", "b", "c"], "in_dim": dim}})["ok"]
+        store = learning(session).store
+        rng = np.random.default_rng(RNG_SEED)
+        xs = rng.standard_normal((64, dim)).round(6).tolist()
+        items = [(f"n{i}", event_json(f"n{i}", "feedback", {
+            "embedding": xs[i % 64], "model": "abc"[i % 3], "payload": {"quality": 0.9}, "now_ms": i}, False))
+            for i in range(events)]
+        app = publisher(settings)
+        t0 = time.time()
+        for i in range(0, events, 500):  # events wait in the queue, one task each applies one
+            for out in store.enqueue_many("naive", "instant", items[i:i + 500]):
+                assert out.status == "accepted"
+            for _ in range(min(500, events - i)):
+                app.send_task("kg.drain", args=["naive", "instant", 1])
+        end = _wait_done(store, ["naive"], {"naive": events + 1})
+        elapsed = end - t0
+        assert store.load("naive", "instant").updates == events
+        session.close()
+        return {"scenario": "naive, one task per event, 1 worker", "events": events, "workers": 1,
+                "states": 1, "callers": 1, "elapsed_s": elapsed, "events_per_s": events / elapsed,
+                "commits": events, "mean_batch": 1.0}
+    finally:
+        worker.stop()
+        server.stop()
+
+
+def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
+    from kg.config import WorkerSettings
+    from workers.localproc import RedisServer
+    from workers.weight_store import WeightStore, event_json
+
+    server = RedisServer(root / "raw")
+    server.start()
+    try:
+        client = server.client()
+        client.set("k", "v")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            client.set("k", "v")
+        seq = n / (time.perf_counter() - t0)
+        store = WeightStore(client, WorkerSettings())
+        x = np.random.default_rng(RNG_SEED).standard_normal(dim).round(6).tolist()
+        items = [(f"r{i}", event_json(f"r{i}", "feedback", {
+            "embedding": x, "model": "a", "payload": {"quality": 0.9}, "now_ms": i}, False)) for i in range(n)]
+        t0 = time.perf_counter()
+        for i in range(0, n, 500):
+            store.enqueue_many("raw", "instant", items[i:i + 500])
+        piped = n / (time.perf_counter() - t0)
+        return [
+            {"scenario": "raw Redis: sequential SET round trips, 1 client", "ops_per_s": seq},
+            {"scenario": f"raw Redis: pipelined enqueue.lua of {dim}-float events", "ops_per_s": piped},
+        ]
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--callers", type=int, default=2)
+    ap.add_argument("--naive", type=int, default=2000, help="events for the one-task-per-event row")
+    args = ap.parse_args()
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
+        root = Path(tmp)
+        rows += raw_redis(root, args.events, args.dim)
+        rows.append(micro_batched(root, args.events, args.dim, args.callers, 1, 1, "micro-batched, 1 worker, 1 state"))
+        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 2, "micro-batched, 2 workers, 2 states"))
+        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 1, "micro-batched, 2 workers, 1 state"))
+        rows.append(naive(root, args.naive, args.dim))
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
+            "load_average": list(os.getloadavg()), "target": "5000 events/s with micro-batching",
+            "reference": "SONA (in-process Rust) ~2,200 rank-2 updates/s"}
+    path = save("workers_throughput", {"meta": meta, "rows": rows})
+    print(f"\nfeedback events, embedding dim {args.dim}, {os.cpu_count()} CPUs, load {meta['load_average'][0]:.1f}\n")
+    print("| scenario | events | elapsed s | events/s | mean batch |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "ops_per_s" in r:
+            print(f"| {r['scenario']} | | | {r['ops_per_s']:,.0f} ops/s | |")
+        else:
+            print(f"| {r['scenario']} | {r['events']:,} | {r['elapsed_s']:.2f} | {r['events_per_s']:,.0f} | "
+                  f"{r['mean_batch']:.0f} |")
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()

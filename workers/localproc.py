@@ -1,0 +1,179 @@
+"""Local processes for the worker tests and benchmarks: a redis-server like ``kg up`` runs it
+(AOF, appendfsync everysec, noeviction) and ``celery worker`` processes, each in its own process
+group so that a ``kill -9`` takes the pool children too. Not used by the service itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parent.parent
+VISIBILITY_S = 6  # short, so a killed worker's tasks come back quickly
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(pred, timeout: float, what: str, every: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(every)
+
+
+class RedisServer:
+    """redis-server with AOF (appendfsync everysec), as ``kg up`` runs it."""
+
+    def __init__(self, root: Path, appendfsync: str = "everysec") -> None:
+        self.appendfsync = appendfsync
+        self.dir = root / "redis"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        with open(self.dir / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+                 "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
+                 "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--daemonize", "no"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                return False
+
+        wait_for(up, 20, "redis-server to answer")
+        client.close()
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=10)
+
+    def shutdown(self) -> None:
+        """SHUTDOWN: fsyncs the AOF and exits."""
+        client = self.client()
+        try:
+            client.shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass
+        self.proc.wait(timeout=20)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Worker:
+    """One ``celery worker`` process group."""
+
+    def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1,
+                 loglevel: str = "INFO") -> None:
+        self.env = env
+        self.name = name
+        self.log = log_dir / f"{name}.log"
+        self.concurrency = concurrency
+        self.loglevel = loglevel
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def hostname(self) -> str:
+        return f"{self.name}@{socket.gethostname()}"
+
+    def start(self, wait: bool = True) -> "Worker":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-l", self.loglevel,
+                 "-c", str(self.concurrency), "-n", self.hostname, "-Q", "kg",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        client = redis.Redis.from_url(self.env["KG_REDIS_URL"], socket_timeout=2)
+        key = f"kg:workers:{self.hostname}"
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker {self.name} exited: {self.log.read_text()[-3000:]}")
+            try:
+                raw = client.get(key)
+            except redis.RedisError:
+                return False
+            return raw is not None and json.loads(raw)["pid"] == self.proc.pid
+
+        wait_for(ready, timeout, f"worker {self.name} to be ready", every=0.1)
+        client.close()
+
+    def kill9(self) -> None:
+        """kill -9 the whole worker: main process and pool children."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+
+    def signal(self, sig: int) -> None:
+        os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown (SIGTERM): running tasks finish, the rest is requeued."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def worker_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
+    """An environment for workers on ``redis_url`` with test-sized limits (override with ``extra``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    env.update({
+        "KG_HOME": str(home),
+        "KG_REDIS_URL": redis_url,
+        "KG_VISIBILITY_TIMEOUT_S": str(VISIBILITY_S),
+        "KG_TASK_TIME_LIMIT_S": "3",
+        "KG_TASK_SOFT_TIME_LIMIT_S": "2.5",
+        "KG_DRAIN_BUDGET_S": "1",
+        "KG_WAIT_TIMEOUT_S": "30",
+        "KG_FAULT_INJECTION": "1",
+        "PYTHONPATH": str(REPO),
+        "OPENBLAS_NUM_THREADS": "1",
+    })
+    env.update(extra)
+    return env
