@@ -1,47 +1,69 @@
 """Speed of the learning cores: microseconds per call, next to a plain numpy mat-vec of the same size.
 
-    python -m bench.learn_speed [--calls 5000]
+    python -m bench.learn_speed [--calls 5000] [--repeat 3]
 
-Each operation is timed call by call with ``time.perf_counter_ns`` after a warm-up; the table shows
-the median and the 90th percentile. "core" rows call the core with numpy arrays (what a worker does
+Each operation is timed call by call with ``time.perf_counter_ns`` after a warm-up, in blocks of
+50 calls alternating with its baseline; the table shows the median and the 90th percentile. "core" rows call the core with numpy arrays (what a worker does
 after decoding a request once); "+ validate" rows start from the JSON-shaped body (Python lists),
 run :func:`learn.validate` on it and then call the core, i.e. the whole dispatch-side cost. The
 baseline for each row is one ``M @ x`` with the matrix shape that dominates the operation, measured
-in the same run, so the ratio is comparable across machines. Results go to
-``bench/results/learn_speed.json``.
+in the same run, so the ratio is comparable across machines. BLAS is pinned to one thread (unless
+``OPENBLAS_NUM_THREADS`` is set), as in a prefork worker process: on a small box, multi-threaded
+BLAS adds latency to small products. Results go to ``bench/results/learn_speed.json``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before numpy is imported
 
-from learn import FastGRNNRouter, GraphAttention, MicroLoRA, validate
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from learn import FastGRNNRouter, GraphAttention, MicroLoRA, validate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def timeit(fn: Callable[[], object], calls: int, warmup: int = 200) -> dict[str, float]:
+def timeit(
+    fn: Callable[[], object], base: Callable[[], object], calls: int, warmup: int = 200
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Time ``fn`` and ``base`` call by call, in alternating blocks of 50 calls.
+
+    Alternating blocks let both see the same machine load, while each block keeps its own data in
+    cache (interleaving single calls would let ``fn`` evict the baseline's matrix and flatter the
+    ratio).
+    """
     for _ in range(warmup):
         fn()
-    samples = np.empty(calls)
+        base()
+    block = 50
+    calls = max(block, calls - calls % block)
+    samples = np.empty((2, calls))
     clock = time.perf_counter_ns
-    for i in range(calls):
-        t0 = clock()
-        fn()
-        samples[i] = clock() - t0
-    return {
-        "median_us": float(np.median(samples) / 1e3),
-        "p90_us": float(np.percentile(samples, 90) / 1e3),
-        "calls": calls,
-    }
+    for start in range(0, calls, block):
+        for k, f in ((0, fn), (1, base)):
+            for i in range(start, start + block):
+                t0 = clock()
+                f()
+                samples[k, i] = clock() - t0
+
+    def stats(s: np.ndarray) -> dict[str, float]:
+        return {
+            "median_us": float(np.median(s) / 1e3),
+            "p90_us": float(np.percentile(s, 90) / 1e3),
+            "calls": calls,
+        }
+
+    return stats(samples[0]), stats(samples[1])
 
 
 def run(calls: int) -> list[dict]:
@@ -51,8 +73,7 @@ def run(calls: int) -> list[dict]:
     def add(op: str, fn: Callable[[], object], base_shape: tuple[int, int], n: int = calls) -> None:
         M = rng.standard_normal(base_shape)
         x = rng.standard_normal(base_shape[1])
-        base = timeit(lambda: M @ x, n)
-        res = timeit(fn, n)
+        res, base = timeit(fn, lambda: M @ x, n)
         rows.append(
             {
                 "op": op,
@@ -165,15 +186,30 @@ def run(calls: int) -> list[dict]:
     return rows
 
 
+def combine(runs: list[list[dict]]) -> list[dict]:
+    """Per operation: the repeat with the median ratio, plus the range of medians over repeats."""
+    rows = []
+    for i, first in enumerate(runs[0]):
+        reps = sorted((run[i] for run in runs), key=lambda r: r["ratio"])
+        row = dict(reps[len(reps) // 2])
+        row["median_us_range"] = [min(r["median_us"] for r in reps), max(r["median_us"] for r in reps)]
+        row["ratio_range"] = [reps[0]["ratio"], reps[-1]["ratio"]]
+        row["repeats"] = len(reps)
+        rows.append(row)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     out = [
-        "| operation | median µs | p90 µs | baseline | baseline median µs | ratio |",
-        "|---|---:|---:|---|---:|---:|",
+        "| operation | median µs | p90 µs | median µs, range over repeats | baseline "
+        "| baseline median µs | ratio |",
+        "|---|---:|---:|---:|---|---:|---:|",
     ]
     for r in rows:
+        lo, hi = r["median_us_range"]
         out.append(
-            f"| {r['op']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | {r['baseline']} | "
-            f"{r['baseline_median_us']:.2f} | {r['ratio']:.1f}x |"
+            f"| {r['op']} | {r['median_us']:.1f} | {r['p90_us']:.1f} | {lo:.1f}-{hi:.1f} | "
+            f"{r['baseline']} | {r['baseline_median_us']:.2f} | {r['ratio']:.1f}x |"
         )
     return "\n".join(out)
 
@@ -181,20 +217,30 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calls", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=3, help="whole runs; the median-ratio run is shown")
     args = ap.parse_args()
-    rows = run(args.calls)
+    loads = []
+    runs = []
+    for _ in range(args.repeat):
+        loads.append(os.getloadavg()[0])
+        runs.append(run(args.calls))
+    rows = combine(runs)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average_1min_at_each_repeat": loads,
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
         "reference": "SONA (Rust): 45 µs MicroLoRA forward at 256 dims, 34 µs instant learning cycle",
     }
     (RESULTS / "learn_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     print(table(rows))
-    print(f"\n{meta['cpus']} CPUs, load average {meta['load_average'][0]:.2f}; numpy {meta['numpy']}")
+    print(
+        f"\n{meta['cpus']} CPUs, 1-min load average at each repeat {[round(x, 2) for x in loads]}; "
+        f"numpy {meta['numpy']}, BLAS threads {meta['blas_threads']}"
+    )
     print(f"results: {RESULTS / 'learn_speed.json'}")
 
 

@@ -97,13 +97,18 @@ class MicroLoRA:
         n = len(self.targets)
         init = np.random.default_rng(np.random.SeedSequence([self.seed, 0]))
         a = init.standard_normal((self.rank, self.in_dim))
-        self._A = a * (A_INIT_NORM / np.linalg.norm(a))
-        self._B = np.zeros((self.rank, n))
+        # A and B are views into one flat buffer: the joint norm and its clamp are one call each
+        r, d = self.rank, self.in_dim
+        self._P = np.zeros(r * d + r * n)
+        self._A = self._P[: r * d].reshape(r, d)
+        self._B = self._P[r * d :].reshape(r, n)
+        self._A[...] = a * (A_INIT_NORM / np.linalg.norm(a))
         self._lr = self.lr0
         self.updates = 0
         self._replay_x = np.zeros((self.replay_size, self.in_dim))
         self._replay_t = np.zeros(self.replay_size, dtype=np.int64)
         self._replay_s = np.zeros(self.replay_size)
+        self._replay_w = np.zeros(self.replay_size)  # |s|, the sampling weights
         self._replay_n = 0
         self._replay_pos = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
@@ -158,11 +163,11 @@ class MicroLoRA:
         self._replay_x[pos] = x
         self._replay_t[pos] = t
         self._replay_s[pos] = s
+        self._replay_w[pos] = abs(s)
         self._replay_pos = (pos + 1) % self.replay_size
         self._replay_n = min(self._replay_n + 1, self.replay_size)
         if self._replay_n >= self.replay_min:
-            w = np.abs(self._replay_s[: self._replay_n])
-            cum = np.cumsum(w)
+            cum = np.cumsum(self._replay_w[: self._replay_n])
             i = int(np.searchsorted(cum, self._rng.random() * cum[-1], side="right"))
             i = min(i, self._replay_n - 1)
             self._step(self._replay_x[i], int(self._replay_t[i]), 0.5 * self._replay_s[i])
@@ -180,12 +185,11 @@ class MicroLoRA:
             A -= np.minimum(lr * self.ewc_lambda * self._fisher_A, 1.0) * (A - self._snap_A)
             B -= np.minimum(lr * self.ewc_lambda * self._fisher_B, 1.0) * (B - self._snap_B)
         B[:, t] += (lr * s) * h
-        A += a_step[:, None] * x
-        sq = float(np.vdot(A, A) + np.vdot(B, B))
+        A += np.multiply.outer(a_step, x)
+        P = self._P
+        sq = float(P @ P)
         if sq > self.max_norm * self.max_norm:
-            f = self.max_norm / math.sqrt(sq)
-            A *= f
-            B *= f
+            P *= self.max_norm / math.sqrt(sq)
 
     def anchor(
         self, fisher: Mapping[str, Any], snapshot: Mapping[str, Any] | None = None
@@ -272,11 +276,12 @@ class MicroLoRA:
             raise StateError(f"instant settings are invalid ({exc.field})") from exc
         r, d, n, m = core.rank, core.in_dim, len(core.targets), core.replay_size
         a = state.arrays
-        core._A = expect_array(a, "A", (r, d))
-        core._B = expect_array(a, "B", (r, n))
+        core._A[...] = expect_array(a, "A", (r, d))  # in place: A and B are views of one buffer
+        core._B[...] = expect_array(a, "B", (r, n))
         core._replay_x = expect_array(a, "replay_x", (m, d))
         core._replay_t = expect_array(a, "replay_t", (m,), np.int64)
         core._replay_s = expect_array(a, "replay_s", (m,))
+        core._replay_w = np.abs(core._replay_s)
         core._fisher_A = expect_array(a, "fisher_A", (r, d))
         core._fisher_B = expect_array(a, "fisher_B", (r, n))
         core._snap_A = expect_array(a, "snapshot_A", (r, d))
