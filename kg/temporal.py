@@ -177,11 +177,17 @@ class Plan:
             if rival.valid_from <= version.valid_from and edge.created_at < rival.sys_from:
                 raise InvalidInput("created_at", "is earlier than the current version of an edge it contradicts")
         self._put(version)
-        for rival in rivals:  # a functional relation: one object per subject at a time
+        # A functional relation holds one object per subject at a time: the new fact
+        # ends what started before it, and is itself cut once, by the first fact after it.
+        later = []
+        for rival in rivals:
             if rival.valid_from <= version.valid_from:
                 self.invalidate(rival.edge_id, version.valid_from, edge.created_at, by=edge.id)
-            else:  # the stored fact starts later, so it cuts the new one
-                self.invalidate(edge.id, rival.valid_from, edge.created_at, by=rival.edge_id)
+            else:
+                later.append(rival)
+        if later:
+            first = min(later, key=lambda v: (v.valid_from, v.edge_id))
+            self.invalidate(edge.id, first.valid_from, edge.created_at, by=first.edge_id)
         return "inserted"
 
     def invalidate(self, edge_id: str, invalid_at: int, expired_at: int,

@@ -72,11 +72,14 @@ class Model:
                 raise InvalidInput("created_at", "")
         self.edges[i] = [Ver(vf, vt, c, INF, dst)]
         self.meta[i] = content
+        later = []
         for j in rivals:
             if self.cur(j).vf <= vf:
                 self._invalidate(j, vf, c)
             else:
-                self._invalidate(i, self.cur(j).vf, c)
+                later.append(self.cur(j).vf)
+        if later:  # cut once, by the first fact that starts after it
+            self._invalidate(i, min(later), c)
 
     def contradict(self, i, src, rel, dst, vf, vt, olds, now):
         for o in olds:

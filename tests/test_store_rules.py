@@ -162,3 +162,14 @@ def test_injection_looking_strings_are_plain_data(store, ns, text):
         {"a": text, "b": "plain", "a_ns": ns}, {"a": text, "b": text, "a_ns": ns}]
     nodes = run_read_only(store.graph, "MATCH (n:Entity) WHERE n.ns = $ns RETURN count(n) AS n", ns=ns)
     assert nodes == [{"n": 2}]
+
+
+def test_functional_insert_is_cut_once_by_the_first_later_fact(store, ns):
+    store.insert_edge(ns, e("late", src="carol", dst="C", rel="works_at", valid_at=30, created_at=100))
+    store.insert_edge(ns, e("mid", src="carol", dst="B", rel="works_at", valid_at=20, created_at=110))
+    store.insert_edge(ns, e("early", src="carol", dst="A", rel="works_at", valid_at=10, created_at=120))
+    assert [v["dst"] for v in store.query_at(ns, "carol", 15)] == ["A"]
+    assert [v["dst"] for v in store.query_at(ns, "carol", 25)] == ["B"]
+    assert [v["dst"] for v in store.query_at(ns, "carol", 35)] == ["C"]
+    early = store.history(ns, "early")
+    assert [(v["valid_to"], v["invalidated_by"]) for v in early] == [(None, None), (20, "mid")]
