@@ -16,6 +16,8 @@ second). Rows:
 - micro-batched, 2 workers, 2 states: two namespaces (a state is applied by one drain at a time,
   in order, so a second worker helps with a second state, not with the same one);
 - micro-batched, 2 workers, 1 state: shows that;
+- bulk submit: the callers use ``workers.verbs.submit_many`` (each body validated and checked like
+  a request, 500 per pipelined round trip), so the workers are the limit;
 - naive, one task per event: each event applied by its own Celery task (load, apply, CAS).
 
 Results: ``bench/results/workers_throughput.json``.
@@ -36,10 +38,11 @@ import numpy as np
 from bench._common import save
 
 RNG_SEED = 7
+BULK = 500
 
 
 def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: int, start_at: float,
-            out: mp.Queue) -> None:
+            out: mp.Queue, bulk: bool) -> None:
     os.environ.update({"KG_REDIS_URL": url, "KG_HOME": home})
     from kg.config import Settings
     from kg.dispatch import Session
@@ -57,8 +60,17 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
         time.sleep(0.0005)
     t0 = time.perf_counter()
     bad = 0
-    for r in reqs:
-        bad += not session.dispatch(r)["ok"]
+    if bulk:  # workers.verbs.submit_many: validated and checked alike, one round trip per chunk
+        from workers.verbs import submit_many
+
+        for ns in namespaces:
+            mine = [r["body"] for r in reqs if r["body"]["namespace"] == ns]
+            for i in range(0, len(mine), BULK):
+                chunk = [{k: v for k, v in b.items() if k != "namespace"} for b in mine[i:i + BULK]]
+                bad += sum(t["status"] != "queued" for t in submit_many(session, ns, "feedback", chunk))
+    else:
+        for r in reqs:
+            bad += not session.dispatch(r)["ok"]
     out.put((time.perf_counter() - t0, bad))
     session.close()
 
@@ -77,16 +89,18 @@ def _wait_done(store, namespaces: list[str], counts: dict[str, int], timeout: fl
 
 
 def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: int, n_states: int,
-                  label: str) -> dict:
+                  label: str, bulk: bool = False) -> dict:
     from kg.config import Settings
     from kg.dispatch import Session
     from workers.localproc import RedisServer, Worker, worker_env
     from workers.verbs import learning
+    from workers.weight_store import StateKeys
 
-    server = RedisServer(root / label.replace(" ", "_"))
+    server = RedisServer(root / label.replace(" ", "_").replace(",", ""))
     server.start()
     env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
-                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0")
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0",
+                     KG_STATE_HISTORY_EVERY_MS="1000")
     workers = [Worker(env, f"bench{i}", server.dir, loglevel="WARNING").start() for i in range(n_workers)]
     try:
         session = Session(Settings.from_env(env))
@@ -96,12 +110,13 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
                 "namespace": ns, "targets": ["a", "b", "c"], "in_dim": dim}})
             assert out["ok"], out
         store = learning(session).store
-        base = {ns: int(store.r.get(f"kg:w:{{{ns}/instant}}:done") or 0) for ns in namespaces}
+        base = {ns: int(store.r.get(StateKeys.of(ns, "instant").done) or 0) for ns in namespaces}
         per = events // callers
         queue: mp.Queue = mp.get_context("spawn").Queue()
         start_at = time.time() + 3.0
         procs = [mp.get_context("spawn").Process(
-            target=_caller, args=(server.url, env["KG_HOME"], namespaces, per, dim, RNG_SEED + c, start_at, queue))
+            target=_caller, args=(server.url, env["KG_HOME"], namespaces, per, dim, RNG_SEED + c, start_at, queue,
+                                  bulk))
             for c in range(callers)]
         for p in procs:
             p.start()
@@ -140,7 +155,8 @@ def naive(root: Path, events: int, dim: int) -> dict:
     server = RedisServer(root / "naive")
     server.start()
     env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
-                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0")
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0",
+                     KG_STATE_HISTORY_EVERY_MS="1000")
     worker = Worker(env, "naive", server.dir, loglevel="WARNING").start()
     try:
         settings = Settings.from_env(env)
@@ -216,6 +232,10 @@ def main() -> None:
         rows.append(micro_batched(root, args.events, args.dim, args.callers, 1, 1, "micro-batched, 1 worker, 1 state"))
         rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 2, "micro-batched, 2 workers, 2 states"))
         rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 1, "micro-batched, 2 workers, 1 state"))
+        rows.append(micro_batched(root, args.events, args.dim, args.callers, 1, 1,
+                                  "micro-batched, 1 worker, 1 state, bulk submit", bulk=True))
+        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 2,
+                                  "micro-batched, 2 workers, 2 states, bulk submit", bulk=True))
         rows.append(naive(root, args.naive, args.dim))
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
             "load_average": list(os.getloadavg()), "target": "5000 events/s with micro-batching",

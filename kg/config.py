@@ -65,6 +65,8 @@ class WorkerSettings:
     drain_budget_s: float = 5.0               # KG_DRAIN_BUDGET_S: a drain task hands over after this
     wait_timeout_s: float = 30.0              # KG_WAIT_TIMEOUT_S: how long a call waits for its update
     history_keep: int = 8                     # KG_STATE_HISTORY: earlier versions kept for rollback
+    history_every_ms: int = 1000              # KG_STATE_HISTORY_EVERY_MS: at most one per this
+    drain_linger_ms: float = 2.0              # KG_DRAIN_LINGER_MS: wait for a fuller batch
     snapshots_keep: int = 3                   # KG_STATE_SNAPSHOTS: periodic snapshots kept
     event_ttl_s: int = 3600                   # KG_EVENT_TTL_S: results/tickets and duplicate-id window
     applied_log_max: int = 100_000            # KG_APPLIED_LOG_MAX: applied-order log entries per state
@@ -94,6 +96,8 @@ class WorkerSettings:
             drain_budget_s=_float(env, "KG_DRAIN_BUDGET_S", d.drain_budget_s),
             wait_timeout_s=_float(env, "KG_WAIT_TIMEOUT_S", d.wait_timeout_s),
             history_keep=_int(env, "KG_STATE_HISTORY", d.history_keep),
+            history_every_ms=_int(env, "KG_STATE_HISTORY_EVERY_MS", d.history_every_ms),
+            drain_linger_ms=_float(env, "KG_DRAIN_LINGER_MS", d.drain_linger_ms),
             snapshots_keep=_int(env, "KG_STATE_SNAPSHOTS", d.snapshots_keep),
             event_ttl_s=_int(env, "KG_EVENT_TTL_S", d.event_ttl_s),
             applied_log_max=_int(env, "KG_APPLIED_LOG_MAX", d.applied_log_max),
@@ -128,6 +132,10 @@ class WorkerSettings:
             raise ConfigError("KG_DRAIN_BATCH: must be between 1 and 10000")
         if self.drain_budget_s <= 0 or self.drain_budget_s >= self.task_soft_time_limit_s:
             raise ConfigError("KG_DRAIN_BUDGET_S: must be positive and below the soft time limit")
+        if self.history_every_ms < 0:
+            raise ConfigError("KG_STATE_HISTORY_EVERY_MS: must not be negative")
+        if not 0 <= self.drain_linger_ms <= 1000:
+            raise ConfigError("KG_DRAIN_LINGER_MS: must be between 0 and 1000")
         if self.wait_timeout_s <= 0:
             raise ConfigError("KG_WAIT_TIMEOUT_S: must be positive")
         for name, value in (("KG_STATE_HISTORY", self.history_keep), ("KG_STATE_SNAPSHOTS", self.snapshots_keep),

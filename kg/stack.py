@@ -56,7 +56,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Running on this host, and not a zombie (also used by the workers' lock takeover)."""
     if not pid:
         return False
     try:
@@ -70,6 +71,14 @@ def _pid_alive(pid: int | None) -> bool:
             return fh.read().split(") ", 1)[1][0] != "Z"
     except OSError:
         return True
+
+
+def node_name(name: str, home: Path) -> str:
+    """The Celery node name of a worker or beat of the stack at ``home`` (``kg-<name>-<tag>@host``)."""
+    import hashlib
+
+    tag = hashlib.sha1(str(home).encode()).hexdigest()[:6]
+    return f"kg-{name}-{tag}@{socket.gethostname()}"
 
 
 class Stack:
@@ -118,7 +127,7 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         record = self._record()
         if not self.graph_external:
-            if not _pid_alive(self._pid("arcadedb")):
+            if not pid_alive(self._pid("arcadedb")):
                 record.setdefault("graph_password", secrets.token_urlsafe(18))
                 port = _free_port()
                 http_port = _free_port()
@@ -130,7 +139,7 @@ class Stack:
             else:
                 progress("ArcadeDB already running")
         if not self.redis_external:
-            if not _pid_alive(self._pid("redis")):
+            if not pid_alive(self._pid("redis")):
                 port = _free_port()
                 record["redis_url"] = f"redis://127.0.0.1:{port}/0"
                 self._save(record)
@@ -153,16 +162,13 @@ class Stack:
 
     def celery_hostname(self, name: str) -> str:
         """Node name, unique per state directory (two stacks may share a Redis or a host)."""
-        import hashlib
-
-        tag = hashlib.sha1(str(self.home).encode()).hexdigest()[:6]
-        return f"kg-{name}-{tag}@{socket.gethostname()}"
+        return node_name(name, self.home)
 
     def _start_workers(self, progress) -> None:
         env = dict(os.environ, KG_HOME=str(self.home))
         base = [sys.executable, "-m", "celery", "-A", "workers.app"]
         for name in self._worker_names():
-            if _pid_alive(self._pid(name)):
+            if pid_alive(self._pid(name)):
                 progress(f"{name} already running")
                 continue
             if name == "beat":
@@ -194,7 +200,7 @@ class Stack:
         parts = []
         for name in names:
             pid = self._pid(name)
-            running = _pid_alive(pid)
+            running = pid_alive(pid)
             seen = beats.get(name)
             healthy = running and seen is not None and seen.get("pid") == pid
             detail = "heartbeat" if healthy else ("no heartbeat" if running else "")
@@ -282,7 +288,7 @@ class Stack:
 
         managed = not self.graph_external
         pid = self._pid("arcadedb") if managed else None
-        running = _pid_alive(pid) if managed else True
+        running = pid_alive(pid) if managed else True
         healthy, detail = False, ""
         if settings.graph_uri and running:
             healthy, detail = ping_graph(settings)
@@ -293,7 +299,7 @@ class Stack:
 
         managed = not self.redis_external
         pid = self._pid("redis") if managed else None
-        running = _pid_alive(pid) if managed else True
+        running = pid_alive(pid) if managed else True
         healthy, detail = False, ""
         if settings.redis_url and running:
             try:
@@ -312,7 +318,7 @@ class Stack:
         self.stop_workers(progress, timeout_s)
         for name in ("redis", "arcadedb"):
             pid = self._pid(name)
-            if not _pid_alive(pid):
+            if not pid_alive(pid):
                 progress(f"{name}: not running")
                 continue
             progress(f"stopping {name} (pid {pid})")
@@ -328,7 +334,7 @@ class Stack:
             if run.exists() else []
         for name in names:
             pid = self._pid(name)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 progress(f"stopping {name} (pid {pid})")
                 _terminate(pid, timeout_s)
             (run / f"{name}.pid").unlink(missing_ok=True)
@@ -346,9 +352,9 @@ def _terminate(pid: int, timeout_s: float) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout_s
-    while _pid_alive(pid) and time.monotonic() < deadline:
+    while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _pid_alive(pid):
+    if pid_alive(pid):
         try:
             os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:

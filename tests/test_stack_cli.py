@@ -5,19 +5,12 @@ import os
 import subprocess
 import sys
 
+from kg.stack import pid_alive
+
 
 def kg(env, *args, timeout=180):
     return subprocess.run([sys.executable, "-m", "kg.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
-
-
-def alive(pid):
-    """Running, and not a zombie waiting for a parent that already exited."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def clean_env(home):
@@ -48,7 +41,7 @@ def test_up_twice_status_down(tmp_path):
     finally:
         down = kg(env, "down")
     assert down.returncode == 0
-    assert not [pid for pid in pids.values() if alive(pid)]
+    assert not [pid for pid in pids.values() if pid_alive(pid)]
     after = kg(env, "status")
     assert after.returncode == 1 and "stopped" in after.stdout
 

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA
-from workers.weight_store import Event
+from workers.weight_store import Event, pack_vectors
 
 CORE_OF_VERB: dict[str, str] = {
     "init_instant": "instant",
@@ -205,9 +205,9 @@ def _apply_one(kind: str, batch: Batch, event: Event) -> dict[str, Any]:
         batch.updates += 1
     if verb == "record_outcome" and event.body.get("embedding") is not None:
         b = event.body
-        batch.outcomes.append(json.dumps(
+        batch.outcomes.append(json.dumps(pack_vectors(
             {"seq": event.seq, "embedding": b["embedding"], "target": b["target"],
-             "quality": b["quality"], "estimated_tokens": b.get("estimated_tokens")},
+             "quality": b["quality"], "estimated_tokens": b.get("estimated_tokens")}),
             separators=(",", ":")))
     return result | {"ok": True, "data": data, "updates": batch.updates}
 

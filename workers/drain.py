@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import redis
 
+from kg.stack import pid_alive
 from workers.cores import apply_batch
 from workers.errors import StateCorrupt
 from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
@@ -61,20 +62,6 @@ class CoreCache:
         self._cores.pop((ns, kind), None)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
-
-
 class Drainer:
     """Applies a state's pending events; one instance per worker process."""
 
@@ -94,7 +81,7 @@ class Drainer:
             return self.store.lock(ns, kind, token)
         host, _, rest = holder.partition("|")
         pid = rest.partition("|")[0]
-        if host == HOST and pid.isdigit() and not _pid_alive(int(pid)):
+        if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
             log.warning("drain lock of %s/%s held by dead pid %s: taking over", ns, kind, pid)
             return self.store.steal(ns, kind, holder, token)
         return False
@@ -107,6 +94,15 @@ class Drainer:
         naive = max_events is not None
         if not naive and not self.acquire(ns, kind, token):
             return DrainReport("busy")
+        report = self._run(ns, kind, token, naive, max_events, budget_s)
+        if report.status == "handed_over" and republish is not None:
+            # only after the lock is released: a successor that found it held would return
+            # "busy" and leave the queue without a drain
+            republish()
+        return report
+
+    def _run(self, ns: str, kind: str, token: str, naive: bool, max_events: int | None,
+             budget_s: float | None) -> DrainReport:
         report = DrainReport("drained")
         deadline = time.monotonic() + (budget_s or self.ws.drain_budget_s)
         try:
@@ -115,14 +111,17 @@ class Drainer:
                     report.status = "limit"
                     return report
                 if time.monotonic() > deadline:
-                    if republish is not None:
-                        republish()
                     report.status = "handed_over"
                     return report
                 limit = min(self.ws.drain_batch, max_events - report.applied) if naive else self.ws.drain_batch
+                before = report.applied
                 if not self._step(ns, kind, token, limit, report, isolate=not naive):
                     if naive or self.store.finish(ns, kind, token):
                         return report
+                elif 0 < report.applied - before < limit // 4 and self.ws.drain_linger_ms:
+                    # a stream of small batches: every commit rewrites the whole blob, so give
+                    # the queue a moment to fill (the first event of a quiet queue never waits)
+                    time.sleep(self.ws.drain_linger_ms / 1000)
         except StateCorrupt as exc:
             self.store.note_error(ns, kind, str(exc))
             self.store.clear_flag(ns, kind)  # let go: a rollback or the next event re-triggers

@@ -5,6 +5,7 @@ KgError
 │   └── NotInitialised   a learning verb on a core that was never initialised (names the field)
 ├── Unavailable
 │   └── WorkerTimeout    no worker applied an update within the wait; it stays queued (ticket)
+├── UpdateFailed         the worker applied the event and it failed (names the field); nothing changed
 └── StateCorrupt         a stored blob failed its checksum, schema or shape check; never re-initialised
 
 Redis errors are converted at the boundary (``RedisUnavailable`` from ``kg.errors``); learning
@@ -29,6 +30,10 @@ class WorkerTimeout(Unavailable):
             f"workers: the update was not applied within {waited_s:g} s; it stays queued "
             f"as ticket {ticket} (poll it, or start a worker with `kg worker`)"
         )
+
+
+class UpdateFailed(KgError):
+    """The worker applied the event and it failed (the message names the field); nothing changed."""
 
 
 class StateCorrupt(KgError):

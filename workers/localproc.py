@@ -170,6 +170,7 @@ def worker_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
         "KG_TASK_TIME_LIMIT_S": "3",
         "KG_TASK_SOFT_TIME_LIMIT_S": "2.5",
         "KG_DRAIN_BUDGET_S": "1",
+        "KG_STATE_HISTORY_EVERY_MS": "0",  # every replaced version kept: rollback tests step by one
         "KG_WAIT_TIMEOUT_S": "30",
         "KG_FAULT_INJECTION": "1",
         "PYTHONPATH": str(REPO),

@@ -14,6 +14,7 @@ One :class:`Learning` per ``Session`` (``session.extensions["learn"]``); thread-
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import uuid
 from dataclasses import dataclass
@@ -23,16 +24,13 @@ from urllib.parse import quote, unquote
 import redis
 
 from kg.config import Settings
-from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
+from kg.errors import InvalidInput, NotFound, RedisUnavailable
 from workers.cores import CORE_OF_VERB
-from workers.errors import NotInitialised, WorkerTimeout
-from workers.weight_store import KINDS, Record, WeightStore, event_json
+from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
+from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_json
 
 MAX_EPOCH_RETRIES = 5
-
-
-class UpdateFailed(KgError):
-    """The worker applied the event and it failed (the message names the field); nothing changed."""
+log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -78,6 +76,7 @@ class Learning:
         self.ws = settings.workers
         self._client = client
         self._store: WeightStore | None = None
+        self._versions: redis.Redis | None = None  # one connection, no pool: the cheapest GET
         self._lock = threading.Lock()
         self._current: dict[tuple[str, str], Current] = {}
         self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
@@ -97,18 +96,48 @@ class Learning:
     def close(self) -> None:
         if self._store is not None and self._client is None:
             self._store.r.close()
+        if self._versions is not None:
+            self._versions.close()
+
+    def _version(self, ns: str, core: str) -> int:
+        """The state's version: the one round trip of a read with a warm cache."""
+        if self._versions is None:
+            with self._lock:
+                if self._versions is None:
+                    pool = self.store.r.connection_pool
+                    self._versions = redis.Redis(connection_pool=redis.ConnectionPool(
+                        connection_class=pool.connection_class, **pool.connection_kwargs),
+                        single_connection_client=True)
+        key = StateKeys.of(ns, core).ver
+        try:
+            return int(self._versions.get(key) or 0)
+        except (redis.ConnectionError, redis.TimeoutError):
+            # a single-connection client does not retry by itself (e.g. after a Redis restart);
+            # the failed connection was dropped, so this reconnects
+            return int(self._versions.get(key) or 0)
 
     def publish_drain(self, ns: str, core: str) -> None:
+        """Send the drain task for a state whose flag this caller raised.
+
+        If the broker refuses, the flag is dropped again so that the next event (or beat's
+        sweep) triggers a drain; the event itself is already safely queued.
+        """
         from workers.app import publisher
 
-        publisher(self.settings).send_task("kg.drain", args=[ns, core])
+        try:
+            publisher(self.settings).send_task("kg.drain", args=[ns, core])
+        except Exception:  # noqa: BLE001 - kombu/redis errors of many kinds
+            log.warning("could not publish the drain of %s/%s; leaving it to the next event or the sweep",
+                        ns, core, exc_info=True)
+            with contextlib.suppress(redis.RedisError):
+                self.store.clear_flag(ns, core)
 
     # -- reads ------------------------------------------------------------------------------------
     def current(self, ns: str, core: str) -> Current | None:
         """The state's current core (None when never initialised), revalidated by version."""
         store = self.store
         with redis_errors():
-            version = store.version(ns, core)
+            version = self._version(ns, core)
             hit = self._current.get((ns, core))
             if hit is not None and hit.version == version:
                 return hit
@@ -179,10 +208,45 @@ class Learning:
             return {"ticket": ticket, "status": "queued" if out.status == "accepted" else "duplicate",
                     "event_id": eid}
         with redis_errors():
-            result = self.store.wait(ns, core, eid, self.ws.wait_timeout_s)
+            result = self.store.result(ns, core, eid) if out.status == "duplicate" else None
+            if result is None or "status" in result:
+                result = self.store.wait(ns, core, eid, self.ws.wait_timeout_s)
         if result is None:
             raise WorkerTimeout(ticket, self.ws.wait_timeout_s)
         return self.unwrap(result)
+
+    def submit_many(self, ns: str, verb: str, items: list[tuple[str | None, dict[str, Any]]], *,
+                    check: Callable[[Any], None] | None = None,
+                    epoch_bound: bool = True) -> list[dict[str, Any]]:
+        """Queue many events of one verb in one pipelined round trip; never waits.
+
+        ``items`` are (event id or None, body); ``check(core)`` validates all of them first.
+        Events refused because the core was re-initialised meanwhile are checked again and
+        re-sent (the others are not sent twice: their ids are already taken).
+        """
+        core = CORE_OF_VERB[verb]
+        ids = [eid or uuid.uuid4().hex for eid, _ in items]
+        payloads = {eid: event_json(eid, verb, body, False) for eid, (_, body) in zip(ids, items)}
+        status: dict[str, str] = {}
+        todo = list(ids)
+        for attempt in range(MAX_EPOCH_RETRIES):
+            epoch, shape = self._shape(ns, core, refresh=attempt > 0)
+            if check is not None:
+                check(shape)
+            with redis_errors():
+                outs = self.store.enqueue_many(ns, core, [(eid, payloads[eid]) for eid in todo],
+                                               epoch=epoch if epoch_bound else None)
+            publish = any(o.publish for o in outs)
+            for eid, out in zip(todo, outs):
+                status[eid] = {"accepted": "queued", "duplicate": "duplicate"}.get(out.status, "epoch")
+            if publish:
+                self.publish_drain(ns, core)
+            todo = [eid for eid in todo if status[eid] == "epoch"]
+            if not todo:
+                break
+        else:
+            raise InvalidInput("namespace", f"the {core} state keeps being re-initialised; retry")
+        return [{"ticket": make_ticket(ns, core, eid), "status": status[eid], "event_id": eid} for eid in ids]
 
     @staticmethod
     def unwrap(result: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ import redis
 from celery import Task
 from billiard.exceptions import TimeLimitExceeded
 from celery.exceptions import Reject
-from celery.signals import beat_init, worker_process_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (beat_embedded_init, beat_init, worker_process_init, worker_process_shutdown,
+                            worker_ready, worker_shutdown)
 
 from workers import runtime as rt
 from workers.app import SETTINGS, app
@@ -129,11 +130,13 @@ def publish_drain(store: WeightStore, ns: str, core: str, force: bool = False) -
 
 @app.task(base=KgTask, name="kg.sweep")
 def sweep() -> dict:
-    """Publish a drain for every queue with events and no running drain."""
+    """Publish a drain for every queue that has events (a trigger may have been lost with a
+    connection, or a drain died holding the lock). A drain that finds a live holder's lock
+    returns at once; one that finds a dead holder's lock on this host takes it over."""
     store = rt.runtime().store
     published = 0
     for k in store.states():
-        if store.depth(k.namespace, k.core) and store.lock_holder(k.namespace, k.core) is None:
+        if store.depth(k.namespace, k.core):
             publish_drain(store, k.namespace, k.core, force=True)
             published += 1
     return {"published": published}
@@ -263,19 +266,12 @@ def _shutdown(**_: object) -> None:
         _heartbeat.stop()
 
 
-def _home_tag() -> str:
-    """The tag ``kg.stack`` puts in node names (beat has no ``-n``; it names itself)."""
-    import hashlib
-
-    return hashlib.sha1(str(SETTINGS.home).encode()).hexdigest()[:6]
-
-
 @beat_init.connect
+@beat_embedded_init.connect
 def _beat_init(sender: object = None, **_: object) -> None:
     global _heartbeat
+    from kg.stack import node_name
     from workers.heartbeat import Heartbeat
-    import socket
 
-    name = f"kg-beat-{_home_tag()}@{socket.gethostname()}"
-    _heartbeat = Heartbeat(SETTINGS.redis_url, name, "beat")
+    _heartbeat = Heartbeat(SETTINGS.redis_url, node_name("beat", SETTINGS.home), "beat")
     _heartbeat.start()

@@ -5,7 +5,8 @@ A state lives under keys sharing one hash tag, ``kg:w:{<namespace>/<core>}:…``
 - ``blob``: a :class:`Record`: header (schema, version, update count, SHA-256 of the state) and the
   core's state as ``learn.to_bytes`` produced it (safetensors: no code runs on load).
 - ``ver``: the version, a counter that only grows; a read revalidates its cache with one GET of it.
-- ``hist`` / ``snaps``: earlier records, newest first, for ``kg state rollback``.
+- ``hist`` / ``snaps``: earlier records, newest first, for ``kg state rollback`` (a version goes
+  to ``hist`` when it is replaced, at most once per ``KG_STATE_HISTORY_EVERY_MS``).
 - ``pending``: events waiting for a worker, ``"<seq> <json>"`` in arrival order; ``seq`` counts
   accepted events and ``done`` consumed ones.
 - ``log``: the order the store applied events in, ``"<seq> <event id> <version> <ok>"``.
@@ -23,16 +24,18 @@ blob, the version, the consumed events and their results change together or not 
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import json
 import struct
 import time
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 from urllib.parse import quote, unquote
 
+import numpy as np
 import redis
 
 import learn
@@ -61,6 +64,7 @@ class StateKeys:
     prefix: str
 
     @classmethod
+    @lru_cache(maxsize=4096)
     def of(cls, namespace: str, core: str) -> "StateKeys":
         if core not in KINDS:
             raise ValueError(f"unknown core {core!r}")
@@ -117,7 +121,7 @@ class Record:
     state: bytes
     written_ms: int
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.state).hexdigest()
 
@@ -197,14 +201,45 @@ class Event:
     def parse(cls, raw: bytes) -> "Event":
         seq, _, text = raw.partition(b" ")
         data = json.loads(text)
-        return cls(int(seq), data["id"], data["verb"], data["body"], bool(data.get("wait")))
+        return cls(int(seq), data["id"], data["verb"], unpack_vectors(data["body"]), bool(data.get("wait")))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "id": self.id, "verb": self.verb, "body": self.body}
+
+# Float vectors travel as base64 of little-endian float64 ({"f64": "..."}): exact, half the bytes
+# of JSON decimals, and decoded without parsing hundreds of numbers.
+VECTOR_KEYS = ("embedding", "params", "grads")
+
+
+def _f64_bytes(v: list | np.ndarray) -> bytes:
+    if isinstance(v, list):
+        return struct.pack(f"<{len(v)}d", *v)  # faster than numpy for a list of floats
+    return np.asarray(v, dtype="<f8").tobytes()
+
+
+def pack_vectors(body: dict[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    for key in VECTOR_KEYS:
+        v = out.get(key)
+        if isinstance(v, (list, np.ndarray)):
+            out[key] = {"f64": binascii.b2a_base64(_f64_bytes(v), newline=False).decode()}
+    if isinstance(out.get("samples"), list):
+        out["samples"] = [pack_vectors(s) if isinstance(s, dict) else s for s in out["samples"]]
+    return out
+
+
+def unpack_vectors(body: dict[str, Any]) -> dict[str, Any]:
+    for key in VECTOR_KEYS:
+        v = body.get(key)
+        if isinstance(v, dict) and "f64" in v:
+            body[key] = np.frombuffer(binascii.a2b_base64(v["f64"]), dtype="<f8").copy()
+    for s in body.get("samples") or ():
+        if isinstance(s, dict):
+            unpack_vectors(s)
+    return body
 
 
 def event_json(event_id: str, verb: str, body: dict[str, Any], wait: bool) -> str:
-    return json.dumps({"id": event_id, "verb": verb, "body": body, "wait": wait},
+    """An event as queued: id, verb, body (vectors packed), and whether a caller waits on it."""
+    return json.dumps({"id": event_id, "verb": verb, "body": pack_vectors(body), "wait": wait},
                       separators=(",", ":"), allow_nan=False)
 
 
@@ -339,18 +374,19 @@ class WeightStore:
         """Compare-and-set (see commit.lua); returns (written, version, consumed count) now."""
         k = StateKeys.of(ns, core)
         keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error]
-        args: list[Any] = [version, done, record.encode() if record is not None else b"", len(applied),
-                           self.ws.history_keep, self.ws.applied_log_max, self.ws.event_ttl_s,
-                           "" if new_epoch is None else new_epoch, self.ws.outcome_log_max, len(outcomes)]
         new_version = record.version if record is not None else version
+        ids, logs, results, wake = [], [], [], []
         for a in applied:
             e = a.event
-            keys += [k.event(e.id), k.wake(e.id)]
-            ok = "1" if a.result.get("ok") else "0"
-            args += [f"{e.seq} {e.id} {new_version} {ok}",
-                     json.dumps(a.result, separators=(",", ":"), allow_nan=False),
-                     "1" if e.wait else "0"]
-        args += list(outcomes)
+            ids.append(e.id)
+            logs.append(f"{e.seq} {e.id} {new_version} {'1' if a.result.get('ok') else '0'}")
+            results.append(json.dumps(a.result, separators=(",", ":"), allow_nan=False))
+            wake.append("1" if e.wait else "0")
+        args: list[Any] = [version, done, record.encode() if record is not None else b"", len(applied),
+                           self.ws.history_keep, self.ws.applied_log_max, self.ws.event_ttl_s,
+                           "" if new_epoch is None else new_epoch, self.ws.outcome_log_max, k.prefix,
+                           "\n".join(ids), "\n".join(logs), "\n".join(results), "".join(wake),
+                           "\n".join(outcomes), now_ms(), self.ws.history_every_ms]
         out = self._scripts["commit"](keys=keys, args=args)
         return bool(int(out[0])), int(out[1]), int(out[2])
 
@@ -452,7 +488,8 @@ class WeightStore:
     def outcomes(self, ns: str, limit: int | None = None) -> list[dict[str, Any]]:
         """Recorded router outcomes with embeddings, oldest first (the last ``limit``)."""
         start = 0 if limit is None else -limit
-        return [json.loads(x) for x in self.r.lrange(StateKeys.of(ns, "router").outcomes, start, -1)]
+        return [unpack_vectors(json.loads(x))
+                for x in self.r.lrange(StateKeys.of(ns, "router").outcomes, start, -1)]
 
     def snapshot(self, ns: str, core: str) -> bool:
         k = StateKeys.of(ns, core)

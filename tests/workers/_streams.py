@@ -12,8 +12,8 @@ from kg.models import parse
 from learn import to_bytes
 from workers.cores import CORE_OF_VERB, replay
 from workers.service import Current
-from workers.verbs import route_read
-from workers.weight_store import Event, Record, StateKeys, WeightStore
+from workers.verbs import event_body, route_read
+from workers.weight_store import Event, Record, StateKeys, WeightStore, event_json
 
 DIM = 16
 TARGETS = ["small", "medium", "large"]
@@ -53,12 +53,12 @@ def update_requests(ns: str, n: int, seed: int, prefix: str = "e") -> list[dict]
 
 
 def stored_body(request: dict, lr_min: float = 1e-3) -> dict:
-    """The event body the service stores for a request (what a worker applies)."""
-    model = parse(VERBS[request["verb"]].model, request["body"])
-    body = model.model_dump(mode="json", exclude={"namespace", "event_id"}, exclude_none=True)
+    """The event body a worker applies for a request: as the verb queues it, through the queue's
+    encoding (``event_json``) and back (``Event.parse``)."""
+    body = event_body(parse(VERBS[request["verb"]].model, request["body"]))
     if request["verb"] == "init_instant":
         body["lr_min"] = lr_min
-    return body
+    return Event.parse(b"0 " + event_json("x", request["verb"], body, False).encode()).body
 
 
 def reference(store: WeightStore, ns: str, core: str, by_id: dict[str, dict]) -> Any:

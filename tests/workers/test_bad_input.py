@@ -147,3 +147,27 @@ def test_a_retried_event_id_takes_effect_once(ready) -> None:
     queued = d(dict(req, **{"async": True}))
     assert queued["data"]["status"] == "duplicate"
     assert d({"verb": "poll", "body": {"ticket": queued["data"]["ticket"]}})["data"]["status"] == "applied"
+
+
+def test_bulk_submission_is_all_or_nothing_and_applies_in_order(ready) -> None:
+    from conftest import wait_for
+    from workers.verbs import submit_many
+
+    store = learning(ready).store
+    bodies = [{"embedding": [0.1 * i, 0.2, 0.3, 0.4], "model": "ab"[i % 2], "payload": {"quality": 0.9},
+               "now_ms": i} for i in range(50)]
+    before = snapshot(store)
+    bad = bodies[:3] + [dict(bodies[3], embedding=[1.0])] + bodies[4:]
+    from kg.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        submit_many(ready, NS, "feedback", bad)
+    assert info.value.field == "3.embedding"
+    assert snapshot(store) == before
+    tickets = submit_many(ready, NS, "feedback", bodies)
+    assert [t["status"] for t in tickets] == ["queued"] * 50
+    wait_for(lambda: store.depth(NS, "instant") == 0 and all(
+        ready.dispatch({"verb": "poll", "body": {"ticket": t["ticket"]}})["data"]["status"] == "applied"
+        for t in tickets[-1:]), 30, "the bulk to be applied")
+    log = [eid for _, eid, _, _ in store.applied_log(NS, "instant")]
+    assert log[-50:] == [t["event_id"] for t in tickets]

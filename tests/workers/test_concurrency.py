@@ -77,4 +77,6 @@ def _applied(log_text: str) -> int:
 def test_stored_body_matches_what_dispatch_queues(learn_session) -> None:
     """The replay reference rebuilds bodies the way the verbs do (guards the test helper)."""
     req = update_requests("x", 10, seed=1)[0]
-    assert set(stored_body(req)) == {"embedding", "model", "payload", "now_ms"}
+    body = stored_body(req)
+    assert set(body) == {"embedding", "model", "payload", "now_ms"}
+    assert body["embedding"].tolist() == req["body"]["embedding"]  # exact through the queue

@@ -140,3 +140,23 @@ def test_rollback_restores_the_previous_version(store: WeightStore) -> None:
     assert where == [("current", 3), ("history", "corrupt"), ("history", 1)]
     with pytest.raises(StateCorrupt, match="no version 9"):
         store.rollback("ns", "ewc", to_version=9)
+
+
+def test_a_drain_hands_over_only_after_letting_go_of_the_lock(store: WeightStore) -> None:
+    """Otherwise the successor finds the lock held, returns, and the queue is left without a drain."""
+    put_events(store, "ns", "ewc", [(f"e{i}", "record_loss", {"loss": 1.0}) for i in range(5)])
+    seen = []
+    report = Drainer(store).run("ns", "ewc", "t1", budget_s=1e-9,
+                                republish=lambda: seen.append(store.lock_holder("ns", "ewc")))
+    assert report.status == "handed_over" and seen == [None]
+    assert Drainer(store).run("ns", "ewc", "t2").applied == 5
+
+
+def test_history_keeps_at_most_one_version_per_interval(redis_server, settings: Settings) -> None:
+    """Under a stream of commits, history is not a copy of every version (each is a whole blob)."""
+    store = WeightStore(redis_server.client(), replace(settings.workers, history_every_ms=60_000))
+    for i in range(4):
+        put_events(store, "ns", "ewc", [(f"e{i}", "record_loss", {"loss": float(i)})])
+        Drainer(store).run("ns", "ewc", f"t{i}")
+    kept = [(w, r.version) for w, r in store.history("ns", "ewc")]
+    assert kept == [("current", 4), ("history", 1)]

@@ -1,0 +1,119 @@
+"""``route`` latency through ``Session.dispatch`` with a warm cache, against a bare Redis GET.
+
+    python -m bench.workers_route_latency [--calls 5000] [--dim 384]
+
+A redis-server as ``kg up`` runs it and one worker; a router (hidden 128, rank 8, 3 targets) is
+initialised and trained on 200 outcomes, so it answers with the network (``algo: fastgrnn``).
+Then, in this process, after a warm-up, each call is timed alone (``perf_counter_ns``):
+
+- bare Redis GET of the state's version key (the one round trip every read makes);
+- ``route`` through ``Session.dispatch``: validate the body, GET the version, route on the
+  cached core (exploration seeded per request), answer;
+- the same through ``dispatch_line`` (JSON text in and out, what ``kg dispatch`` does per line);
+- the router alone on the same input (no validation, no Redis), for scale.
+
+Results: ``bench/results/workers_route_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench._common import save
+
+
+def _stats(samples_ns: np.ndarray) -> dict:
+    us = samples_ns / 1e3
+    return {"p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
+            "mean_us": float(us.mean()), "calls": int(len(us))}
+
+
+def _time(fn, calls: int, warmup: int = 300) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(calls)
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        t0 = clock()
+        fn()
+        out[i] = clock() - t0
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=5000)
+    ap.add_argument("--dim", type=int, default=384)
+    args = ap.parse_args()
+    from kg.config import Settings
+    from kg.dispatch import Session
+    from workers.localproc import RedisServer, Worker, worker_env
+    from workers.verbs import learning, route_read
+    from workers.weight_store import StateKeys
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
+        server = RedisServer(Path(tmp))
+        server.start()
+        env = worker_env(server.url, Path(tmp) / "home", KG_FAULT_INJECTION="0",
+                         KG_STATE_HISTORY_EVERY_MS="1000")
+        worker = Worker(env, "lat", server.dir, loglevel="WARNING").start()
+        try:
+            session = Session(Settings.from_env(env))
+            d = session.dispatch
+            assert d({"verb": "init_router", "body": {"namespace": "lat", "targets": ["small", "medium", "large"],
+                                                      "in_dim": args.dim}})["ok"]
+            rng = np.random.default_rng(0)
+            for i in range(200):
+                x = rng.standard_normal(args.dim).tolist()
+                assert d({"verb": "record_outcome", "async": i < 199, "body": {
+                    "namespace": "lat", "target": ["small", "medium", "large"][i % 3],
+                    "quality": float(rng.random()), "embedding": x}})["ok"]
+            x = rng.standard_normal(args.dim).tolist()
+            req = {"verb": "route", "body": {"namespace": "lat", "embedding": x, "estimated_tokens": 3000}}
+            line = json.dumps(req)
+            first = d(req)
+            assert first["ok"] and first["data"]["algo"] == "fastgrnn", first
+            lrn = learning(session)
+            pooled = lrn.store.r
+            key = StateKeys.of("lat", "router").ver
+            cur = lrn.current("lat", "router")
+            single = lrn._versions  # the connection reads revalidate on
+            xa = np.asarray(x)
+            rows.append({"path": "bare Redis GET of the version key (one connection)",
+                         **_stats(_time(lambda: single.get(key), args.calls))})
+            rows.append({"path": "bare Redis GET of the version key (redis-py pool)",
+                         **_stats(_time(lambda: pooled.get(key), args.calls))})
+            rows.append({"path": "route via Session.dispatch (warm cache)", **_stats(_time(lambda: d(req), args.calls))})
+            rows.append({"path": "route via dispatch_line (JSON in and out)",
+                         **_stats(_time(lambda: session.dispatch_line(line), args.calls))})
+            rows.append({"path": "router alone (route_read on the cached core)",
+                         **_stats(_time(lambda: route_read(cur, xa, 3000), args.calls))})
+            assert d(req) == first, "reads are deterministic on an unchanged state"
+            session.close()
+        finally:
+            worker.stop()
+            server.stop()
+    meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
+            "load_average": list(os.getloadavg()), "target": "route p50 under 200 us through Session.dispatch"}
+    path = save("workers_route_latency", {"meta": meta, "rows": rows})
+    base = rows[0]["p50_us"]
+    print(f"\nroute latency, embedding dim {args.dim}, hidden 128, {args.calls} calls each, "
+          f"load {meta['load_average'][0]:.1f}\n")
+    print("| path | p50 µs | p99 µs | p50 / Redis GET |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['path']} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p50_us'] / base:.2f} |")
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
