@@ -21,7 +21,7 @@ import time
 from tqdm import tqdm
 
 from bench._common import percentiles, running_stack, save
-from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, YEAR_MS, stream
+from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
 from kg.dispatch import Session
 from kg.errors import NotFound
 from kg.ingest import edges_from_records

@@ -29,7 +29,7 @@ def kg_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def stack_settings(kg_home: Path) -> Settings:
     """Settings of a running local stack (started once, stopped at the end)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
-    env.update(KG_HOME=str(kg_home), KG_UP_WORKERS="0", KG_UP_BEAT="0")  # workers tests start their own
+    env["KG_HOME"] = str(kg_home)
     stack = Stack(Settings.from_env(env))
     stack.up(progress=lambda _m: None)
     settings = Settings.from_env(env)

