@@ -26,9 +26,7 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -57,85 +55,76 @@ def main() -> None:
     from kg.config import Settings
     from kg.dispatch import Session
     from workers.cores import replay
-    from workers.localproc import RedisServer, Worker, worker_env
+    from workers.localproc import scratch_service
     from workers.verbs import learning
     from workers.weight_store import Event
 
     ns, n, dim = "restore", args.trajectories, args.dim
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((n, dim)).tolist()
-    with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        env = worker_env(server.url, Path(tmp) / "home", KG_FAULT_INJECTION="0",
-                         KG_STATE_HISTORY_EVERY_MS="1000")
-        worker = Worker(env, "restore", server.dir, loglevel="WARNING").start()
-        try:
-            session = Session(Settings.from_env(env))
-            d = session.dispatch
-            targets = ["small", "medium", "large"]
-            assert d({"verb": "init_instant", "body": {"namespace": ns, "targets": targets, "in_dim": dim}})["ok"]
-            assert d({"verb": "init_router", "body": {"namespace": ns, "targets": targets, "in_dim": dim}})["ok"]
-            for i, x in enumerate(xs):
-                q = float(rng.random())
-                assert d({"verb": "feedback", "async": i < n - 1, "body": {
-                    "namespace": ns, "embedding": x, "model": targets[i % 3], "payload": {"quality": q},
-                    "now_ms": i}})["ok"]
-                assert d({"verb": "record_outcome", "async": i < n - 1, "body": {
-                    "namespace": ns, "target": targets[i % 3], "quality": q, "embedding": x}})["ok"]
-            probe = rng.standard_normal(dim).tolist()
-            reqs = {"route": {"verb": "route", "body": {"namespace": ns, "embedding": probe}},
-                    "apply_adapter": {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": probe}}}
-            expected = {k: d(v) for k, v in reqs.items()}
-            blob_bytes = {c: len(learning(session).store.load(ns, c).encode()) for c in ("instant", "router")}
+    with scratch_service("restore") as env:
+        session = Session(Settings.from_env(env))
+        d = session.dispatch
+        targets = ["small", "medium", "large"]
+        assert d({"verb": "init_instant", "body": {"namespace": ns, "targets": targets, "in_dim": dim}})["ok"]
+        assert d({"verb": "init_router", "body": {"namespace": ns, "targets": targets, "in_dim": dim}})["ok"]
+        for i, x in enumerate(xs):
+            q = float(rng.random())
+            assert d({"verb": "feedback", "async": i < n - 1, "body": {
+                "namespace": ns, "embedding": x, "model": targets[i % 3], "payload": {"quality": q},
+                "now_ms": i}})["ok"]
+            assert d({"verb": "record_outcome", "async": i < n - 1, "body": {
+                "namespace": ns, "target": targets[i % 3], "quality": q, "embedding": x}})["ok"]
+        probe = rng.standard_normal(dim).tolist()
+        reqs = {"route": {"verb": "route", "body": {"namespace": ns, "embedding": probe}},
+                "apply_adapter": {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": probe}}}
+        expected = {k: d(v) for k, v in reqs.items()}
+        blob_bytes = {c: len(learning(session).store.load(ns, c).encode()) for c in ("instant", "router")}
 
-            fresh = []
-            child_env = dict(env, KG_HOME=env["KG_HOME"])
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(reqs)], env=child_env,
-                                     capture_output=True, text=True, timeout=120, check=True)
-                total = time.perf_counter() - t0
-                got = json.loads(out.stdout)
-                assert got["route"] == expected["route"] and got["adapter"] == expected["apply_adapter"], got
-                fresh.append({"total_s": total, "imports_s": got["imports_s"], "restore_s": got["restore_s"]})
-
-            warm = []
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                with Session(Settings.from_env(env)) as s2:
-                    assert s2.dispatch(reqs["route"]) == expected["route"]
-                    assert s2.dispatch(reqs["apply_adapter"]) == expected["apply_adapter"]
-                warm.append(time.perf_counter() - t0)
-
-            store = learning(session).store
-            events = {c: [] for c in ("instant", "router")}
-            for c in events:
-                for seq, eid, _, _ in store.applied_log(ns, c):
-                    events[c].append(Event(seq, eid, store.result(ns, c, eid)["verb"], {}))
-            # rebuild the bodies as queued: init + the same trajectories, in the same order
-            bodies = {"instant": [{"targets": targets, "in_dim": dim, "lr_min": 1e-3}] + [
-                {"embedding": x, "model": targets[i % 3], "payload": {"quality": 0.0}, "now_ms": i}
-                for i, x in enumerate(xs)],
-                "router": [{"targets": targets, "in_dim": dim}] + [
-                {"target": targets[i % 3], "quality": 0.0, "embedding": x} for i, x in enumerate(xs)]}
-            rng2 = np.random.default_rng(0)
-            rng2.standard_normal((n, dim))
-            for i in range(n):
-                q = float(rng2.random())
-                bodies["instant"][i + 1]["payload"]["quality"] = q
-                bodies["router"][i + 1]["quality"] = q
+        fresh = []
+        child_env = dict(env, KG_HOME=env["KG_HOME"])
+        for _ in range(args.runs):
             t0 = time.perf_counter()
-            rebuilt = {c: replay(c, [Event(e.seq, e.id, e.verb, b) for e, b in zip(events[c], bodies[c])]).core
-                       for c in events}
-            replay_s = time.perf_counter() - t0
-            from learn import to_bytes
+            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(reqs)], env=child_env,
+                                 capture_output=True, text=True, timeout=120, check=True)
+            total = time.perf_counter() - t0
+            got = json.loads(out.stdout)
+            assert got["route"] == expected["route"] and got["adapter"] == expected["apply_adapter"], got
+            fresh.append({"total_s": total, "imports_s": got["imports_s"], "restore_s": got["restore_s"]})
 
-            assert all(to_bytes(rebuilt[c]) == store.load(ns, c).state for c in rebuilt), "replay differs"
-            session.close()
-        finally:
-            worker.stop()
-            server.stop()
+        warm = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter()
+            with Session(Settings.from_env(env)) as s2:
+                assert s2.dispatch(reqs["route"]) == expected["route"]
+                assert s2.dispatch(reqs["apply_adapter"]) == expected["apply_adapter"]
+            warm.append(time.perf_counter() - t0)
+
+        store = learning(session).store
+        events = {c: [] for c in ("instant", "router")}
+        for c in events:
+            for seq, eid, _, _ in store.applied_log(ns, c):
+                events[c].append(Event(seq, eid, store.result(ns, c, eid)["verb"], {}))
+        # rebuild the bodies as queued: init + the same trajectories, in the same order
+        bodies = {"instant": [{"targets": targets, "in_dim": dim, "lr_min": 1e-3}] + [
+            {"embedding": x, "model": targets[i % 3], "payload": {"quality": 0.0}, "now_ms": i}
+            for i, x in enumerate(xs)],
+            "router": [{"targets": targets, "in_dim": dim}] + [
+            {"target": targets[i % 3], "quality": 0.0, "embedding": x} for i, x in enumerate(xs)]}
+        rng2 = np.random.default_rng(0)
+        rng2.standard_normal((n, dim))
+        for i in range(n):
+            q = float(rng2.random())
+            bodies["instant"][i + 1]["payload"]["quality"] = q
+            bodies["router"][i + 1]["quality"] = q
+        t0 = time.perf_counter()
+        rebuilt = {c: replay(c, [Event(e.seq, e.id, e.verb, b) for e, b in zip(events[c], bodies[c])]).core
+                   for c in events}
+        replay_s = time.perf_counter() - t0
+        from learn import to_bytes
+
+        assert all(to_bytes(rebuilt[c]) == store.load(ns, c).state for c in rebuilt), "replay differs"
+        session.close()
 
     def med(xs: list[float]) -> float:
         return float(np.median(xs))

@@ -21,9 +21,7 @@ import argparse
 import json
 import os
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -55,53 +53,44 @@ def main() -> None:
     args = ap.parse_args()
     from kg.config import Settings
     from kg.dispatch import Session
-    from workers.localproc import RedisServer, Worker, worker_env
+    from workers.localproc import scratch_service
     from workers.verbs import learning, route_read
     from workers.weight_store import StateKeys
 
     rows = []
-    with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        env = worker_env(server.url, Path(tmp) / "home", KG_FAULT_INJECTION="0",
-                         KG_STATE_HISTORY_EVERY_MS="1000")
-        worker = Worker(env, "lat", server.dir, loglevel="WARNING").start()
-        try:
-            session = Session(Settings.from_env(env))
-            d = session.dispatch
-            assert d({"verb": "init_router", "body": {"namespace": "lat", "targets": ["small", "medium", "large"],
-                                                      "in_dim": args.dim}})["ok"]
-            rng = np.random.default_rng(0)
-            for i in range(200):
-                x = rng.standard_normal(args.dim).tolist()
-                assert d({"verb": "record_outcome", "async": i < 199, "body": {
-                    "namespace": "lat", "target": ["small", "medium", "large"][i % 3],
-                    "quality": float(rng.random()), "embedding": x}})["ok"]
+    with scratch_service("lat") as env:
+        session = Session(Settings.from_env(env))
+        d = session.dispatch
+        assert d({"verb": "init_router", "body": {"namespace": "lat", "targets": ["small", "medium", "large"],
+                                                  "in_dim": args.dim}})["ok"]
+        rng = np.random.default_rng(0)
+        for i in range(200):
             x = rng.standard_normal(args.dim).tolist()
-            req = {"verb": "route", "body": {"namespace": "lat", "embedding": x, "estimated_tokens": 3000}}
-            line = json.dumps(req)
-            first = d(req)
-            assert first["ok"] and first["data"]["algo"] == "fastgrnn", first
-            lrn = learning(session)
-            pooled = lrn.store.r
-            key = StateKeys.of("lat", "router").ver
-            cur = lrn.current("lat", "router")
-            single = lrn._versions  # the connection reads revalidate on
-            xa = np.asarray(x)
-            rows.append({"path": "bare Redis GET of the version key (one connection)",
-                         **_stats(_time(lambda: single.get(key), args.calls))})
-            rows.append({"path": "bare Redis GET of the version key (redis-py pool)",
-                         **_stats(_time(lambda: pooled.get(key), args.calls))})
-            rows.append({"path": "route via Session.dispatch (warm cache)", **_stats(_time(lambda: d(req), args.calls))})
-            rows.append({"path": "route via dispatch_line (JSON in and out)",
-                         **_stats(_time(lambda: session.dispatch_line(line), args.calls))})
-            rows.append({"path": "router alone (route_read on the cached core)",
-                         **_stats(_time(lambda: route_read(cur, xa, 3000), args.calls))})
-            assert d(req) == first, "reads are deterministic on an unchanged state"
-            session.close()
-        finally:
-            worker.stop()
-            server.stop()
+            assert d({"verb": "record_outcome", "async": i < 199, "body": {
+                "namespace": "lat", "target": ["small", "medium", "large"][i % 3],
+                "quality": float(rng.random()), "embedding": x}})["ok"]
+        x = rng.standard_normal(args.dim).tolist()
+        req = {"verb": "route", "body": {"namespace": "lat", "embedding": x, "estimated_tokens": 3000}}
+        line = json.dumps(req)
+        first = d(req)
+        assert first["ok"] and first["data"]["algo"] == "fastgrnn", first
+        lrn = learning(session)
+        pooled = lrn.store.r
+        key = StateKeys.of("lat", "router").ver
+        cur = lrn.current("lat", "router")
+        single = lrn._versions  # the connection reads revalidate on
+        xa = np.asarray(x)
+        rows.append({"path": "bare Redis GET of the version key (one connection)",
+                     **_stats(_time(lambda: single.get(key), args.calls))})
+        rows.append({"path": "bare Redis GET of the version key (redis-py pool)",
+                     **_stats(_time(lambda: pooled.get(key), args.calls))})
+        rows.append({"path": "route via Session.dispatch (warm cache)", **_stats(_time(lambda: d(req), args.calls))})
+        rows.append({"path": "route via dispatch_line (JSON in and out)",
+                     **_stats(_time(lambda: session.dispatch_line(line), args.calls))})
+        rows.append({"path": "router alone (route_read on the cached core)",
+                     **_stats(_time(lambda: route_read(cur, xa, 3000), args.calls))})
+        assert d(req) == first, "reads are deterministic on an unchanged state"
+        session.close()
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
             "load_average": list(os.getloadavg()), "target": "route p50 under 200 us through Session.dispatch"}
     path = save("workers_route_latency", {"meta": meta, "rows": rows})

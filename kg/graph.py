@@ -75,11 +75,17 @@ class Graph:
 
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(tx, …)`` in a retried read transaction."""
-        try:
-            with self.driver.session(database=self.database, default_access_mode=READ_ACCESS) as session:
-                return session.execute_read(fn, *args, **kwargs)
-        except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
-            raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+        for attempt in range(CONSTRAINT_RETRIES):
+            try:
+                with self.driver.session(database=self.database, default_access_mode=READ_ACCESS) as session:
+                    return session.execute_read(fn, *args, **kwargs)
+            except StaleRead:
+                if attempt == CONSTRAINT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.0, min(0.5, 0.01 * 2 ** attempt)))
+            except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
+                raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+        raise AssertionError("unreachable")
 
     def apply_schema(self) -> None:
         """Create constraints and indexes; each statement is ``IF NOT EXISTS``."""

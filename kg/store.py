@@ -105,9 +105,7 @@ class EdgeStore:
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
             current: dict[str, Version | None] = {i: None for i in ids}
-            for props in rows(tx, q("current_by_ids"), ns=ns, ids=list(dict.fromkeys(ids)), open=OPEN):
-                version = Version.from_props(props["v"])
-                current[version.edge_id] = version
+            current.update(_current_versions(tx, ns, ids))
             if rival_keys:
                 found = rows(tx, q("current_by_src_relation"), ns=ns,
                              srcs=sorted({s for s, _ in rival_keys}),
@@ -124,10 +122,10 @@ class EdgeStore:
 
     # -- reads -------------------------------------------------------------
     def get_edge(self, ns: str, edge_id: str) -> dict:
-        found = self.graph.read(lambda tx: rows(tx, q("current_by_ids"), ns=ns, ids=[edge_id], open=OPEN))
-        if not found:
+        found = self.graph.read(lambda tx: _current_versions(tx, ns, [edge_id]))
+        if edge_id not in found:
             raise NotFound("edge_id", f"no edge {edge_id!r}")
-        return Version.from_props(found[0]["v"]).flat(ns)
+        return found[edge_id].flat(ns)
 
     def history(self, ns: str, edge_id: str) -> list[dict]:
         found = self.graph.read(lambda tx: rows(tx, q("history"), ns=ns, id=edge_id))
@@ -145,6 +143,26 @@ class EdgeStore:
         found = self.graph.read(lambda tx: rows(tx, statement, ns=ns, src=src, t=t, open=OPEN, **params))
         views = [Version.from_props(r["v"]).flat(ns) for r in found]
         return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
+
+
+def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:
+    """The current version of each existing id.
+
+    An edge that has versions but not exactly one current version was read
+    halfway through another transaction's commit (seen on ArcadeDB under racing
+    invalidations); ``StaleRead`` makes the caller run the transaction again.
+    """
+    versions: dict[str, list[Version]] = defaultdict(list)
+    for props in rows(tx, q("versions_by_ids"), ns=ns, ids=list(dict.fromkeys(ids))):
+        version = Version.from_props(props["v"])
+        versions[version.edge_id].append(version)
+    current = {}
+    for edge_id, chain in versions.items():
+        heads = [v for v in chain if v.is_current]
+        if len(heads) != 1:
+            raise StaleRead(f"edge has {len(heads)} current versions")
+        current[edge_id] = heads[0]
+    return current
 
 
 def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
