@@ -68,7 +68,7 @@ class Graph:
             except (ConstraintError, StaleRead):
                 if attempt == CONSTRAINT_RETRIES - 1:
                     raise
-                time.sleep(random.uniform(0.0, min(0.5, 0.01 * 2 ** attempt)))  # full jitter
+                _backoff(attempt)
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
                 raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
@@ -82,7 +82,7 @@ class Graph:
             except StaleRead:
                 if attempt == CONSTRAINT_RETRIES - 1:
                     raise
-                time.sleep(random.uniform(0.0, min(0.5, 0.01 * 2 ** attempt)))
+                _backoff(attempt)
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
                 raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
@@ -91,6 +91,11 @@ class Graph:
         """Create constraints and indexes; each statement is ``IF NOT EXISTS``."""
         for statement in in_area("schema"):
             self.write(lambda tx, s=statement: tx.run(s).consume())
+
+
+def _backoff(attempt: int) -> None:
+    """Sleep before retry ``attempt``: exponential with full jitter, capped at 0.5 s."""
+    time.sleep(random.uniform(0.0, min(0.5, 0.01 * 2 ** attempt)))
 
 
 def rows(tx: neo4j.ManagedTransaction, statement: str, **params: Any) -> list[dict]:

@@ -50,7 +50,7 @@ class PartStatus:
         return f"{self.name:<9} {state:<24} {owner:<12} {self.address}{extra}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -129,8 +129,8 @@ class Stack:
         if not self.graph_external:
             if not pid_alive(self._pid("arcadedb")):
                 record.setdefault("graph_password", secrets.token_urlsafe(18))
-                port = _free_port()
-                http_port = _free_port()
+                port = free_port()
+                http_port = free_port()
                 record["graph_uri"] = f"bolt://127.0.0.1:{port}"
                 record["graph_http_port"] = http_port
                 self._save(record)
@@ -140,7 +140,7 @@ class Stack:
                 progress("ArcadeDB already running")
         if not self.redis_external:
             if not pid_alive(self._pid("redis")):
-                port = _free_port()
+                port = free_port()
                 record["redis_url"] = f"redis://127.0.0.1:{port}/0"
                 self._save(record)
                 progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes)")

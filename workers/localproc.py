@@ -15,19 +15,15 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator
 from pathlib import Path
+from typing import Iterator
 
 import redis
 
+from kg.stack import free_port  # noqa: F401  (re-exported for tests)
+
 REPO = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 6  # short, so a killed worker's tasks come back quickly
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(pred, timeout: float, what: str, every: float = 0.05):
