@@ -6,10 +6,13 @@
 The baseline writes the same edges with one plain ``UNWIND … MERGE endpoints …
 CREATE`` per batch through ``execute_write``: no validation, no idempotency
 check, no versions, no interval keys, into a relationship type without indexes.
-The service writes each batch through ``EdgeStore.insert_many`` after
-validating the raw records (what ``kg ingest`` does per batch).  Batches of the
-two alternate (raw first on even batches, service first on odd ones), so a
-noisy machine slows both alike and the ratio stays meaningful.  Peak memory is
+The service loads the same rows through ``kg.ingest.load_batches``, the loop
+``kg ingest`` runs: validation of the next batch overlapping the transaction of
+the current one, ``EdgeStore.insert_many`` per batch.  The two alternate by
+segments of ``--segment`` batches (raw first on even segments, service first on
+odd ones), so a noisy machine slows both alike and the ratio stays meaningful.
+Each service segment starts its pipeline afresh, so its first batch always
+reads its ids (the adaptive ``expect_new`` of a long ``kg ingest`` skips that).  Peak memory is
 measured separately: the generated stream is loaded once more by ``kg ingest``
 in its own process and its peak RSS read from the kernel when it exits.  Each
 run writes to fresh namespaces; results go to ``bench/results/graph_ingest.json``.
@@ -32,8 +35,8 @@ from tqdm import tqdm
 from kg import sources
 from kg.dispatch import Session
 from kg.graph import Graph
-from kg.ingest import edges_from_records, now_ms, open_source
-from kg.store import BatchResult, EdgeStore
+from kg.ingest import IngestReport, load_batches, now_ms, open_source, validated_batches
+from kg.store import EdgeStore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "temporal-kg"
 RAW = """
@@ -46,9 +49,9 @@ CREATE (a)-[:RAW_FACT {id: row.id, relation: row.relation, valid_at: row.valid_a
 RAW_INDEX = "CREATE CONSTRAINT raw_entity IF NOT EXISTS FOR (n:RawEntity) REQUIRE (n.ns, n.name) IS UNIQUE"
 
 
-def raw_records(path: Path) -> list[dict]:
-    """The records of a source as a pipeline hands them over (before validation)."""
-    return [item.record for item in open_source(path) if isinstance(item, sources.Row)]
+def source_rows(path: Path) -> list[sources.Row]:
+    """The readable rows of a source, as ``kg ingest`` gets them (before validation)."""
+    return [item for item in open_source(path) if isinstance(item, sources.Row)]
 
 
 def raw_rows(records: list[dict]) -> list[dict]:
@@ -61,26 +64,28 @@ def raw_rows(records: list[dict]) -> list[dict]:
             for r in records]
 
 
-def interleaved(graph: Graph, store: EdgeStore, records: list[dict], batch: int, tag: str) -> dict:
-    """Seconds spent by the raw driver and by the service on the same batches, alternating."""
+def interleaved(graph: Graph, store: EdgeStore, items: list[sources.Row], batch: int, segment: int,
+                tag: str) -> dict:
+    """Seconds spent by the raw driver and by the service on the same segments, alternating."""
     raw_ns, svc_ns = f"raw-{tag}", f"svc-{tag}"
     created_at = now_ms()
     raw_s = svc_s = 0.0
-    result = BatchResult()
-    bar = tqdm(total=len(records), unit=" edges", desc=tag, mininterval=1.0)
-    for number, k in enumerate(range(0, len(records), batch)):
-        chunk = records[k:k + batch]
+    report = IngestReport(tag, svc_ns)
+    bar = tqdm(total=len(items), unit=" edges", desc=tag, mininterval=1.0)
+    step = batch * segment
+    for number, k in enumerate(range(0, len(items), step)):
+        part = items[k:k + step]
 
         def raw() -> float:
             start = time.perf_counter()
-            rows = raw_rows(chunk)
-            graph.write(lambda tx: tx.run(RAW, rows=rows, ns=raw_ns, now=created_at).consume())
+            for j in range(0, len(part), batch):
+                rows = raw_rows([item.record for item in part[j:j + batch]])
+                graph.write(lambda tx: tx.run(RAW, rows=rows, ns=raw_ns, now=created_at).consume())
             return time.perf_counter() - start
 
         def service() -> float:
             start = time.perf_counter()
-            edges, _rejected = edges_from_records(chunk, created_at)
-            result.add(store.insert_many(svc_ns, edges))
+            load_batches(store, svc_ns, validated_batches(part, report, batch, created_at), report)
             return time.perf_counter() - start
 
         if number % 2:
@@ -89,10 +94,11 @@ def interleaved(graph: Graph, store: EdgeStore, records: list[dict], batch: int,
         else:
             raw_s += raw()
             svc_s += service()
-        bar.update(len(chunk))
+        bar.update(len(part))
     bar.close()
-    return {"raw_s": raw_s, "service_s": svc_s, "inserted": result.inserted,
-            "invalidated": result.invalidated, "rejected": len(result.rejected)}
+    r = report.result
+    return {"raw_s": raw_s, "service_s": svc_s, "inserted": r.inserted,
+            "invalidated": r.invalidated, "rejected": len(r.rejected) + sum(report.skipped.values())}
 
 
 def kg_ingest_peak_rss(path: Path, ns: str, batch: int, home: Path) -> dict:
@@ -125,9 +131,9 @@ def server_peak_rss_mb(home: Path) -> float | None:
     return None
 
 
-def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, tag: str) -> dict:
-    records = raw_records(path)
-    timing = interleaved(graph, store, records, batch, f"{tag}-{name}")
+def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, segment: int, tag: str) -> dict:
+    records = source_rows(path)
+    timing = interleaved(graph, store, records, batch, segment, f"{tag}-{name}")
     raw_rate, svc_rate = len(records) / timing["raw_s"], len(records) / timing["service_s"]
     result = {"dataset": name, "edges": len(records), "raw_edges_per_s": raw_rate,
               "service_edges_per_s": svc_rate, "ratio": svc_rate / raw_rate, **timing}
@@ -140,7 +146,8 @@ def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edges", type=int, default=1_000_000, help="size of the generated stream")
-    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=2000, help="edges per transaction (kg ingest: KG_BATCH_SIZE)")
+    parser.add_argument("--segment", type=int, default=10, help="batches per alternation of raw and service")
     parser.add_argument("--skip-datasets", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="skip the separate kg ingest run")
     parser.add_argument("--memory-only", action="store_true", help="only the separate kg ingest run")
@@ -154,8 +161,9 @@ def main() -> None:
         graph.write(lambda tx: tx.run(RAW_INDEX).consume())
         if not args.memory_only:
             for name in () if args.skip_datasets else ("yago11k", "wikidata12k"):
-                results.append(measure(name, DATA / name, graph, store, args.batch, tag))
-            results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch, tag))
+                results.append(measure(name, DATA / name, graph, store, args.batch, args.segment, tag))
+            results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch,
+                                   args.segment, tag))
     memory = None
     if not args.skip_memory:
         memory = kg_ingest_peak_rss(stream_path, f"stream{tag}-{args.edges}", args.batch, settings.home)

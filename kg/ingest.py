@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import signal
+import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from kg import sources
 from kg.errors import InvalidInput
 from kg.models import StatedEdge, parse
 from kg.store import BatchResult, EdgeStore
 from kg.temporal import NewEdge
+
+
+T = TypeVar("T")
 
 
 def now_ms() -> int:
@@ -111,6 +118,119 @@ class Checkpoint:
         tmp.replace(self.file)
 
 
+def validated_batches(items: Iterable[sources.Row | sources.Skip], report: IngestReport, batch_size: int,
+                      created_at: int, skip: int = 0) -> Iterator[tuple[list[NewEdge], int]]:
+    """Batches of validated edges, each with the number of source items consumed after it.
+
+    Skips the first ``skip`` items (already loaded) and counts unreadable or
+    invalid ones in ``report.skipped``.
+    """
+    batch: list[NewEdge] = []
+    index = 0
+    for index, item in enumerate(items, start=1):
+        report.items = index
+        if index <= skip:
+            continue
+        if isinstance(item, sources.Skip):
+            report.skipped[item.reason] += 1
+            continue
+        try:
+            batch.append(parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at))
+        except InvalidInput as exc:
+            report.skipped[f"invalid {exc.field}"] += 1
+            continue
+        if len(batch) >= batch_size:
+            yield batch, index
+            batch = []
+    yield batch, index
+
+
+def load_batches(store: EdgeStore, namespace: str, batches: Iterable[tuple[list[NewEdge], int]],
+                 report: IngestReport, on_commit: Callable[[int], None] = lambda done: None,
+                 bar: Any = None, stop: threading.Event | None = None) -> None:
+    """Insert each batch in its own transaction while the next one is being validated.
+
+    After a batch whose every edge was new, the next one skips reading its ids
+    (``expect_new``): in a fresh load that read finds nothing, and a batch that
+    does meet stored ids is run again with it.
+    """
+    expect_new = False
+    for edges, done in prefetched(batches):
+        if edges:
+            result = store.insert_many(namespace, edges, expect_new=expect_new)
+            expect_new = result.inserted == len(edges)
+            report.result.add(result)
+            if bar is not None:
+                bar.update(len(edges))
+        on_commit(done)
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+
+
+def prefetched(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead.
+
+    Validation is Python work and a transaction mostly waits on the server, so
+    the two overlap.  Errors are raised in the consumer; a consumer that stops
+    early (Ctrl-C, an error) stops the producer.
+    """
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        items.put((None, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((None, done))
+        except BaseException as exc:  # handed to the consumer
+            items.put((exc, None))
+
+    thread = threading.Thread(target=produce, name="kg-ingest-validate", daemon=True)
+    thread.start()
+    try:
+        while True:
+            error, item = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
+@contextmanager
+def interrupt_after_batch() -> Iterator[threading.Event]:
+    """First Ctrl-C: finish the batch in flight, then stop; a second one aborts at once.
+
+    A KeyboardInterrupt raised inside the driver mid-transaction leaves the
+    connection in a state the driver then reports as an unrelated error.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def ingest(store: EdgeStore, namespace: str, path: Path, home: Path, batch_size: int = 2000,
            progress: bool = True, resume: bool = True) -> IngestReport:
     """Load ``path`` into ``namespace``; resumable after a crash or Ctrl-C."""
@@ -119,38 +239,20 @@ def ingest(store: EdgeStore, namespace: str, path: Path, home: Path, batch_size:
     checkpoint = Checkpoint(home, path, namespace)
     state = checkpoint.load() if resume else {}
     created_at = state.get("created_at") or now_ms()
-    done = state.get("items_done", 0) if not state.get("finished") else 0
-    report = IngestReport(str(path), namespace, resumed_from=done)
+    skip = state.get("items_done", 0) if not state.get("finished") else 0
+    report = IngestReport(str(path), namespace, resumed_from=skip)
     bar = tqdm(desc="ingest", unit=" edges", disable=not progress, smoothing=0.1,
                dynamic_ncols=True, mininterval=0.5)
     started = time.perf_counter()
-    batch: list[NewEdge] = []
-    index = 0
 
-    def flush() -> None:
-        if batch:
-            report.result.add(store.insert_many(namespace, batch))
-            bar.update(len(batch))
-            batch.clear()
-        checkpoint.save({"created_at": created_at, "items_done": index, "finished": False})
+    def committed(done: int) -> None:
+        checkpoint.save({"created_at": created_at, "items_done": done, "finished": False})
 
     try:
-        for index, item in enumerate(open_source(path), start=1):
-            report.items = index
-            if index <= done:
-                continue
-            if isinstance(item, sources.Skip):
-                report.skipped[item.reason] += 1
-                continue
-            try:
-                batch.append(parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at))
-            except InvalidInput as exc:
-                report.skipped[f"invalid {exc.field}"] += 1
-                continue
-            if len(batch) >= batch_size:
-                flush()
-        flush()
-        checkpoint.save({"created_at": created_at, "items_done": index, "finished": True})
+        with interrupt_after_batch() as stop:
+            batches = validated_batches(open_source(path), report, batch_size, created_at, skip)
+            load_batches(store, namespace, batches, report, committed, bar, stop)
+        checkpoint.save({"created_at": created_at, "items_done": report.items, "finished": True})
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

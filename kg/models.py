@@ -6,14 +6,13 @@ Every error is converted to ``InvalidInput`` naming the dotted field path.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
 
 from kg.errors import InvalidInput
-from kg.temporal import NewEdge
+from kg.temporal import NewEdge, canonical_json
 from kg.timeparse import to_ms
 
 MAX_ID = 512
@@ -71,8 +70,10 @@ class EdgeFields(BaseModel):
     @field_validator("attributes")
     @classmethod
     def _json_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            return value
         try:
-            text = json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+            text = canonical_json(value)
         except (TypeError, ValueError):
             raise ValueError("must be a JSON object of finite values") from None
         if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
@@ -88,7 +89,7 @@ class EdgeFields(BaseModel):
         return NewEdge(
             id=self.id, src=self.src, dst=self.dst, relation=self.relation,
             weight=float(self.weight),
-            attributes=json.dumps(self.attributes, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
+            attributes=canonical_json(self.attributes) if self.attributes else "{}",
             valid_at=self.valid_at, invalid_at=self.invalid_at, created_at=created_at,
         )
 

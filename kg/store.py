@@ -55,8 +55,13 @@ class EdgeStore:
         view["status"] = status
         return view
 
-    def insert_many(self, ns: str, edges: list[NewEdge]) -> BatchResult:
-        """Insert a batch in one transaction; a bad edge is rejected alone, not the batch."""
+    def insert_many(self, ns: str, edges: list[NewEdge], expect_new: bool = False) -> BatchResult:
+        """Insert a batch in one transaction; a bad edge is rejected alone, not the batch.
+
+        ``expect_new`` (bulk ingest of fresh ids) skips reading the ids first:
+        if one exists after all, the unique (ns, edge_id, version) constraint
+        fails the transaction and it runs again with the read.
+        """
         def op(plan: Plan) -> BatchResult:
             result = BatchResult()
             for edge in edges:
@@ -73,7 +78,7 @@ class EdgeStore:
                     result.invalidated += len(plan.closed) + len(plan.created) - before - 1
             return result
 
-        result, _ = self._apply(ns, [e.id for e in edges], edges, op)
+        result, _ = self._apply(ns, [e.id for e in edges], edges, op, read_ids=not expect_new)
         return result
 
     def invalidate_edge(self, ns: str, edge_id: str, invalid_at: int, expired_at: int) -> dict:
@@ -99,23 +104,23 @@ class EdgeStore:
         }
 
     def _apply(self, ns: str, ids: list[str], inserts: list[NewEdge],
-               op: Callable[[Plan], object]) -> tuple[object, Plan]:
+               op: Callable[[Plan], object], read_ids: bool = True) -> tuple[object, Plan]:
         functional = self.functional
-        rival_keys = {(e.src, e.relation) for e in inserts if e.relation in functional}
+        functional_inserts = [e for e in inserts if e.relation in functional]
+        attempts = iter([read_ids])  # a re-run (constraint violation, transient error) always reads
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
             current: dict[str, Version | None] = {i: None for i in ids}
-            current.update(_current_versions(tx, ns, ids))
-            if rival_keys:
-                found = rows(tx, q("current_by_src_relation"), ns=ns,
-                             srcs=sorted({s for s, _ in rival_keys}),
-                             relations=sorted({r for _, r in rival_keys}), open=OPEN)
-                for props in found:
-                    version = Version.from_props(props["v"])
-                    current.setdefault(version.edge_id, version)
+            if next(attempts, True):
+                current.update(_current_versions(tx, ns, ids))
+            rivals = _rivals(tx, ns, functional_inserts) if functional_inserts else []
+            for version in rivals:
+                current.setdefault(version.edge_id, version)
             plan = Plan(current, functional)
             outcome = op(plan)
             _write_plan(tx, ns, plan)
+            if functional_inserts:
+                _raise_frontiers(tx, ns, functional, [*rivals, *plan.created])
             return outcome, plan
 
         return self.graph.write(work)
@@ -163,6 +168,54 @@ def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> 
             raise StaleRead(f"edge has {len(heads)} current versions")
         current[edge_id] = heads[0]
     return current
+
+
+def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> list[Version]:
+    """Stored current versions that new functional edges may cut or be cut by.
+
+    Those are the versions of the same subject and relation that overlap a new
+    edge.  One that starts no later than the new edge contains its valid_at,
+    so the interval index finds it directly.  One that starts later can exist
+    only if the pair's Frontier (the latest valid_from ever stored for it) is
+    later than the new edge; only then, or when the Frontier is not built yet,
+    are all the pair's current versions read.  Locking the Frontiers first makes
+    concurrent writers of one subject take turns.
+    """
+    starts: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for edge in edges:
+        starts[(edge.src, edge.relation)].append(edge.valid_at)
+    pairs = [{"src": src, "relation": relation} for src, relation in sorted(starts)]
+    frontier = {(r["src"], r["relation"]): r["valid_from"]
+                for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs)}
+    scan = {pair for pair, times in starts.items()
+            if frontier.get(pair) is None or frontier[pair] > min(times)}
+    found: list[Version] = []
+    if scan:
+        for props in rows(tx, q("current_by_src_relation"), ns=ns, open=OPEN,
+                          srcs=sorted({s for s, _ in scan}), relations=sorted({r for _, r in scan})):
+            version = Version.from_props(props["v"])
+            if (version.src, version.relation) in scan:
+                found.append(version)
+    for (src, relation), times in starts.items():
+        if (src, relation) not in scan:
+            keys = sorted({key for t in times for key in current_keys(t)})
+            found += [Version.from_props(r["v"]) for r in rows(
+                tx, q("current_containing"), ns=ns, src=src, relation=relation, keys=keys,
+                earliest=min(times), latest=max(times), open=OPEN)]
+    return found
+
+
+def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, functional: frozenset[str],
+                     versions: list[Version]) -> None:
+    """Raise each functional pair's Frontier to the latest valid_from seen in this write."""
+    latest: dict[tuple[str, str], int] = {}
+    for v in versions:
+        if v.relation in functional:
+            pair = (v.src, v.relation)
+            latest[pair] = max(latest.get(pair, v.valid_from), v.valid_from)
+    if latest:
+        tx.run(q("raise_frontiers"), ns=ns, pairs=[
+            {"src": s, "relation": r, "valid_from": t} for (s, r), t in sorted(latest.items())]).consume()
 
 
 def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:

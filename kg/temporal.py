@@ -26,6 +26,14 @@ from dataclasses import dataclass, field, replace
 from kg.errors import Conflict, InvalidInput, NotFound
 from kg.interval_index import OPEN, OPEN_KEY, time_key
 
+DEFAULT_WEIGHT = 1.0
+NO_ATTRIBUTES = "{}"
+
+# Canonical JSON: sorted keys, no spaces, unicode kept, NaN refused.  Built once:
+# json.dumps with options builds a new encoder on every call, which showed in ingest profiles.
+canonical_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, sort_keys=True,
+                                  separators=(",", ":")).encode
+
 
 @dataclass(frozen=True)
 class NewEdge:
@@ -43,11 +51,8 @@ class NewEdge:
 
     def content_hash(self) -> str:
         """Identity of the stated fact; the system stamp ``created_at`` is not content."""
-        payload = json.dumps(
-            [self.src, self.dst, self.relation, self.weight, self.attributes,
-             self.valid_at, self.invalid_at],
-            ensure_ascii=False, separators=(",", ":"),
-        )
+        payload = canonical_json([self.src, self.dst, self.relation, self.weight, self.attributes,
+                                  self.valid_at, self.invalid_at])
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
@@ -86,14 +91,22 @@ class Version:
         return self.sys_from <= known_at < self.sys_to
 
     def to_row(self) -> dict:
+        """Properties to store; a default weight or empty attributes are left out (fewer to write)."""
         row = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        row["edge_id"] = self.edge_id
         row["tkey"] = self.tkey
+        if self.weight == DEFAULT_WEIGHT:
+            row["weight"] = None
+        if self.attributes == NO_ATTRIBUTES:
+            row["attributes"] = None
         return row
 
     @classmethod
     def from_props(cls, props: dict) -> "Version":
-        return cls(**{k: props.get(k) for k in cls.__dataclass_fields__})
+        version = cls(**{k: props.get(k) for k in cls.__dataclass_fields__})
+        if version.weight is None or version.attributes is None:
+            version = replace(version, weight=DEFAULT_WEIGHT if version.weight is None else version.weight,
+                              attributes=version.attributes or NO_ATTRIBUTES)
+        return version
 
     def flat(self, namespace: str) -> dict:
         """The seed-compatible flat view of the edge as this version states it."""
@@ -234,4 +247,4 @@ class Plan:
         return {i: replace(self._stored[i], sys_to=at).tkey for i, at in self.closed.items()}
 
 
-__all__ = ["NewEdge", "Version", "Plan", "OPEN", "OPEN_KEY", "overlaps"]
+__all__ = ["NewEdge", "Version", "Plan", "OPEN", "OPEN_KEY", "overlaps", "canonical_json"]

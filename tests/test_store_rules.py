@@ -173,3 +173,59 @@ def test_functional_insert_is_cut_once_by_the_first_later_fact(store, ns):
     assert [v["dst"] for v in store.query_at(ns, "carol", 35)] == ["C"]
     early = store.history(ns, "early")
     assert [(v["valid_to"], v["invalidated_by"]) for v in early] == [(None, None), (20, "mid")]
+
+
+def _jobs(store, ns, subject):
+    return [(v["version"], v["dst"], v["valid_from"], v["valid_to"], v["invalidated_by"])
+            for i in sorted({v["id"] for t in range(0, 200, 5) for v in store.query_at(ns, subject, t)})
+            for v in store.history(ns, i)]
+
+
+@pytest.mark.parametrize("subject", ["dave", "$ns"])
+def test_functional_batches_equal_one_by_one_in_and_out_of_order(store, ns, subject):
+    """Batches read rivals through the interval index (in order) or read all (out of order); both equal one by one."""
+    def jobs(ks, created):
+        return [e(f"j{k}", src=subject, dst=f"org{k}", rel="works_at", valid_at=10 * k, created_at=created + n)
+                for n, k in enumerate(ks)]
+    batches = [jobs((1, 2, 3), 100), jobs((5, 4, 9, 6), 200), jobs((0, 7), 300)]
+    one_by_one = ns + "-single"
+    for edge in [edge for batch in batches for edge in batch]:
+        store.insert_edge(one_by_one, edge)
+    for batch in batches:
+        assert store.insert_many(ns, batch).rejected == []
+    assert _jobs(store, ns, subject) == _jobs(store, one_by_one, subject)
+    assert [v["dst"] for v in store.query_at(ns, subject, 55)] == ["org5"]
+    assert [v["dst"] for v in store.query_at(ns, subject, 5)] == ["org0"]
+    frontier = run_read_only(store.graph, "MATCH (f:Frontier) WHERE f.ns = $ns RETURN f.src AS src, "
+                             "f.relation AS relation, f.valid_from AS valid_from", ns=ns)
+    assert frontier == [{"src": subject, "relation": "works_at", "valid_from": 90}]
+
+
+def test_relation_made_functional_after_its_facts_were_stored(store, ns):
+    """Facts stored while a relation was not functional are found when it becomes functional."""
+    from kg.store import EdgeStore
+
+    plain = EdgeStore(store.graph, functional=())
+    plain.insert_edge(ns, e("late", src="erin", dst="Late", rel="works_at", valid_at=50, created_at=100))
+    plain.insert_edge(ns, e("now", src="erin", dst="Now", rel="works_at", valid_at=20, created_at=110))
+    functional = EdgeStore(store.graph, functional=("works_at",))
+    functional.insert_edge(ns, e("early", src="erin", dst="Early", rel="works_at", valid_at=10, created_at=120))
+    assert store.get_edge(ns, "early")["invalid_at"] == 20  # cut by the first later fact
+    assert sorted(v["dst"] for v in store.query_at(ns, "erin", 60)) == ["Late", "Now"]  # stored before: untouched
+
+
+def test_expect_new_batch_with_existing_ids_falls_back_to_reading_them(store, ns):
+    """A batch that skips the id read but meets stored ids behaves exactly like one that reads them."""
+    stored = [e("old", src="f", dst="A", valid_at=10), e("clash", src="f", dst="B", valid_at=10),
+              e("job0", src="f", dst="C", rel="works_at", valid_at=10)]
+    store.insert_many(ns, stored)
+    batch = [e("new", src="f", dst="D", valid_at=20), e("old", src="f", dst="A", valid_at=10),
+             e("clash", src="f", dst="other", valid_at=10), e("job0", src="f", dst="C", rel="works_at", valid_at=10),
+             e("job1", src="f", dst="E", rel="works_at", valid_at=30, created_at=200)]
+    result = store.insert_many(ns, batch, expect_new=True)
+    assert (result.inserted, result.unchanged) == (2, 2)
+    assert [edge_id for edge_id, _ in result.rejected] == ["clash"]
+    assert [len(store.history(ns, i)) for i in ("new", "old", "clash", "job0", "job1")] == [1, 1, 1, 2, 1]
+    assert store.get_edge(ns, "job0")["invalid_at"] == 30
+    fresh = store.insert_many(ns, [e("fresh", src="f", dst="G", valid_at=40)], expect_new=True)
+    assert (fresh.inserted, store.get_edge(ns, "fresh")["dst"]) == (1, "G")

@@ -1,0 +1,5 @@
+// lock_frontiers: take (creating if needed) the Frontier of each functional (subject, relation) a write touches, and return its valid_from (null: not known yet); writing it first makes concurrent writers of one subject take turns
+UNWIND $pairs AS p
+MERGE (f:Frontier {ns: $ns, src: p.src, relation: p.relation})
+ON MATCH SET f.valid_from = f.valid_from
+RETURN f.src AS src, f.relation AS relation, f.valid_from AS valid_from
