@@ -135,10 +135,12 @@ def validated_batches(items: Iterable[sources.Row | sources.Skip], report: Inges
             report.skipped[item.reason] += 1
             continue
         try:
-            batch.append(parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at))
+            edge = parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at)
         except InvalidInput as exc:
             report.skipped[f"invalid {exc.field}"] += 1
             continue
+        edge.content_hash  # noqa: B018 - computed (and cached) here, off the transaction's path
+        batch.append(edge)
         if len(batch) >= batch_size:
             yield batch, index
             batch = []

@@ -196,12 +196,15 @@ def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> list
             version = Version.from_props(props["v"])
             if (version.src, version.relation) in scan:
                 found.append(version)
-    for (src, relation), times in starts.items():
-        if (src, relation) not in scan:
-            keys = sorted({key for t in times for key in current_keys(t)})
-            found += [Version.from_props(r["v"]) for r in rows(
-                tx, q("current_containing"), ns=ns, src=src, relation=relation, keys=keys,
-                earliest=min(times), latest=max(times), open=OPEN)]
+    indexed = {pair: (min(times), max(times)) for pair, times in starts.items() if pair not in scan}
+    if indexed:
+        keys = sorted({key for pair in indexed for t in starts[pair] for key in current_keys(t)})
+        for props in rows(tx, q("current_containing"), ns=ns, open=OPEN, keys=keys,
+                          srcs=sorted({s for s, _ in indexed}), relations=sorted({r for _, r in indexed})):
+            version = Version.from_props(props["v"])
+            window = indexed.get((version.src, version.relation))  # srcs x relations may pair others
+            if window and version.valid_from <= window[1] and window[0] < version.valid_to:
+                found.append(version)
     return found
 
 

@@ -22,12 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from kg.errors import Conflict, InvalidInput, NotFound
 from kg.interval_index import OPEN, OPEN_KEY, time_key
-
-DEFAULT_WEIGHT = 1.0
-NO_ATTRIBUTES = "{}"
 
 # Canonical JSON: sorted keys, no spaces, unicode kept, NaN refused.  Built once:
 # json.dumps with options builds a new encoder on every call, which showed in ingest profiles.
@@ -49,8 +47,12 @@ class NewEdge:
     invalid_at: int | None
     created_at: int
 
+    @cached_property
     def content_hash(self) -> str:
-        """Identity of the stated fact; the system stamp ``created_at`` is not content."""
+        """Identity of the stated fact; the system stamp ``created_at`` is not content.
+
+        Cached: bulk ingest computes it in its validation thread, outside the transaction.
+        """
         payload = canonical_json([self.src, self.dst, self.relation, self.weight, self.attributes,
                                   self.valid_at, self.invalid_at])
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
@@ -91,22 +93,18 @@ class Version:
         return self.sys_from <= known_at < self.sys_to
 
     def to_row(self) -> dict:
-        """Properties to store; a default weight or empty attributes are left out (fewer to write)."""
-        row = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        row["tkey"] = self.tkey
-        if self.weight == DEFAULT_WEIGHT:
-            row["weight"] = None
-        if self.attributes == NO_ATTRIBUTES:
-            row["attributes"] = None
-        return row
+        """The properties of its FACT relationship (spelled out: this runs for every written version)."""
+        return {
+            "edge_id": self.edge_id, "version": self.version, "src": self.src, "dst": self.dst,
+            "relation": self.relation, "weight": self.weight, "attributes": self.attributes,
+            "valid_from": self.valid_from, "valid_to": self.valid_to, "sys_from": self.sys_from,
+            "sys_to": self.sys_to, "created_at": self.created_at, "content_hash": self.content_hash,
+            "invalidated_by": self.invalidated_by, "tkey": self.tkey,
+        }
 
     @classmethod
     def from_props(cls, props: dict) -> "Version":
-        version = cls(**{k: props.get(k) for k in cls.__dataclass_fields__})
-        if version.weight is None or version.attributes is None:
-            version = replace(version, weight=DEFAULT_WEIGHT if version.weight is None else version.weight,
-                              attributes=version.attributes or NO_ATTRIBUTES)
-        return version
+        return cls(**{k: props.get(k) for k in cls.__dataclass_fields__})
 
     def flat(self, namespace: str) -> dict:
         """The seed-compatible flat view of the edge as this version states it."""
@@ -168,7 +166,7 @@ class Plan:
         """'inserted' or 'unchanged'; raises Conflict for the same id with other content."""
         if edge.invalid_at is not None and edge.invalid_at < edge.valid_at:
             raise InvalidInput("invalid_at", "must not be earlier than valid_at")
-        digest = edge.content_hash()
+        digest = edge.content_hash
         existing = self.head(edge.id)
         if existing is not None:
             if existing.content_hash == digest:

@@ -3,7 +3,7 @@ MATCH ()-[r:FACT]->()
 WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys
   AND r.sys_from <= $known_at AND $known_at < r.sys_to
   AND r.valid_from <= $t AND $t < r.valid_to
-RETURN r.src AS src, r.dst AS dst, r.relation AS relation, coalesce(r.weight, 1.0) AS weight,
+RETURN r.src AS src, r.dst AS dst, r.relation AS relation, r.weight AS weight,
        r.valid_from AS valid_from, r.edge_id AS edge_id
 ORDER BY edge_id
 LIMIT $limit

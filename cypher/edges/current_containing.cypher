@@ -1,5 +1,5 @@
-// current_containing: current versions of one subject in one relation filed under the given interval keys (kg.interval_index.current_keys of each time) that overlap [$earliest, $latest]
+// current_containing: current versions of the given subjects and relations filed under the given interval keys (kg.interval_index.current_keys of the times asked about); the caller keeps those overlapping its own ranges
 MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src = $src AND r.tkey IN $keys AND r.sys_to = $open
-  AND r.relation = $relation AND r.valid_from <= $latest AND $earliest < r.valid_to
+WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.sys_to = $open
+  AND r.relation IN $relations
 RETURN properties(r) AS v
