@@ -139,7 +139,7 @@ def validated_batches(items: Iterable[sources.Row | sources.Skip], report: Inges
         except InvalidInput as exc:
             report.skipped[f"invalid {exc.field}"] += 1
             continue
-        edge.content_hash  # noqa: B018 - computed (and cached) here, off the transaction's path
+        edge.first_version.row  # noqa: B018 - built (and cached) here, off the transaction's path
         batch.append(edge)
         if len(batch) >= batch_size:
             yield batch, index

@@ -231,7 +231,7 @@ def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
         if closed != len(ids):  # the world moved under us: let the driver retry
             raise StaleRead(f"close_versions closed {closed} of {len(ids)}")
     if plan.created:
-        versions = [v.to_row() for v in plan.created]
+        versions = [v.row for v in plan.created]
         created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
         if created != len(versions):  # never commit a partial write
             raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")

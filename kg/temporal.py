@@ -57,6 +57,20 @@ class NewEdge:
                                   self.valid_at, self.invalid_at])
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
+    @cached_property
+    def first_version(self) -> "Version":
+        """The version that inserting this edge as a new id stores (before any rival cuts it).
+
+        Cached: bulk ingest builds it, and its row, in its validation thread.
+        """
+        return Version(
+            edge_id=self.id, version=1, src=self.src, dst=self.dst, relation=self.relation,
+            weight=self.weight, attributes=self.attributes, valid_from=self.valid_at,
+            valid_to=OPEN if self.invalid_at is None else self.invalid_at,
+            sys_from=self.created_at, sys_to=OPEN, created_at=self.created_at,
+            content_hash=self.content_hash,
+        )
+
 
 @dataclass(frozen=True)
 class Version:
@@ -92,8 +106,9 @@ class Version:
     def known_at_time(self, known_at: int) -> bool:
         return self.sys_from <= known_at < self.sys_to
 
-    def to_row(self) -> dict:
-        """The properties of its FACT relationship (spelled out: this runs for every written version)."""
+    @cached_property
+    def row(self) -> dict:
+        """The properties of its FACT relationship (cached: bulk ingest builds it off the transaction)."""
         return {
             "edge_id": self.edge_id, "version": self.version, "src": self.src, "dst": self.dst,
             "relation": self.relation, "weight": self.weight, "attributes": self.attributes,
@@ -172,13 +187,7 @@ class Plan:
             if existing.content_hash == digest:
                 return "unchanged"
             raise Conflict("id", f"edge {edge.id!r} exists with different content")
-        version = Version(
-            edge_id=edge.id, version=1, src=edge.src, dst=edge.dst, relation=edge.relation,
-            weight=edge.weight, attributes=edge.attributes, valid_from=edge.valid_at,
-            valid_to=OPEN if edge.invalid_at is None else edge.invalid_at,
-            sys_from=edge.created_at, sys_to=OPEN, created_at=edge.created_at,
-            content_hash=digest,
-        )
+        version = edge.first_version
         rivals = []
         if edge.relation in self.functional:
             rivals = [v for v in self.current_of(edge.src, edge.relation)
