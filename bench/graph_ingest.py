@@ -7,13 +7,12 @@ The baseline writes the same edges with one plain ``UNWIND â€¦ MERGE endpoints â
 CREATE`` per batch through ``execute_write``: no validation, no idempotency
 check, no versions, no interval keys, into a relationship type without indexes.
 The service loads the same rows through ``kg.ingest.load_batches``, the loop
-``kg ingest`` runs: validation of the next batch overlapping the transaction of
-the current one, ``EdgeStore.insert_many`` per batch.  The two alternate by
-segments of ``--segment`` batches (raw first on even segments, service first on
-odd ones), so a noisy machine slows both alike and the ratio stays meaningful.
-Each service segment starts its pipeline afresh, so its first batch always
-reads its ids (the adaptive ``expect_new`` of a long ``kg ingest`` skips that).
-Both paths first run once, uncounted, on 20,000 stream edges (a fresh JVM is
+``kg ingest`` runs: validation of the next batch in a background thread while
+the current one's transaction runs, ``EdgeStore.insert_many`` per batch.  After
+each service batch commits, the raw driver writes the same rows (in the main
+thread, timed apart), so the two alternate batch by batch and a noisy machine
+slows both alike: the ratio stays meaningful.  (The validation thread, bounded
+to two batches ahead, may also run during a raw batch.)  Both paths first run once, uncounted, on 20,000 stream edges (a fresh JVM is
 slow for its first minute), and each small dataset runs ``--repeat`` times
 into fresh namespaces; the run with the median ratio is reported.  Peak memory is
 measured separately: the generated stream is loaded once more by ``kg ingest``
@@ -67,37 +66,29 @@ def raw_rows(records: list[dict]) -> list[dict]:
             for r in records]
 
 
-def interleaved(graph: Graph, store: EdgeStore, items: list[sources.Row], batch: int, segment: int,
-                tag: str) -> dict:
-    """Seconds spent by the raw driver and by the service on the same segments, alternating."""
+def interleaved(graph: Graph, store: EdgeStore, items: list[sources.Row], batch: int, tag: str) -> dict:
+    """Seconds spent by the raw driver and by the service on the same batches, alternating."""
     raw_ns, svc_ns = f"raw-{tag}", f"svc-{tag}"
     created_at = now_ms()
-    raw_s = svc_s = 0.0
     report = IngestReport(tag, svc_ns)
     bar = tqdm(total=len(items), unit=" edges", desc=tag, mininterval=1.0)
-    step = batch * segment
-    for number, k in enumerate(range(0, len(items), step)):
-        part = items[k:k + step]
+    raw_s = 0.0
+    consumed = 0
 
-        def raw() -> float:
-            start = time.perf_counter()
-            for j in range(0, len(part), batch):
-                rows = raw_rows([item.record for item in part[j:j + batch]])
-                graph.write(lambda tx: tx.run(RAW, rows=rows, ns=raw_ns, now=created_at).consume())
-            return time.perf_counter() - start
+    def raw_batch(done: int) -> None:
+        """After each service commit: the raw driver writes the same source rows."""
+        nonlocal raw_s, consumed
+        start = time.perf_counter()
+        rows = raw_rows([item.record for item in items[consumed:done]])
+        if rows:
+            graph.write(lambda tx: tx.run(RAW, rows=rows, ns=raw_ns, now=created_at).consume())
+        raw_s += time.perf_counter() - start
+        bar.update(done - consumed)
+        consumed = done
 
-        def service() -> float:
-            start = time.perf_counter()
-            load_batches(store, svc_ns, validated_batches(part, report, batch, created_at), report)
-            return time.perf_counter() - start
-
-        if number % 2:
-            svc_s += service()
-            raw_s += raw()
-        else:
-            raw_s += raw()
-            svc_s += service()
-        bar.update(len(part))
+    start = time.perf_counter()
+    load_batches(store, svc_ns, validated_batches(items, report, batch, created_at), report, raw_batch)
+    svc_s = time.perf_counter() - start - raw_s
     bar.close()
     r = report.result
     return {"raw_s": raw_s, "service_s": svc_s, "inserted": r.inserted,
@@ -134,13 +125,13 @@ def server_peak_rss_mb(home: Path) -> float | None:
     return None
 
 
-def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, segment: int, tag: str,
+def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, tag: str,
             repeat: int = 1) -> dict:
     """Rates and ratio for one source; with ``repeat`` > 1, the run with the median ratio (and all ratios)."""
     records = source_rows(path)
     runs = []
     for r in range(repeat):
-        timing = interleaved(graph, store, records, batch, segment, f"{tag}-{name}-{r}")
+        timing = interleaved(graph, store, records, batch, f"{tag}-{name}-{r}")
         raw_rate, svc_rate = len(records) / timing["raw_s"], len(records) / timing["service_s"]
         runs.append({"dataset": name, "edges": len(records), "raw_edges_per_s": raw_rate,
                      "service_edges_per_s": svc_rate, "ratio": svc_rate / raw_rate, **timing})
@@ -153,17 +144,16 @@ def measure(name: str, path: Path, graph: Graph, store: EdgeStore, batch: int, s
     return result
 
 
-def warm_up(graph: Graph, store: EdgeStore, stream_path: Path, batch: int, segment: int, tag: str) -> None:
+def warm_up(graph: Graph, store: EdgeStore, stream_path: Path, batch: int, tag: str) -> None:
     """Both paths once on the first 20,000 stream edges, not counted: a fresh JVM runs its first minute slower."""
     rows = source_rows(stream_path)[:20_000]
-    interleaved(graph, store, rows, batch, segment, f"{tag}-warmup")
+    interleaved(graph, store, rows, batch, f"{tag}-warmup")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--edges", type=int, default=1_000_000, help="size of the generated stream")
     parser.add_argument("--batch", type=int, default=2000, help="edges per transaction (kg ingest: KG_BATCH_SIZE)")
-    parser.add_argument("--segment", type=int, default=10, help="batches per alternation of raw and service")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each small dataset (median reported)")
     parser.add_argument("--skip-datasets", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="skip the separate kg ingest run")
@@ -177,12 +167,10 @@ def main() -> None:
         graph, store = session.graph, session.store
         graph.write(lambda tx: tx.run(RAW_INDEX).consume())
         if not args.memory_only:
-            warm_up(graph, store, stream_path, args.batch, args.segment, tag)
+            warm_up(graph, store, stream_path, args.batch, tag)
             for name in () if args.skip_datasets else ("yago11k", "wikidata12k"):
-                results.append(measure(name, DATA / name, graph, store, args.batch, args.segment, tag,
-                                       args.repeat))
-            results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch,
-                                   args.segment, tag))
+                results.append(measure(name, DATA / name, graph, store, args.batch, tag, args.repeat))
+            results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch, tag))
     memory = None
     if not args.skip_memory:
         memory = kg_ingest_peak_rss(stream_path, f"stream{tag}-{args.edges}", args.batch, settings.home)
