@@ -39,6 +39,14 @@ from bench._common import save
 
 RNG_SEED = 7
 BULK = 500
+# (key, workers, states, bulk, label)
+SCENARIOS = [
+    ("single1", 1, 1, False, "per-request feedback, 1 worker, 1 state"),
+    ("single2x2", 2, 2, False, "per-request feedback, 2 workers, 2 states"),
+    ("single2x1", 2, 1, False, "per-request feedback, 2 workers, 1 state"),
+    ("bulk1", 1, 1, True, f"feedback_batch ({BULK} per call), 1 worker, 1 state"),
+    ("bulk2", 2, 2, True, f"feedback_batch ({BULK} per call), 2 workers, 2 states"),
+]
 
 
 def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: int, start_at: float,
@@ -56,18 +64,20 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
     session.dispatch({"verb": "health", "body": {"namespace": namespaces[0]}})  # connect, load shapes
     for ns in namespaces:
         session.dispatch({"verb": "apply_adapter", "body": {"namespace": ns, "embedding": xs[0]}})
+    batches = []  # feedback_batch requests of BULK events (the same events, the same order per state)
+    for ns in namespaces:
+        mine = [{k: v for k, v in r["body"].items() if k != "namespace"}
+                for r in reqs if r["body"]["namespace"] == ns]
+        batches += [{"verb": "feedback_batch", "async": True,
+                     "body": {"namespace": ns, "events": mine[i:i + BULK]}} for i in range(0, len(mine), BULK)]
     while time.time() < start_at:
         time.sleep(0.0005)
     t0 = time.perf_counter()
     bad = 0
-    if bulk:  # workers.verbs.submit_many: validated and checked alike, one round trip per chunk
-        from workers.verbs import submit_many
-
-        for ns in namespaces:
-            mine = [r["body"] for r in reqs if r["body"]["namespace"] == ns]
-            for i in range(0, len(mine), BULK):
-                chunk = [{k: v for k, v in b.items() if k != "namespace"} for b in mine[i:i + BULK]]
-                bad += sum(t["status"] != "queued" for t in submit_many(session, ns, "feedback", chunk))
+    if bulk:  # one Session.dispatch per BULK events: validated and checked like single requests
+        for req in batches:
+            answer = session.dispatch(req)
+            bad += len(req["body"]["events"]) if not answer["ok"] else answer["data"]["duplicates"]
     else:
         for r in reqs:
             bad += not session.dispatch(r)["ok"]
@@ -150,7 +160,7 @@ def naive(root: Path, events: int, dim: int) -> dict:
     from workers.app import publisher
     from workers.localproc import RedisServer, Worker, worker_env
     from workers.verbs import learning
-    from workers.weight_store import event_json
+    from workers.weight_store import event_bytes
 
     server = RedisServer(root / "naive")
     server.start()
@@ -166,7 +176,7 @@ def naive(root: Path, events: int, dim: int) -> dict:
         store = learning(session).store
         rng = np.random.default_rng(RNG_SEED)
         xs = rng.standard_normal((64, dim)).round(6).tolist()
-        items = [(f"n{i}", event_json(f"n{i}", "feedback", {
+        items = [(f"n{i}", event_bytes(f"n{i}", "feedback", {
             "embedding": xs[i % 64], "model": "abc"[i % 3], "payload": {"quality": 0.9}, "now_ms": i}, False))
             for i in range(events)]
         app = publisher(settings)
@@ -191,7 +201,7 @@ def naive(root: Path, events: int, dim: int) -> dict:
 def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
     from kg.config import WorkerSettings
     from workers.localproc import RedisServer
-    from workers.weight_store import WeightStore, event_json
+    from workers.weight_store import WeightStore, event_bytes
 
     server = RedisServer(root / "raw")
     server.start()
@@ -204,15 +214,21 @@ def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
         seq = n / (time.perf_counter() - t0)
         store = WeightStore(client, WorkerSettings())
         x = np.random.default_rng(RNG_SEED).standard_normal(dim).round(6).tolist()
-        items = [(f"r{i}", event_json(f"r{i}", "feedback", {
+        items = [(f"r{i}", event_bytes(f"r{i}", "feedback", {
             "embedding": x, "model": "a", "payload": {"quality": 0.9}, "now_ms": i}, False)) for i in range(n)]
         t0 = time.perf_counter()
-        for i in range(0, n, 500):
-            store.enqueue_many("raw", "instant", items[i:i + 500])
+        for i in range(0, n, BULK):
+            store.enqueue_many("raw", "instant", items[i:i + BULK])
         piped = n / (time.perf_counter() - t0)
+        bulk_items = [(f"b{eid}", payload) for eid, payload in items]
+        t0 = time.perf_counter()
+        for i in range(0, n, BULK):
+            store.enqueue_bulk("raw", "instant", bulk_items[i:i + BULK])
+        bulk = n / (time.perf_counter() - t0)
         return [
             {"scenario": "raw Redis: sequential SET round trips, 1 client", "ops_per_s": seq},
-            {"scenario": f"raw Redis: pipelined enqueue.lua of {dim}-float events", "ops_per_s": piped},
+            {"scenario": f"raw Redis: pipelined enqueue.lua, one {dim}-float event per call", "ops_per_s": piped},
+            {"scenario": f"raw Redis: enqueue_bulk.lua, {BULK} {dim}-float events per call", "ops_per_s": bulk},
         ]
     finally:
         server.stop()
@@ -224,19 +240,22 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--callers", type=int, default=2)
     ap.add_argument("--naive", type=int, default=2000, help="events for the one-task-per-event row")
+    ap.add_argument("--rows", default=",".join(["raw", *(k for k, *_ in SCENARIOS), "naive"]),
+                    help="which rows to run (comma-separated keys: raw, " + ", ".join(k for k, *_ in SCENARIOS)
+                    + ", naive)")
     args = ap.parse_args()
     rows: list[dict] = []
+    wanted = set(args.rows.split(","))
     with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
         root = Path(tmp)
-        rows += raw_redis(root, args.events, args.dim)
-        rows.append(micro_batched(root, args.events, args.dim, args.callers, 1, 1, "micro-batched, 1 worker, 1 state"))
-        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 2, "micro-batched, 2 workers, 2 states"))
-        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 1, "micro-batched, 2 workers, 1 state"))
-        rows.append(micro_batched(root, args.events, args.dim, args.callers, 1, 1,
-                                  "micro-batched, 1 worker, 1 state, bulk submit", bulk=True))
-        rows.append(micro_batched(root, args.events, args.dim, args.callers, 2, 2,
-                                  "micro-batched, 2 workers, 2 states, bulk submit", bulk=True))
-        rows.append(naive(root, args.naive, args.dim))
+        if "raw" in wanted:
+            rows += raw_redis(root, args.events, args.dim)
+        for key, n_workers, n_states, bulk, label in SCENARIOS:
+            if key in wanted:
+                rows.append(micro_batched(root, args.events, args.dim, args.callers, n_workers, n_states,
+                                          label, bulk=bulk))
+        if "naive" in wanted:
+            rows.append(naive(root, args.naive, args.dim))
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
             "load_average": list(os.getloadavg()), "target": "5000 events/s with micro-batching",
             "reference": "SONA (in-process Rust) ~2,200 rank-2 updates/s"}

@@ -18,6 +18,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Callable, Iterator
 from urllib.parse import quote, unquote
 
@@ -27,7 +28,7 @@ from kg.config import Settings
 from kg.errors import InvalidInput, NotFound, RedisUnavailable
 from workers.cores import CORE_OF_VERB
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
-from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_json
+from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
 
 MAX_EPOCH_RETRIES = 5
 log = logging.getLogger(__name__)
@@ -45,7 +46,12 @@ def redis_errors() -> Iterator[None]:
 
 
 def make_ticket(ns: str, core: str, event_id: str) -> str:
-    return f"{core}:{quote(ns, safe='')}:{event_id}"
+    return f"{core}:{_quoted(ns)}:{event_id}"
+
+
+@lru_cache(maxsize=4096)
+def _quoted(ns: str) -> str:
+    return quote(ns, safe="")
 
 
 def parse_ticket(ticket: str) -> tuple[str, str, str]:
@@ -190,7 +196,7 @@ class Learning:
         """
         core = CORE_OF_VERB[verb]
         eid = event_id or uuid.uuid4().hex
-        payload = event_json(eid, verb, body, wait)
+        payload = event_bytes(eid, verb, body, wait)
         for attempt in range(MAX_EPOCH_RETRIES):
             epoch, shape = self._shape(ns, core, refresh=attempt > 0)
             if check is not None:
@@ -216,37 +222,63 @@ class Learning:
         return self.unwrap(result)
 
     def submit_many(self, ns: str, verb: str, items: list[tuple[str | None, dict[str, Any]]], *,
-                    check: Callable[[Any], None] | None = None,
-                    epoch_bound: bool = True) -> list[dict[str, Any]]:
-        """Queue many events of one verb in one pipelined round trip; never waits.
+                    check: Callable[[Any], None] | None = None, epoch_bound: bool = True,
+                    wait: bool = False) -> list[dict[str, Any]]:
+        """Queue many events of one verb, in order, in one round trip (``enqueue_bulk.lua``).
 
         ``items`` are (event id or None, body); ``check(core)`` validates all of them first.
         Events refused because the core was re-initialised meanwhile are checked again and
-        re-sent (the others are not sent twice: their ids are already taken).
+        re-sent (the others are not sent twice: their ids are already taken). Returns one
+        ``{ticket, status, event_id}`` per item (status ``queued`` or ``duplicate``); with
+        ``wait`` each also carries the event's stored ``result`` once all are applied.
         """
         core = CORE_OF_VERB[verb]
-        ids = [eid or uuid.uuid4().hex for eid, _ in items]
-        payloads = {eid: event_json(eid, verb, body, False) for eid, (_, body) in zip(ids, items)}
-        status: dict[str, str] = {}
-        todo = list(ids)
+        base = uuid.uuid4().hex
+        ids = [eid or f"{base}.{i}" for i, (eid, _) in enumerate(items)]
+        last = len(ids) - 1
+        # only the last event wakes the caller: one state's events are applied in arrival order
+        payloads = [event_bytes(eid, verb, body, wait and i == last)
+                    for i, (eid, (_, body)) in enumerate(zip(ids, items))]
+        status: list[str | None] = [None] * len(ids)
+        todo = list(range(len(ids)))
         for attempt in range(MAX_EPOCH_RETRIES):
             epoch, shape = self._shape(ns, core, refresh=attempt > 0)
             if check is not None:
                 check(shape)
             with redis_errors():
-                outs = self.store.enqueue_many(ns, core, [(eid, payloads[eid]) for eid in todo],
-                                               epoch=epoch if epoch_bound else None)
-            publish = any(o.publish for o in outs)
-            for eid, out in zip(todo, outs):
-                status[eid] = {"accepted": "queued", "duplicate": "duplicate"}.get(out.status, "epoch")
-            if publish:
+                out = self.store.enqueue_bulk(ns, core, [(ids[i], payloads[i]) for i in todo],
+                                              epoch=epoch if epoch_bound else None)
+            for i, accepted in zip(todo, out.accepted):
+                status[i] = None if accepted is None else ("queued" if accepted else "duplicate")
+            if out.publish:
                 self.publish_drain(ns, core)
-            todo = [eid for eid in todo if status[eid] == "epoch"]
+            todo = [i for i in todo if status[i] is None]
             if not todo:
                 break
         else:
             raise InvalidInput("namespace", f"the {core} state keeps being re-initialised; retry")
-        return [{"ticket": make_ticket(ns, core, eid), "status": status[eid], "event_id": eid} for eid in ids]
+        tickets = [{"ticket": make_ticket(ns, core, eid), "status": st, "event_id": eid}
+                   for eid, st in zip(ids, status)]
+        if wait:
+            for ticket, result in zip(tickets, self._await_all(ns, core, ids, status)):
+                ticket["result"] = result
+        return tickets
+
+    def _await_all(self, ns: str, core: str, ids: list[str], status: list[str | None]) -> list[dict]:
+        """The results of a bulk's events: wait for the last queued one (the events before it in
+        the same queue are applied by then), then read all of them in one round trip."""
+        queued = [i for i, st in enumerate(status) if st == "queued"]
+        timeout = self.ws.wait_timeout_s
+        with redis_errors():
+            if queued and self.store.wait(ns, core, ids[queued[-1]], timeout) is None:
+                raise WorkerTimeout(make_ticket(ns, core, ids[queued[-1]]), timeout)
+            results = self.store.results(ns, core, ids)
+            for i, result in enumerate(results):
+                if result is None or "status" in result:  # a duplicate of an event still queued
+                    results[i] = self.store.wait(ns, core, ids[i], timeout)
+                    if results[i] is None:
+                        raise WorkerTimeout(make_ticket(ns, core, ids[i]), timeout)
+        return results
 
     @staticmethod
     def unwrap(result: dict[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,6 @@ blob, the version, the consumed events and their results change together or not 
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
 import struct
@@ -32,16 +31,16 @@ import time
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from urllib.parse import quote, unquote
 
-import numpy as np
 import redis
 
 import learn
 from kg.config import WorkerSettings
 from learn import StateError
 from workers.errors import StateCorrupt
+from workers.events import VECTOR_KEYS, Event, event_bytes, event_json, pack_vectors, unpack_vectors  # noqa: F401
 
 SCHEMA = "kg-temporal.weights"
 SCHEMA_VERSION = 1
@@ -51,6 +50,8 @@ STATES_KEY = "kg:w:states"
 DEAD_KEY = "kg:w:dead"
 DEAD_KEEP = 1000
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # one encoder, not one per call
+BULK_CHUNK = 500  # events per enqueue_bulk.lua call: one call must not block Redis for long
 
 
 def now_ms() -> int:
@@ -184,71 +185,22 @@ class Record:
         return cls(core.kind, namespace, version, updates, learn.to_bytes(core), now_ms())
 
 
-# -- events ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    """A queued update: its arrival number, id, verb, body, and whether a caller waits on it."""
-
-    seq: int
-    id: str
-    verb: str
-    body: dict[str, Any]
-    wait: bool = False
-
-    @classmethod
-    def parse(cls, raw: bytes) -> "Event":
-        seq, _, text = raw.partition(b" ")
-        data = json.loads(text)
-        return cls(int(seq), data["id"], data["verb"], unpack_vectors(data["body"]), bool(data.get("wait")))
-
-
-# Float vectors travel as base64 of little-endian float64 ({"f64": "..."}): exact, half the bytes
-# of JSON decimals, and decoded without parsing hundreds of numbers.
-VECTOR_KEYS = ("embedding", "params", "grads")
-
-
-def _f64_bytes(v: list | np.ndarray) -> bytes:
-    if isinstance(v, list):
-        return struct.pack(f"<{len(v)}d", *v)  # faster than numpy for a list of floats
-    return np.asarray(v, dtype="<f8").tobytes()
-
-
-def pack_vectors(body: dict[str, Any]) -> dict[str, Any]:
-    out = dict(body)
-    for key in VECTOR_KEYS:
-        v = out.get(key)
-        if isinstance(v, (list, np.ndarray)):
-            out[key] = {"f64": binascii.b2a_base64(_f64_bytes(v), newline=False).decode()}
-    if isinstance(out.get("samples"), list):
-        out["samples"] = [pack_vectors(s) if isinstance(s, dict) else s for s in out["samples"]]
-    return out
-
-
-def unpack_vectors(body: dict[str, Any]) -> dict[str, Any]:
-    for key in VECTOR_KEYS:
-        v = body.get(key)
-        if isinstance(v, dict) and "f64" in v:
-            body[key] = np.frombuffer(binascii.a2b_base64(v["f64"]), dtype="<f8").copy()
-    for s in body.get("samples") or ():
-        if isinstance(s, dict):
-            unpack_vectors(s)
-    return body
-
-
-def event_json(event_id: str, verb: str, body: dict[str, Any], wait: bool) -> str:
-    """An event as queued: id, verb, body (vectors packed), and whether a caller waits on it."""
-    return json.dumps({"id": event_id, "verb": verb, "body": pack_vectors(body), "wait": wait},
-                      separators=(",", ":"), allow_nan=False)
-
-
 @dataclass(frozen=True)
 class Enqueued:
     status: str  # "accepted" | "duplicate" | "epoch"
     seq: int = 0
     publish: bool = False
     detail: str = ""  # duplicate: the id's stored status; epoch: the current epoch
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """What ``enqueue_bulk`` did: per event True (queued), False (duplicate id) or None (refused:
+    the epoch moved), whether this caller must publish a drain, and the epoch it found."""
+
+    accepted: list[bool | None]
+    publish: bool
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +234,8 @@ class WeightStore:
         self.r = client
         self.ws = ws
         self._scripts = {name: client.register_script(_lua(name))
-                         for name in ("enqueue", "commit", "finish", "release", "steal", "snapshot")}
+                         for name in ("enqueue", "enqueue_bulk", "commit", "finish", "release", "steal",
+                                      "snapshot")}
 
     # -- reads ---------------------------------------------------------------------------------
     def version(self, ns: str, core: str) -> int:
@@ -338,13 +291,43 @@ class WeightStore:
         detail = out[1].decode() if isinstance(out[1], bytes) else str(out[1])
         return Enqueued("duplicate" if code == 0 else "epoch", detail=detail)
 
-    def enqueue_many(self, ns: str, core: str, items: Iterable[tuple[str, str]], *,
+    def enqueue_many(self, ns: str, core: str, items: Iterable[tuple[str, str | bytes]], *,
                      epoch: int | None = None) -> list[Enqueued]:
         """Pipelined ``enqueue`` of (event id, payload) pairs: one round trip for all."""
         pipe = self.r.pipeline(transaction=False)
         for event_id, payload in items:
             self._enqueue(ns, core, event_id, payload, epoch, True, pipe)
         return [self._enqueued(out) for out in pipe.execute()]
+
+    def enqueue_bulk(self, ns: str, core: str, items: Sequence[tuple[str, str | bytes]], *,
+                     epoch: int | None = None, chunk: int = BULK_CHUNK) -> Bulk:
+        """Append (event id, payload) pairs in order, ``chunk`` per script call (see
+        enqueue_bulk.lua), all calls in one round trip.
+
+        A chunk refused because the epoch moved queues nothing; the chunks before it stay queued
+        (``Bulk.accepted`` is None for the refused events: check them again and resend those).
+        """
+        k = StateKeys.of(ns, core)
+        keys = [k.pending, k.seq, k.flag, k.epoch, STATES_KEY]
+        fixed = [self.ws.event_ttl_s, self._flag_ttl(), "1", "*" if epoch is None else str(epoch),
+                 k.member, k.prefix]
+        script = self._scripts["enqueue_bulk"]
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(0, len(items), chunk):
+            part = items[i:i + chunk]
+            script(keys=keys, args=[*fixed, len(part), *(e for e, _ in part), *(p for _, p in part)],
+                   client=pipe)
+        accepted: list[bool | None] = []
+        publish, epoch_now = False, None
+        for i, out in zip(range(0, len(items), chunk), pipe.execute()):
+            n = min(chunk, len(items) - i)
+            if int(out[0]) == -1:
+                epoch_now = out[1].decode() if isinstance(out[1], bytes) else str(out[1])
+                accepted += [None] * n
+                continue
+            publish |= bool(int(out[1]))
+            accepted += [bool(int(flag)) for flag in out[3:3 + n]]
+        return Bulk(accepted, publish, epoch_now)
 
     def _flag_ttl(self) -> int:
         return int(self.ws.visibility_timeout_s) + 1
@@ -380,7 +363,7 @@ class WeightStore:
             e = a.event
             ids.append(e.id)
             logs.append(f"{e.seq} {e.id} {new_version} {'1' if a.result.get('ok') else '0'}")
-            results.append(json.dumps(a.result, separators=(",", ":"), allow_nan=False))
+            results.append(_ENCODE(a.result))
             wake.append("1" if e.wait else "0")
         args: list[Any] = [version, done, record.encode() if record is not None else b"", len(applied),
                            self.ws.history_keep, self.ws.applied_log_max, self.ws.event_ttl_s,
@@ -442,6 +425,13 @@ class WeightStore:
         if raw == b"pending":
             return {"status": "pending"}
         return json.loads(raw)
+
+    def results(self, ns: str, core: str, event_ids: list[str]) -> list[dict[str, Any] | None]:
+        """``result`` of many events in one round trip."""
+        k = StateKeys.of(ns, core)
+        raws = self.r.mget([k.event(e) for e in event_ids]) if event_ids else []
+        return [None if raw is None else {"status": "pending"} if raw == b"pending" else json.loads(raw)
+                for raw in raws]
 
     def wait(self, ns: str, core: str, event_id: str, timeout_s: float) -> dict[str, Any] | None:
         """Block until the event is applied (its result) or ``timeout_s`` passes (None)."""
