@@ -34,24 +34,31 @@ import numpy as np
 VECTOR_KEYS = ("embedding", "params", "grads")
 # one encoder and decoder: json.dumps with options builds a new encoder per call
 _ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-_DECODE = json.JSONDecoder().decode
+_DECODE = json.JSONDecoder().raw_decode  # a head has no surrounding whitespace to skip
 
 
 @dataclass(frozen=True)
 class Event:
-    """A queued update: its arrival number, id, verb, body, and whether a caller waits on it."""
+    """A queued update: its arrival number, id, verb, body, whether a caller waits on it, and
+    where its payload is kept when not inline (a field of the state's ``payloads`` hash)."""
 
     seq: int
     id: str
     verb: str
     body: dict[str, Any]
     wait: bool = False
+    ref: str = ""
 
     @classmethod
     def parse(cls, raw: bytes) -> "Event":
-        seq, _, rest = raw.partition(b" ")
-        head, newline, tail = rest.partition(b"\n")
-        data = _DECODE(head.decode())
+        """An inline entry, ``"<seq> <payload>"``."""
+        seq, _, payload = raw.partition(b" ")
+        return cls.decode(int(seq), payload)
+
+    @classmethod
+    def decode(cls, seq: int, payload: bytes, ref: str = "") -> "Event":
+        head, newline, tail = payload.partition(b"\n")
+        data = _DECODE(head.decode())[0]
         body = data["body"]
         if newline:
             offset = 0
@@ -62,7 +69,7 @@ class Event:
                 raise ValueError("event: vector bytes do not match the head")
         else:
             unpack_vectors(body)
-        return cls(int(seq), data["id"], data["verb"], body, bool(data.get("wait")))
+        return cls(seq, data["id"], data["verb"], body, bool(data.get("wait")), ref)
 
 
 def _f64_bytes(v: list | np.ndarray) -> bytes:

@@ -8,29 +8,34 @@ One :class:`Learning` per ``Session`` (``session.extensions["learn"]``); thread-
   for the worker's result (one BLPOP); with ``async`` it returns a ticket at once.
 - **Reads** (``apply_adapter``, ``route``, ``ewc_penalty``, ``attend``) use a decoded core cached
   per state and revalidated on every call with one GET of the version key, so a read never sees a
-  state older than the last update whose result was returned.
+  state older than the last update whose result was returned. The GET is sent before the read
+  computes on the cached core and its reply read after (:meth:`Learning.read`,
+  :mod:`workers.freshness`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Callable, Iterator
+from functools import cached_property, lru_cache
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, unquote
 
 import redis
 
 from kg.config import Settings
-from kg.errors import InvalidInput, NotFound, RedisUnavailable
+from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
 from workers.cores import CORE_OF_VERB
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
+from workers.freshness import Probes
 from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
 
 MAX_EPOCH_RETRIES = 5
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +78,12 @@ class Current:
     def version(self) -> int:
         return self.record.version
 
+    @cached_property
+    def seed_hash(self) -> Any:
+        """SHA-256 fed with the state's checksum: the prefix of every exploration seed of
+        ``route`` on this state (copied per request)."""
+        return hashlib.sha256(self.record.sha256.encode())
+
 
 class Learning:
     """Queue updates, wait for or poll their results, and read current cores."""
@@ -82,7 +93,7 @@ class Learning:
         self.ws = settings.workers
         self._client = client
         self._store: WeightStore | None = None
-        self._versions: redis.Redis | None = None  # one connection, no pool: the cheapest GET
+        self._probes: Probes | None = None
         self._lock = threading.Lock()
         self._current: dict[tuple[str, str], Current] = {}
         self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
@@ -102,25 +113,31 @@ class Learning:
     def close(self) -> None:
         if self._store is not None and self._client is None:
             self._store.r.close()
-        if self._versions is not None:
-            self._versions.close()
+        if self._probes is not None:
+            self._probes.close()
+
+    @property
+    def probes(self) -> Probes:
+        """Dedicated connections for version GETs (no pool lookup, no retry wrapper: the
+        cheapest round trip redis-py offers)."""
+        if self._probes is None:
+            with self._lock:
+                if self._probes is None:
+                    pool = self.store.r.connection_pool
+                    self._probes = Probes(redis.ConnectionPool(connection_class=pool.connection_class,
+                                                               **pool.connection_kwargs))
+        return self._probes
 
     def _version(self, ns: str, core: str) -> int:
         """The state's version: the one round trip of a read with a warm cache."""
-        if self._versions is None:
-            with self._lock:
-                if self._versions is None:
-                    pool = self.store.r.connection_pool
-                    self._versions = redis.Redis(connection_pool=redis.ConnectionPool(
-                        connection_class=pool.connection_class, **pool.connection_kwargs),
-                        single_connection_client=True)
-        key = StateKeys.of(ns, core).ver
+        probe = self.probes.take()
         try:
-            return int(self._versions.get(key) or 0)
-        except (redis.ConnectionError, redis.TimeoutError):
-            # a single-connection client does not retry by itself (e.g. after a Redis restart);
-            # the failed connection was dropped, so this reconnects
-            return int(self._versions.get(key) or 0)
+            version = probe.get(StateKeys.of(ns, core).ver)
+        except BaseException:
+            probe.close()
+            raise
+        self.probes.give(probe)
+        return version
 
     def publish_drain(self, ns: str, core: str) -> None:
         """Send the drain task for a state whose flag this caller raised.
@@ -155,6 +172,47 @@ class Learning:
         cur = Current(record, record.core())
         self._current[(ns, core)] = cur
         return cur
+
+    def read(self, ns: str, core: str, answer: Callable[[Current | None], T]) -> T:
+        """``answer(current)`` on the current state (None when never initialised).
+
+        With a cached core, the version GET is sent first and received after ``answer`` ran on
+        the cache (see :mod:`workers.freshness`): the answer, or the error ``answer`` raised
+        about the input, is kept only if the cache is the current version; otherwise it is
+        computed again on the state loaded now.
+        """
+        hit = self._current.get((ns, core))
+        if hit is not None:
+            done, out = self._overlapped(hit, StateKeys.of(ns, core).ver, answer)
+            if done:
+                return out
+        return answer(self.current(ns, core))
+
+    def _overlapped(self, hit: Current, key: str, answer: Callable[[Current], T]) -> tuple[bool, Any]:
+        probe = self.probes.take()
+        try:
+            probe.send(key)
+        except redis.RedisError:
+            probe.close()
+            return False, None  # the plain path reconnects and reports
+        try:
+            out, error = answer(hit), None
+        except KgError as exc:  # bad input judged against the cached core: valid only if current
+            out, error = None, exc
+        except BaseException:
+            probe.close()  # its reply was never read
+            raise
+        try:
+            version = probe.receive()
+        except redis.RedisError:
+            probe.close()
+            return False, None
+        self.probes.give(probe)
+        if version != hit.version:
+            return False, None
+        if error is not None:
+            raise error
+        return True, out
 
     def verify(self, ns: str, core: str) -> Current | None:
         """Load and check the stored blob now, bypassing the cache (``health``)."""

@@ -16,8 +16,7 @@ each core, the update counts, Fisher keys, boundaries, queue depth and live work
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
+import struct
 from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterator
 
@@ -347,18 +346,28 @@ def _poll(session: Session, body: Poll) -> dict:
 # -- reads -------------------------------------------------------------------------------------
 
 
+def vector(values: list[float]) -> np.ndarray:
+    """A validated list of floats as float64 (packing through struct is ~2x faster than
+    ``np.asarray`` on a list; the values are the same)."""
+    return np.frombuffer(struct.pack(f"<{len(values)}d", *values), dtype=np.float64)
+
+
 @register("apply_adapter", ApplyAdapter)
 def _apply_adapter(session: Session, body: ApplyAdapter) -> dict:
-    cur = learning(session).require(body.namespace, "instant", "init_instant")
-    core = cur.core
-    _dim(body.embedding, "embedding", core.in_dim)
-    _dim(body.logits, "logits", len(core.targets))
-    with learn_errors():
-        logits = core.apply(body.embedding, body.logits)
-    return {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
+    x = vector(body.embedding)
+
+    def answer(cur: Current | None) -> dict:
+        core = _needs(cur, "instant", "init_instant").core
+        _dim(body.embedding, "embedding", core.in_dim)
+        _dim(body.logits, "logits", len(core.targets))
+        with learn_errors():
+            logits = core.apply(x, body.logits)
+        return {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
+
+    return learning(session).read(body.namespace, "instant", answer)
 
 
-def route_read(cur: Current, embedding: list[float], estimated_tokens: int | None = None,
+def route_read(cur: Current, embedding: list[float] | np.ndarray, estimated_tokens: int | None = None,
                adapter_logits: list[float] | None = None) -> dict:
     """Route on the current router without changing it.
 
@@ -366,10 +375,12 @@ def route_read(cur: Current, embedding: list[float], estimated_tokens: int | Non
     must answer alike (after a restart too), so exploration draws from a generator seeded by the
     state's checksum and the request: the share of explored requests is still ``epsilon``.
     """
-    router = copy.copy(cur.core)  # shallow: arrays shared read-only, counters and generator own
+    core = cur.core
+    router = object.__new__(type(core))  # a shallow copy (copy.copy is 3x slower): arrays
+    router.__dict__.update(core.__dict__)  # shared read-only, counters and generator its own
     x = np.asarray(embedding, dtype=np.float64)
     if router.epsilon > 0:
-        h = hashlib.sha256(cur.record.sha256.encode())
+        h = cur.seed_hash.copy()
         h.update(x.tobytes())
         h.update(repr((estimated_tokens, adapter_logits)).encode())
         router._rng = _Draws(h.digest())
@@ -393,23 +404,30 @@ class _Draws:
 
 @register("route", Route)
 def _route(session: Session, body: Route) -> dict:
-    cur = learning(session).require(body.namespace, "router", "init_router")
-    _dim(body.embedding, "embedding", cur.core.in_dim)
-    _dim(body.adapter_logits, "adapter_logits", len(cur.core.targets))
-    with learn_errors():
-        out = route_read(cur, body.embedding, body.estimated_tokens, body.adapter_logits)
-    out["version"] = cur.version
-    return out
+    x = vector(body.embedding)
+
+    def answer(cur: Current | None) -> dict:
+        router = _needs(cur, "router", "init_router").core
+        _dim(body.embedding, "embedding", router.in_dim)
+        _dim(body.adapter_logits, "adapter_logits", len(router.targets))
+        with learn_errors():
+            out = route_read(cur, x, body.estimated_tokens, body.adapter_logits)
+        out["version"] = cur.version
+        return out
+
+    return learning(session).read(body.namespace, "router", answer)
 
 
 @register("ewc_penalty", EwcPenalty)
 def _ewc_penalty(session: Session, body: EwcPenalty) -> dict:
-    cur = learning(session).current(body.namespace, "ewc")
-    if cur is None:
-        return {"penalty": 0.0, "version": 0}
-    with learn_errors():
-        penalty = cur.core.penalty(body.param_id, body.params)
-    return {"penalty": penalty, "version": cur.version}
+    def answer(cur: Current | None) -> dict:
+        if cur is None:
+            return {"penalty": 0.0, "version": 0}
+        with learn_errors():
+            penalty = cur.core.penalty(body.param_id, body.params)
+        return {"penalty": penalty, "version": cur.version}
+
+    return learning(session).read(body.namespace, "ewc", answer)
 
 
 @register("attend", Attend)

@@ -28,6 +28,7 @@ import hashlib
 import json
 import struct
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -88,6 +89,7 @@ class StateKeys:
     crash = property(lambda self: self._key("crash"))
     careful = property(lambda self: self._key("careful"))
     outcomes = property(lambda self: self._key("outcomes"))
+    payloads = property(lambda self: self._key("payloads"))
     error = property(lambda self: self._key("error"))
 
     def event(self, event_id: str) -> str:
@@ -191,6 +193,15 @@ class Enqueued:
     seq: int = 0
     publish: bool = False
     detail: str = ""  # duplicate: the id's stored status; epoch: the current epoch
+
+
+class PayloadGone(Exception):
+    """A queued reference whose payload is gone: the event was consumed after the queue was read
+    (read again), or, if it persists, the state is corrupt."""
+
+    def __init__(self, ns: str, core: str, seq: int) -> None:
+        super().__init__(f"payload of event {seq} of {ns}/{core} is gone")
+        self.seq = seq
 
 
 @dataclass(frozen=True)
@@ -301,32 +312,33 @@ class WeightStore:
 
     def enqueue_bulk(self, ns: str, core: str, items: Sequence[tuple[str, str | bytes]], *,
                      epoch: int | None = None, chunk: int = BULK_CHUNK) -> Bulk:
-        """Append (event id, payload) pairs in order, ``chunk`` per script call (see
-        enqueue_bulk.lua), all calls in one round trip.
+        """Append (event id, payload) pairs in order: per ``chunk``, one MULTI/EXEC of an HSET of
+        the payloads and ``enqueue_bulk.lua`` (which queues references to them).
 
         A chunk refused because the epoch moved queues nothing; the chunks before it stay queued
         (``Bulk.accepted`` is None for the refused events: check them again and resend those).
         """
         k = StateKeys.of(ns, core)
-        keys = [k.pending, k.seq, k.flag, k.epoch, STATES_KEY]
+        keys = [k.pending, k.seq, k.flag, k.epoch, STATES_KEY, k.payloads]
         fixed = [self.ws.event_ttl_s, self._flag_ttl(), "1", "*" if epoch is None else str(epoch),
                  k.member, k.prefix]
         script = self._scripts["enqueue_bulk"]
-        pipe = self.r.pipeline(transaction=False)
-        for i in range(0, len(items), chunk):
-            part = items[i:i + chunk]
-            script(keys=keys, args=[*fixed, len(part), *(e for e, _ in part), *(p for _, p in part)],
-                   client=pipe)
+        token = uuid.uuid4().hex[:16]  # payload fields are unique per call, never an event's id
         accepted: list[bool | None] = []
         publish, epoch_now = False, None
-        for i, out in zip(range(0, len(items), chunk), pipe.execute()):
-            n = min(chunk, len(items) - i)
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            fields = [f"{token}.{start + i}" for i in range(len(part))]
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(k.payloads, mapping=dict(zip(fields, (p for _, p in part))))
+            script(keys=keys, args=[*fixed, len(part), *(e for e, _ in part), *fields], client=pipe)
+            out = pipe.execute()[1]
             if int(out[0]) == -1:
                 epoch_now = out[1].decode() if isinstance(out[1], bytes) else str(out[1])
-                accepted += [None] * n
+                accepted += [None] * len(part)
                 continue
             publish |= bool(int(out[1]))
-            accepted += [bool(int(flag)) for flag in out[3:3 + n]]
+            accepted += [bool(int(flag)) for flag in out[3:3 + len(part)]]
         return Bulk(accepted, publish, epoch_now)
 
     def _flag_ttl(self) -> int:
@@ -334,15 +346,39 @@ class WeightStore:
 
     def pending(self, ns: str, core: str, limit: int) -> Pending:
         k = StateKeys.of(ns, core)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.get(k.ver)
-        pipe.get(k.done)
-        pipe.lrange(k.pending, 0, limit - 1)
-        pipe.get(k.crash)
-        pipe.get(k.careful)
-        ver, done, raws, crash, careful = pipe.execute()
-        return Pending(int(ver or 0), int(done or 0), [Event.parse(e) for e in raws],
-                       json.loads(crash) if crash else None, int(careful or 0))
+        for _ in range(3):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.get(k.ver)
+            pipe.get(k.done)
+            pipe.lrange(k.pending, 0, limit - 1)
+            pipe.get(k.crash)
+            pipe.get(k.careful)
+            ver, done, raws, crash, careful = pipe.execute()
+            try:
+                events = self._events(ns, core, raws)
+            except PayloadGone as gone:  # consumed meanwhile (a drain whose lease ran out)?
+                if int(self.r.get(k.done) or 0) != int(done or 0):
+                    continue
+                raise StateCorrupt(ns, core, f"queued event {gone.seq} has no payload") from None
+            return Pending(int(ver or 0), int(done or 0), events, json.loads(crash) if crash else None,
+                           int(careful or 0))
+        raise StateCorrupt(ns, core, "the queue kept moving while being read")
+
+    def _events(self, ns: str, core: str, raws: list[bytes]) -> list[Event]:
+        """Entries are ``"<seq> <payload>"`` or ``"<seq> @<field>"`` (payload in the hash)."""
+        split = [raw.partition(b" ") for raw in raws]
+        fields = [rest[1:].decode() for _, _, rest in split if rest[:1] == b"@"]
+        payloads = iter(self.r.hmget(StateKeys.of(ns, core).payloads, fields) if fields else ())
+        events = []
+        for seq, _, rest in split:
+            if rest[:1] != b"@":
+                events.append(Event.decode(int(seq), rest))
+                continue
+            payload = next(payloads)
+            if payload is None:  # consumed by a commit after our read: the caller reads again
+                raise PayloadGone(ns, core, int(seq))
+            events.append(Event.decode(int(seq), payload, rest[1:].decode()))
+        return events
 
     def depth(self, ns: str, core: str) -> int:
         return int(self.r.llen(StateKeys.of(ns, core).pending))
@@ -356,7 +392,8 @@ class WeightStore:
                outcomes: list[str] = ()) -> tuple[bool, int, int]:
         """Compare-and-set (see commit.lua); returns (written, version, consumed count) now."""
         k = StateKeys.of(ns, core)
-        keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error]
+        keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error,
+                k.payloads]
         new_version = record.version if record is not None else version
         ids, logs, results, wake = [], [], [], []
         for a in applied:
@@ -369,7 +406,8 @@ class WeightStore:
                            self.ws.history_keep, self.ws.applied_log_max, self.ws.event_ttl_s,
                            "" if new_epoch is None else new_epoch, self.ws.outcome_log_max, k.prefix,
                            "\n".join(ids), "\n".join(logs), "\n".join(results), "".join(wake),
-                           "\n".join(outcomes), now_ms(), self.ws.history_every_ms]
+                           "\n".join(outcomes), now_ms(), self.ws.history_every_ms,
+                           "\n".join(a.event.ref for a in applied if a.event.ref)]
         out = self._scripts["commit"](keys=keys, args=args)
         return bool(int(out[0])), int(out[1]), int(out[2])
 

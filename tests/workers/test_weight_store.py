@@ -84,6 +84,12 @@ def test_bulk_enqueue_is_once_per_event_id_in_order_and_respects_the_epoch(store
     assert refused.accepted == [None, None] and refused.epoch == "0" and not refused.publish
     assert store.depth("ns", "ewc") == 4 and store.result("ns", "ewc", "e") is None
     assert store.enqueue("ns", "ewc", "g", event_json("g", "record_loss", {"loss": 0.5}, False)).seq == 5
+    # payloads wait in the state's hash, one per queued bulk event; consuming them deletes them
+    k = StateKeys.of("ns", "ewc")
+    assert store.r.hlen(k.payloads) == 3
+    assert Drainer(store).run("ns", "ewc", "task-1").applied == 5
+    assert store.r.hlen(k.payloads) == 0 and store.load("ns", "ewc").core().losses_seen == 5
+    assert [e for _, e, _, _ in store.applied_log("ns", "ewc")] == ["a", "b", "c", "d", "g"]
 
 
 def test_drain_applies_in_order_and_a_redelivered_drain_is_a_no_op(store: WeightStore) -> None:
