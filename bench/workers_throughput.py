@@ -1,23 +1,26 @@
 """Feedback events per second end to end (submitted -> applied -> in Redis), vs raw Redis round trips.
 
     python -m bench.workers_throughput [--events 20000] [--dim 384] [--callers 2] [--naive 2000]
+                                       [--rows raw,single1,single2x2,single2x1,bulk1,bulk2,naive]
 
 Everything runs on this machine in this run: a redis-server as ``kg up`` runs it (AOF,
 appendfsync everysec), Celery worker processes (one pool process each), and caller processes that
-send ``feedback`` through ``Session.dispatch`` with ``"async": true`` (validation, the check
-against the current adapter, one ``enqueue.lua`` round trip). The clock starts when the callers
-start sending and stops when the store's consumed counter reaches the number of events, i.e. when
-the last event's new blob, version and result are written (and in the AOF, fsynced within a
-second). Rows:
+send ``feedback`` through ``Session.dispatch`` with ``"async": true``. The clock starts when the
+callers start sending and stops when the store's consumed counter reaches the number of events,
+i.e. when the last event's new blob, version and result are written (and in the AOF, fsynced
+within a second). Rows:
 
-- raw Redis: sequential SET round trips of one client, and a pipelined ``enqueue.lua`` (the
-  cheapest the submit side can be);
-- micro-batched, 1 worker, 1 state: the normal path;
-- micro-batched, 2 workers, 2 states: two namespaces (a state is applied by one drain at a time,
+- raw Redis: sequential SET round trips of one client (the baseline), a pipelined ``enqueue.lua``
+  of one event per call, and ``enqueue_bulk`` of 500 events per call (the cheapest the submit
+  side can be);
+- per-request ``feedback``, 1 worker, 1 state: each request validated, checked and queued by its
+  own ``enqueue.lua`` round trip; the workers still apply micro-batches;
+- per-request, 2 workers, 2 states: two namespaces (a state is applied by one drain at a time,
   in order, so a second worker helps with a second state, not with the same one);
-- micro-batched, 2 workers, 1 state: shows that;
-- bulk submit: the callers use ``workers.verbs.submit_many`` (each body validated and checked like
-  a request, 500 per pipelined round trip), so the workers are the limit;
+- per-request, 2 workers, 1 state: shows that;
+- ``feedback_batch``: the callers send 500 events per ``Session.dispatch`` (each event validated
+  and checked like a request, queued in one round trip), 1 worker / 1 state and 2 workers /
+  2 states;
 - naive, one task per event: each event applied by its own Celery task (load, apply, CAS).
 
 Results: ``bench/results/workers_throughput.json``.

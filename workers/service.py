@@ -59,6 +59,11 @@ def _quoted(ns: str) -> str:
     return quote(ns, safe="")
 
 
+@lru_cache(maxsize=4096)
+def _ver_key(ns: str, core: str) -> str:
+    return StateKeys.of(ns, core).ver
+
+
 def parse_ticket(ticket: str) -> tuple[str, str, str]:
     core, _, rest = ticket.partition(":")
     ns, _, event_id = rest.partition(":")
@@ -183,7 +188,7 @@ class Learning:
         """
         hit = self._current.get((ns, core))
         if hit is not None:
-            done, out = self._overlapped(hit, StateKeys.of(ns, core).ver, answer)
+            done, out = self._overlapped(hit, _ver_key(ns, core), answer)
             if done:
                 return out
         return answer(self.current(ns, core))

@@ -7,8 +7,9 @@ A state lives under keys sharing one hash tag, ``kg:w:{<namespace>/<core>}:…``
 - ``ver``: the version, a counter that only grows; a read revalidates its cache with one GET of it.
 - ``hist`` / ``snaps``: earlier records, newest first, for ``kg state rollback`` (a version goes
   to ``hist`` when it is replaced, at most once per ``KG_STATE_HISTORY_EVERY_MS``).
-- ``pending``: events waiting for a worker, ``"<seq> <json>"`` in arrival order; ``seq`` counts
-  accepted events and ``done`` consumed ones.
+- ``pending``: events waiting for a worker, in arrival order: ``"<seq> <payload>"``
+  (:mod:`workers.events`), or ``"<seq> @<field>"`` with the payload in the ``payloads`` hash (bulk
+  enqueues); ``seq`` counts accepted events and ``done`` consumed ones.
 - ``log``: the order the store applied events in, ``"<seq> <event id> <version> <ok>"``.
 - ``ev:<id>`` / ``wake:<id>``: an event's result (its ticket) and the list a waiting caller blocks on.
 - ``epoch``: the version of the last ``init_*``; callers check events against the core of that epoch.
