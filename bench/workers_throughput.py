@@ -76,6 +76,7 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
     while time.time() < start_at:
         time.sleep(0.0005)
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     bad = 0
     if bulk:  # one Session.dispatch per BULK events: validated and checked like single requests
         for req in batches:
@@ -84,7 +85,7 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
     else:
         for r in reqs:
             bad += not session.dispatch(r)["ok"]
-    out.put((time.perf_counter() - t0, bad))
+    out.put((time.perf_counter() - t0, bad, time.process_time() - cpu0))
     session.close()
 
 
@@ -99,6 +100,34 @@ def _wait_done(store, namespaces: list[str], counts: dict[str, int], timeout: fl
         if time.monotonic() > deadline:
             raise RuntimeError(f"events not applied in time: {done} of {counts}")
         time.sleep(0.002)
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of the live processes of a process group (a Celery worker and
+    its pool), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # pgrp; utime and stime are fields 14 and 15 of the line
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_cpu_s(client) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _cpu_row(total: int, callers_s: float, workers_s: float, redis_s: float) -> dict:
+    """CPU time per event of every process involved, and the rate it implies for a machine whose
+    two cores do nothing else (an estimate: this machine's cores were shared with other jobs)."""
+    per = {k: v * 1e6 / total for k, v in (("callers", callers_s), ("workers", workers_s), ("redis", redis_s))}
+    per["total"] = sum(per.values())
+    return {"cpu_us_per_event": {k: round(v, 1) for k, v in per.items()},
+            "events_per_s_if_2_idle_cores": round(2e6 / per["total"])}
 
 
 def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: int, n_states: int,
@@ -135,12 +164,15 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
             p.start()
         counts = {ns: base[ns] + sum(1 for c in range(callers) for i in range(per)
                                      if namespaces[i % n_states] == ns) for ns in namespaces}
+        cpu_workers, cpu_redis = sum(_group_cpu_s(w.proc.pid) for w in workers), _redis_cpu_s(store.r)
         end = _wait_done(store, namespaces, counts)
+        cpu_workers = sum(_group_cpu_s(w.proc.pid) for w in workers) - cpu_workers
+        cpu_redis = _redis_cpu_s(store.r) - cpu_redis
         submit = [queue.get(timeout=60) for _ in procs]
         for p in procs:
             p.join(30)
         total = per * callers
-        assert sum(b for _, b in submit) == 0, "some submissions failed"
+        assert sum(b for _, b, _ in submit) == 0, "some submissions failed"
         updates = {ns: store.load(ns, "instant").updates for ns in namespaces}
         assert sum(updates.values()) == total, updates
         versions = {ns: store.version(ns, "instant") for ns in namespaces}
@@ -148,9 +180,10 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
         session.close()
         return {"scenario": label, "events": total, "workers": n_workers, "states": n_states,
                 "callers": callers, "elapsed_s": elapsed, "events_per_s": total / elapsed,
-                "submit_s_per_caller": [round(s, 3) for s, _ in submit],
+                "submit_s_per_caller": [round(s, 3) for s, _, _ in submit],
                 "commits": sum(versions.values()) - n_states,
-                "mean_batch": total / max(1, sum(versions.values()) - n_states)}
+                "mean_batch": total / max(1, sum(versions.values()) - n_states),
+                **_cpu_row(total, sum(c for _, _, c in submit), cpu_workers, cpu_redis)}
     finally:
         for w in workers:
             w.stop()
@@ -264,14 +297,21 @@ def main() -> None:
             "reference": "SONA (in-process Rust) ~2,200 rank-2 updates/s"}
     path = save("workers_throughput", {"meta": meta, "rows": rows})
     print(f"\nfeedback events, embedding dim {args.dim}, {os.cpu_count()} CPUs, load {meta['load_average'][0]:.1f}\n")
-    print("| scenario | events | elapsed s | events/s | mean batch |")
-    print("|---|---:|---:|---:|---:|")
+    base = rows[0]["ops_per_s"] if rows and "ops_per_s" in rows[0] else None
+    print("| scenario | events | elapsed s | events/s | / raw SET | mean batch | CPU µs/event (callers + "
+          "workers + redis) | events/s if 2 idle cores |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         if "ops_per_s" in r:
-            print(f"| {r['scenario']} | | | {r['ops_per_s']:,.0f} ops/s | |")
-        else:
-            print(f"| {r['scenario']} | {r['events']:,} | {r['elapsed_s']:.2f} | {r['events_per_s']:,.0f} | "
-                  f"{r['mean_batch']:.0f} |")
+            print(f"| {r['scenario']} | | | {r['ops_per_s']:,.0f} ops/s | | | | |")
+            continue
+        ratio = f"{r['events_per_s'] / base:.2f}" if base else ""
+        cpu = r.get("cpu_us_per_event")
+        cpu_text = (f"{cpu['total']:.0f} ({cpu['callers']:.0f} + {cpu['workers']:.0f} + {cpu['redis']:.0f})"
+                    if cpu else "")
+        est = f"{r['events_per_s_if_2_idle_cores']:,}" if cpu else ""
+        print(f"| {r['scenario']} | {r['events']:,} | {r['elapsed_s']:.2f} | {r['events_per_s']:,.0f} | {ratio} | "
+              f"{r['mean_batch']:.0f} | {cpu_text} | {est} |")
     print(f"\nwritten to {path}")
 
 
