@@ -4,13 +4,19 @@
 
 A redis-server as ``kg up`` runs it and one worker; a router (hidden 128, rank 8, 3 targets) is
 initialised and trained on 200 outcomes, so it answers with the network (``algo: fastgrnn``).
-Then, in this process, after a warm-up, each call is timed alone (``perf_counter_ns``):
+Then, in this process, after a warm-up, each call is timed alone (``perf_counter_ns``), the paths
+taking turns in blocks of 50 calls so that all see the same load:
 
-- bare Redis GET of the state's version key (the one round trip every read makes);
-- ``route`` through ``Session.dispatch``: validate the body, GET the version, route on the
-  cached core (exploration seeded per request), answer;
+- bare Redis GET of the state's version key (the one round trip every read makes), on the kind
+  of dedicated connection reads use, and through redis-py's pooled client;
+- ``route`` through ``Session.dispatch``: validate the body, send the version GET, route on the
+  cached core (exploration seeded per request), read the version, answer;
 - the same through ``dispatch_line`` (JSON text in and out, what ``kg dispatch`` does per line);
 - the router alone on the same input (no validation, no Redis), for scale.
+
+Beside the wall-clock percentiles, each path's CPU time per call in this process
+(``time.process_time``): on a machine shared with other jobs the latency mostly measures the
+scheduler, the CPU time what the path itself costs.
 
 Results: ``bench/results/workers_route_latency.json``.
 """
@@ -34,16 +40,25 @@ def _stats(samples_ns: np.ndarray) -> dict:
             "mean_us": float(us.mean()), "calls": int(len(us))}
 
 
-def _time(fn, calls: int, warmup: int = 300) -> np.ndarray:
-    for _ in range(warmup):
-        fn()
-    out = np.empty(calls)
+def _time(fns: dict[str, object], calls: int, block: int = 50, warmup: int = 300) -> dict[str, np.ndarray]:
+    """Time each call alone, the paths taking turns in blocks of ``block`` calls, so that every
+    path sees the same load of this shared machine (the ratios are what to read)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    out = {name: np.empty(calls) for name in fns}
+    cpu = dict.fromkeys(fns, 0.0)
     clock = time.perf_counter_ns
-    for i in range(calls):
-        t0 = clock()
-        fn()
-        out[i] = clock() - t0
-    return out
+    for start in range(0, calls, block):
+        for name, fn in fns.items():
+            samples = out[name]
+            c0 = time.process_time()
+            for i in range(start, min(start + block, calls)):
+                t0 = clock()
+                fn()
+                samples[i] = clock() - t0
+            cpu[name] += time.process_time() - c0
+    return {name: (samples, cpu[name] / calls) for name, samples in out.items()}
 
 
 def main() -> None:
@@ -78,18 +93,19 @@ def main() -> None:
         pooled = lrn.store.r
         key = StateKeys.of("lat", "router").ver
         cur = lrn.current("lat", "router")
-        single = lrn._versions  # the connection reads revalidate on
+        probe = lrn.probes.take()  # a connection like the ones reads revalidate on
         xa = np.asarray(x)
-        rows.append({"path": "bare Redis GET of the version key (one connection)",
-                     **_stats(_time(lambda: single.get(key), args.calls))})
-        rows.append({"path": "bare Redis GET of the version key (redis-py pool)",
-                     **_stats(_time(lambda: pooled.get(key), args.calls))})
-        rows.append({"path": "route via Session.dispatch (warm cache)", **_stats(_time(lambda: d(req), args.calls))})
-        rows.append({"path": "route via dispatch_line (JSON in and out)",
-                     **_stats(_time(lambda: session.dispatch_line(line), args.calls))})
-        rows.append({"path": "router alone (route_read on the cached core)",
-                     **_stats(_time(lambda: route_read(cur, xa, 3000), args.calls))})
+        paths = {
+            "bare Redis GET of the version key (a read's dedicated connection)": lambda: probe.get(key),
+            "bare Redis GET of the version key (redis-py pool)": lambda: pooled.get(key),
+            "route via Session.dispatch (warm cache)": lambda: d(req),
+            "route via dispatch_line (JSON in and out)": lambda: session.dispatch_line(line),
+            "router alone (route_read on the cached core)": lambda: route_read(cur, xa, 3000),
+        }
+        rows = [{"path": name, **_stats(samples), "cpu_us": cpu_s * 1e6}
+                for name, (samples, cpu_s) in _time(paths, args.calls).items()]
         assert d(req) == first, "reads are deterministic on an unchanged state"
+        probe.close()
         session.close()
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": args.dim,
             "load_average": list(os.getloadavg()), "target": "route p50 under 200 us through Session.dispatch"}
@@ -97,10 +113,10 @@ def main() -> None:
     base = rows[0]["p50_us"]
     print(f"\nroute latency, embedding dim {args.dim}, hidden 128, {args.calls} calls each, "
           f"load {meta['load_average'][0]:.1f}\n")
-    print("| path | p50 µs | p99 µs | p50 / Redis GET |")
-    print("|---|---:|---:|---:|")
+    print("| path | p50 µs | p99 µs | p50 / Redis GET | CPU µs per call (this process) |")
+    print("|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['path']} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p50_us'] / base:.2f} |")
+        print(f"| {r['path']} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['p50_us'] / base:.2f} | {r['cpu_us']:.0f} |")
     print(f"\nwritten to {path}")
 
 

@@ -61,7 +61,7 @@ class WorkerSettings:
     task_time_limit_s: float = 120.0          # KG_TASK_TIME_LIMIT_S: hard limit, kills the task
     task_soft_time_limit_s: float = 100.0     # KG_TASK_SOFT_TIME_LIMIT_S
     max_attempts: int = 3                     # KG_TASK_MAX_ATTEMPTS: crashes before an event/task is dropped
-    drain_batch: int = 512                    # KG_DRAIN_BATCH: events applied per compare-and-set
+    drain_batch: int = 2048                   # KG_DRAIN_BATCH: events applied per compare-and-set
     drain_budget_s: float = 5.0               # KG_DRAIN_BUDGET_S: a drain task hands over after this
     wait_timeout_s: float = 30.0              # KG_WAIT_TIMEOUT_S: how long a call waits for its update
     history_keep: int = 8                     # KG_STATE_HISTORY: earlier versions kept for rollback

@@ -165,7 +165,15 @@ class Stack:
         return node_name(name, self.home)
 
     def _start_workers(self, progress) -> None:
-        env = dict(os.environ, KG_HOME=str(self.home))
+        # the workers import the same code as this process (not whatever `import workers` finds
+        # from their working directory): a worker reading another version's queue entries fails
+        code_root = str(Path(__file__).resolve().parent.parent)
+        path = os.pathsep.join(p for p in (code_root, os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, KG_HOME=str(self.home), PYTHONPATH=path)
+        # one BLAS thread per prefork process: the cores' products are small, and spinning BLAS
+        # threads take the CPU that Redis and the other processes need (bench/learn_speed.py)
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, "1")
         base = [sys.executable, "-m", "celery", "-A", "workers.app"]
         for name in self._worker_names():
             if pid_alive(self._pid(name)):

@@ -159,17 +159,20 @@ class MicroLoRA:
             return
         s = (q - 0.5) * 2.0
         self._step(x, t, s)
+        # (this runs once per event in the workers: ndarray methods rather than the np.* wrappers,
+        # same operations in the same order, bit for bit; tests/learn/test_learn_instant_reference)
         pos = self._replay_pos
         self._replay_x[pos] = x
         self._replay_t[pos] = t
         self._replay_s[pos] = s
         self._replay_w[pos] = abs(s)
-        self._replay_pos = (pos + 1) % self.replay_size
-        self._replay_n = min(self._replay_n + 1, self.replay_size)
-        if self._replay_n >= self.replay_min:
-            cum = np.cumsum(self._replay_w[: self._replay_n])
-            i = int(np.searchsorted(cum, self._rng.random() * cum[-1], side="right"))
-            i = min(i, self._replay_n - 1)
+        size = self.replay_size
+        self._replay_pos = (pos + 1) % size
+        n = self._replay_n = min(self._replay_n + 1, size)
+        if n >= self.replay_min:
+            cum = self._replay_w[:n].cumsum()
+            i = int(cum.searchsorted(self._rng.random() * cum[-1], side="right"))
+            i = min(i, n - 1)
             self._step(self._replay_x[i], int(self._replay_t[i]), 0.5 * self._replay_s[i])
         self._lr = max(self._lr * self.lr_decay, self.lr_min)
         self.updates += 1
@@ -178,13 +181,15 @@ class MicroLoRA:
         lr = self._lr
         A, B = self._A, self._B
         h = A @ x
-        a_step = (lr * s) * B[:, t]  # uses B before this step's change
+        c = lr * s
+        col = B[:, t]  # a view: the column this step changes
+        a_step = c * col  # uses B before this step's change
         if self._anchored and self.ewc_lambda > 0.0:
             # reference: delta -= lr * lambda * F * (param - snapshot); the factor is capped at 1
             # so that a large lambda pulls a parameter to its snapshot, never past it
             A -= np.minimum(lr * self.ewc_lambda * self._fisher_A, 1.0) * (A - self._snap_A)
             B -= np.minimum(lr * self.ewc_lambda * self._fisher_B, 1.0) * (B - self._snap_B)
-        B[:, t] += (lr * s) * h
+        col += c * h
         A += np.multiply.outer(a_step, x)
         P = self._P
         sq = float(P @ P)

@@ -8,28 +8,34 @@ One :class:`Learning` per ``Session`` (``session.extensions["learn"]``); thread-
   for the worker's result (one BLPOP); with ``async`` it returns a ticket at once.
 - **Reads** (``apply_adapter``, ``route``, ``ewc_penalty``, ``attend``) use a decoded core cached
   per state and revalidated on every call with one GET of the version key, so a read never sees a
-  state older than the last update whose result was returned.
+  state older than the last update whose result was returned. The GET is sent before the read
+  computes on the cached core and its reply read after (:meth:`Learning.read`,
+  :mod:`workers.freshness`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from functools import cached_property, lru_cache
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, unquote
 
 import redis
 
 from kg.config import Settings
-from kg.errors import InvalidInput, NotFound, RedisUnavailable
+from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
 from workers.cores import CORE_OF_VERB
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
-from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_json
+from workers.freshness import Probes
+from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
 
 MAX_EPOCH_RETRIES = 5
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +51,17 @@ def redis_errors() -> Iterator[None]:
 
 
 def make_ticket(ns: str, core: str, event_id: str) -> str:
-    return f"{core}:{quote(ns, safe='')}:{event_id}"
+    return f"{core}:{_quoted(ns)}:{event_id}"
+
+
+@lru_cache(maxsize=4096)
+def _quoted(ns: str) -> str:
+    return quote(ns, safe="")
+
+
+@lru_cache(maxsize=4096)
+def _ver_key(ns: str, core: str) -> str:
+    return StateKeys.of(ns, core).ver
 
 
 def parse_ticket(ticket: str) -> tuple[str, str, str]:
@@ -67,6 +83,12 @@ class Current:
     def version(self) -> int:
         return self.record.version
 
+    @cached_property
+    def seed_hash(self) -> Any:
+        """SHA-256 fed with the state's checksum: the prefix of every exploration seed of
+        ``route`` on this state (copied per request)."""
+        return hashlib.sha256(self.record.sha256.encode())
+
 
 class Learning:
     """Queue updates, wait for or poll their results, and read current cores."""
@@ -76,7 +98,7 @@ class Learning:
         self.ws = settings.workers
         self._client = client
         self._store: WeightStore | None = None
-        self._versions: redis.Redis | None = None  # one connection, no pool: the cheapest GET
+        self._probes: Probes | None = None
         self._lock = threading.Lock()
         self._current: dict[tuple[str, str], Current] = {}
         self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
@@ -96,25 +118,31 @@ class Learning:
     def close(self) -> None:
         if self._store is not None and self._client is None:
             self._store.r.close()
-        if self._versions is not None:
-            self._versions.close()
+        if self._probes is not None:
+            self._probes.close()
+
+    @property
+    def probes(self) -> Probes:
+        """Dedicated connections for version GETs (no pool lookup, no retry wrapper: the
+        cheapest round trip redis-py offers)."""
+        if self._probes is None:
+            with self._lock:
+                if self._probes is None:
+                    pool = self.store.r.connection_pool
+                    self._probes = Probes(redis.ConnectionPool(connection_class=pool.connection_class,
+                                                               **pool.connection_kwargs))
+        return self._probes
 
     def _version(self, ns: str, core: str) -> int:
         """The state's version: the one round trip of a read with a warm cache."""
-        if self._versions is None:
-            with self._lock:
-                if self._versions is None:
-                    pool = self.store.r.connection_pool
-                    self._versions = redis.Redis(connection_pool=redis.ConnectionPool(
-                        connection_class=pool.connection_class, **pool.connection_kwargs),
-                        single_connection_client=True)
-        key = StateKeys.of(ns, core).ver
+        probe = self.probes.take()
         try:
-            return int(self._versions.get(key) or 0)
-        except (redis.ConnectionError, redis.TimeoutError):
-            # a single-connection client does not retry by itself (e.g. after a Redis restart);
-            # the failed connection was dropped, so this reconnects
-            return int(self._versions.get(key) or 0)
+            version = probe.get(StateKeys.of(ns, core).ver)
+        except BaseException:
+            probe.close()
+            raise
+        self.probes.give(probe)
+        return version
 
     def publish_drain(self, ns: str, core: str) -> None:
         """Send the drain task for a state whose flag this caller raised.
@@ -149,6 +177,47 @@ class Learning:
         cur = Current(record, record.core())
         self._current[(ns, core)] = cur
         return cur
+
+    def read(self, ns: str, core: str, answer: Callable[[Current | None], T]) -> T:
+        """``answer(current)`` on the current state (None when never initialised).
+
+        With a cached core, the version GET is sent first and received after ``answer`` ran on
+        the cache (see :mod:`workers.freshness`): the answer, or the error ``answer`` raised
+        about the input, is kept only if the cache is the current version; otherwise it is
+        computed again on the state loaded now.
+        """
+        hit = self._current.get((ns, core))
+        if hit is not None:
+            done, out = self._overlapped(hit, _ver_key(ns, core), answer)
+            if done:
+                return out
+        return answer(self.current(ns, core))
+
+    def _overlapped(self, hit: Current, key: str, answer: Callable[[Current], T]) -> tuple[bool, Any]:
+        probe = self.probes.take()
+        try:
+            probe.send(key)
+        except redis.RedisError:
+            probe.close()
+            return False, None  # the plain path reconnects and reports
+        try:
+            out, error = answer(hit), None
+        except KgError as exc:  # bad input judged against the cached core: valid only if current
+            out, error = None, exc
+        except BaseException:
+            probe.close()  # its reply was never read
+            raise
+        try:
+            version = probe.receive()
+        except redis.RedisError:
+            probe.close()
+            return False, None
+        self.probes.give(probe)
+        if version != hit.version:
+            return False, None
+        if error is not None:
+            raise error
+        return True, out
 
     def verify(self, ns: str, core: str) -> Current | None:
         """Load and check the stored blob now, bypassing the cache (``health``)."""
@@ -190,7 +259,7 @@ class Learning:
         """
         core = CORE_OF_VERB[verb]
         eid = event_id or uuid.uuid4().hex
-        payload = event_json(eid, verb, body, wait)
+        payload = event_bytes(eid, verb, body, wait)
         for attempt in range(MAX_EPOCH_RETRIES):
             epoch, shape = self._shape(ns, core, refresh=attempt > 0)
             if check is not None:
@@ -216,37 +285,63 @@ class Learning:
         return self.unwrap(result)
 
     def submit_many(self, ns: str, verb: str, items: list[tuple[str | None, dict[str, Any]]], *,
-                    check: Callable[[Any], None] | None = None,
-                    epoch_bound: bool = True) -> list[dict[str, Any]]:
-        """Queue many events of one verb in one pipelined round trip; never waits.
+                    check: Callable[[Any], None] | None = None, epoch_bound: bool = True,
+                    wait: bool = False) -> list[dict[str, Any]]:
+        """Queue many events of one verb, in order, in one round trip (``enqueue_bulk.lua``).
 
         ``items`` are (event id or None, body); ``check(core)`` validates all of them first.
         Events refused because the core was re-initialised meanwhile are checked again and
-        re-sent (the others are not sent twice: their ids are already taken).
+        re-sent (the others are not sent twice: their ids are already taken). Returns one
+        ``{ticket, status, event_id}`` per item (status ``queued`` or ``duplicate``); with
+        ``wait`` each also carries the event's stored ``result`` once all are applied.
         """
         core = CORE_OF_VERB[verb]
-        ids = [eid or uuid.uuid4().hex for eid, _ in items]
-        payloads = {eid: event_json(eid, verb, body, False) for eid, (_, body) in zip(ids, items)}
-        status: dict[str, str] = {}
-        todo = list(ids)
+        base = uuid.uuid4().hex
+        ids = [eid or f"{base}.{i}" for i, (eid, _) in enumerate(items)]
+        last = len(ids) - 1
+        # only the last event wakes the caller: one state's events are applied in arrival order
+        payloads = [event_bytes(eid, verb, body, wait and i == last)
+                    for i, (eid, (_, body)) in enumerate(zip(ids, items))]
+        status: list[str | None] = [None] * len(ids)
+        todo = list(range(len(ids)))
         for attempt in range(MAX_EPOCH_RETRIES):
             epoch, shape = self._shape(ns, core, refresh=attempt > 0)
             if check is not None:
                 check(shape)
             with redis_errors():
-                outs = self.store.enqueue_many(ns, core, [(eid, payloads[eid]) for eid in todo],
-                                               epoch=epoch if epoch_bound else None)
-            publish = any(o.publish for o in outs)
-            for eid, out in zip(todo, outs):
-                status[eid] = {"accepted": "queued", "duplicate": "duplicate"}.get(out.status, "epoch")
-            if publish:
+                out = self.store.enqueue_bulk(ns, core, [(ids[i], payloads[i]) for i in todo],
+                                              epoch=epoch if epoch_bound else None)
+            for i, accepted in zip(todo, out.accepted):
+                status[i] = None if accepted is None else ("queued" if accepted else "duplicate")
+            if out.publish:
                 self.publish_drain(ns, core)
-            todo = [eid for eid in todo if status[eid] == "epoch"]
+            todo = [i for i in todo if status[i] is None]
             if not todo:
                 break
         else:
             raise InvalidInput("namespace", f"the {core} state keeps being re-initialised; retry")
-        return [{"ticket": make_ticket(ns, core, eid), "status": status[eid], "event_id": eid} for eid in ids]
+        tickets = [{"ticket": make_ticket(ns, core, eid), "status": st, "event_id": eid}
+                   for eid, st in zip(ids, status)]
+        if wait:
+            for ticket, result in zip(tickets, self._await_all(ns, core, ids, status)):
+                ticket["result"] = result
+        return tickets
+
+    def _await_all(self, ns: str, core: str, ids: list[str], status: list[str | None]) -> list[dict]:
+        """The results of a bulk's events: wait for the last queued one (the events before it in
+        the same queue are applied by then), then read all of them in one round trip."""
+        queued = [i for i, st in enumerate(status) if st == "queued"]
+        timeout = self.ws.wait_timeout_s
+        with redis_errors():
+            if queued and self.store.wait(ns, core, ids[queued[-1]], timeout) is None:
+                raise WorkerTimeout(make_ticket(ns, core, ids[queued[-1]]), timeout)
+            results = self.store.results(ns, core, ids)
+            for i, result in enumerate(results):
+                if result is None or "status" in result:  # a duplicate of an event still queued
+                    results[i] = self.store.wait(ns, core, ids[i], timeout)
+                    if results[i] is None:
+                        raise WorkerTimeout(make_ticket(ns, core, ids[i]), timeout)
+        return results
 
     @staticmethod
     def unwrap(result: dict[str, Any]) -> dict[str, Any]:

@@ -79,8 +79,12 @@ class KgTask(Task):
         acknowledged as a failure, not redelivered: record it beside the attempt-cap records."""
         if isinstance(exc, TimeLimitExceeded):
             try:
-                rt.runtime().store.dead_letter({
-                    "task": self.name, "task_id": task_id, "args": list(args), "attempts": 1,
+                store = rt.runtime().store
+                # every start of this delivery counts (earlier ones may have died and been noticed)
+                retries = getattr(self.request, "retries", 0) or 0
+                attempts = int(store.r.get(f"{ATTEMPTS_PREFIX}{task_id}:{retries}") or 1)
+                store.dead_letter({
+                    "task": self.name, "task_id": task_id, "args": list(args), "attempts": attempts,
                     "at_ms": now_ms(), "reason": "hard time limit exceeded, or the process died unseen"})
             except redis.RedisError:
                 log.exception("could not record the timeout of %s[%s]", self.name, task_id)

@@ -7,8 +7,9 @@ A state lives under keys sharing one hash tag, ``kg:w:{<namespace>/<core>}:…``
 - ``ver``: the version, a counter that only grows; a read revalidates its cache with one GET of it.
 - ``hist`` / ``snaps``: earlier records, newest first, for ``kg state rollback`` (a version goes
   to ``hist`` when it is replaced, at most once per ``KG_STATE_HISTORY_EVERY_MS``).
-- ``pending``: events waiting for a worker, ``"<seq> <json>"`` in arrival order; ``seq`` counts
-  accepted events and ``done`` consumed ones.
+- ``pending``: events waiting for a worker, in arrival order: ``"<seq> <payload>"``
+  (:mod:`workers.events`), or ``"<seq> @<field>"`` with the payload in the ``payloads`` hash (bulk
+  enqueues); ``seq`` counts accepted events and ``done`` consumed ones.
 - ``log``: the order the store applied events in, ``"<seq> <event id> <version> <ok>"``.
 - ``ev:<id>`` / ``wake:<id>``: an event's result (its ticket) and the list a waiting caller blocks on.
 - ``epoch``: the version of the last ``init_*``; callers check events against the core of that epoch.
@@ -24,24 +25,24 @@ blob, the version, the consumed events and their results change together or not 
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import json
 import struct
 import time
+import uuid
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from urllib.parse import quote, unquote
 
-import numpy as np
 import redis
 
 import learn
 from kg.config import WorkerSettings
 from learn import StateError
 from workers.errors import StateCorrupt
+from workers.events import VECTOR_KEYS, Event, event_bytes, event_json, pack_vectors, unpack_vectors  # noqa: F401
 
 SCHEMA = "kg-temporal.weights"
 SCHEMA_VERSION = 1
@@ -51,6 +52,8 @@ STATES_KEY = "kg:w:states"
 DEAD_KEY = "kg:w:dead"
 DEAD_KEEP = 1000
 LUA_DIR = Path(__file__).resolve().parent / "lua"
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode  # one encoder, not one per call
+BULK_CHUNK = 500  # events per enqueue_bulk.lua call: one call must not block Redis for long
 
 
 def now_ms() -> int:
@@ -87,6 +90,7 @@ class StateKeys:
     crash = property(lambda self: self._key("crash"))
     careful = property(lambda self: self._key("careful"))
     outcomes = property(lambda self: self._key("outcomes"))
+    payloads = property(lambda self: self._key("payloads"))
     error = property(lambda self: self._key("error"))
 
     def event(self, event_id: str) -> str:
@@ -184,71 +188,31 @@ class Record:
         return cls(core.kind, namespace, version, updates, learn.to_bytes(core), now_ms())
 
 
-# -- events ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    """A queued update: its arrival number, id, verb, body, and whether a caller waits on it."""
-
-    seq: int
-    id: str
-    verb: str
-    body: dict[str, Any]
-    wait: bool = False
-
-    @classmethod
-    def parse(cls, raw: bytes) -> "Event":
-        seq, _, text = raw.partition(b" ")
-        data = json.loads(text)
-        return cls(int(seq), data["id"], data["verb"], unpack_vectors(data["body"]), bool(data.get("wait")))
-
-
-# Float vectors travel as base64 of little-endian float64 ({"f64": "..."}): exact, half the bytes
-# of JSON decimals, and decoded without parsing hundreds of numbers.
-VECTOR_KEYS = ("embedding", "params", "grads")
-
-
-def _f64_bytes(v: list | np.ndarray) -> bytes:
-    if isinstance(v, list):
-        return struct.pack(f"<{len(v)}d", *v)  # faster than numpy for a list of floats
-    return np.asarray(v, dtype="<f8").tobytes()
-
-
-def pack_vectors(body: dict[str, Any]) -> dict[str, Any]:
-    out = dict(body)
-    for key in VECTOR_KEYS:
-        v = out.get(key)
-        if isinstance(v, (list, np.ndarray)):
-            out[key] = {"f64": binascii.b2a_base64(_f64_bytes(v), newline=False).decode()}
-    if isinstance(out.get("samples"), list):
-        out["samples"] = [pack_vectors(s) if isinstance(s, dict) else s for s in out["samples"]]
-    return out
-
-
-def unpack_vectors(body: dict[str, Any]) -> dict[str, Any]:
-    for key in VECTOR_KEYS:
-        v = body.get(key)
-        if isinstance(v, dict) and "f64" in v:
-            body[key] = np.frombuffer(binascii.a2b_base64(v["f64"]), dtype="<f8").copy()
-    for s in body.get("samples") or ():
-        if isinstance(s, dict):
-            unpack_vectors(s)
-    return body
-
-
-def event_json(event_id: str, verb: str, body: dict[str, Any], wait: bool) -> str:
-    """An event as queued: id, verb, body (vectors packed), and whether a caller waits on it."""
-    return json.dumps({"id": event_id, "verb": verb, "body": pack_vectors(body), "wait": wait},
-                      separators=(",", ":"), allow_nan=False)
-
-
 @dataclass(frozen=True)
 class Enqueued:
     status: str  # "accepted" | "duplicate" | "epoch"
     seq: int = 0
     publish: bool = False
     detail: str = ""  # duplicate: the id's stored status; epoch: the current epoch
+
+
+class PayloadGone(Exception):
+    """A queued reference whose payload is gone: the event was consumed after the queue was read
+    (read again), or, if it persists, the state is corrupt."""
+
+    def __init__(self, ns: str, core: str, seq: int) -> None:
+        super().__init__(f"payload of event {seq} of {ns}/{core} is gone")
+        self.seq = seq
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """What ``enqueue_bulk`` did: per event True (queued), False (duplicate id) or None (refused:
+    the epoch moved), whether this caller must publish a drain, and the epoch it found."""
+
+    accepted: list[bool | None]
+    publish: bool
+    epoch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -282,7 +246,8 @@ class WeightStore:
         self.r = client
         self.ws = ws
         self._scripts = {name: client.register_script(_lua(name))
-                         for name in ("enqueue", "commit", "finish", "release", "steal", "snapshot")}
+                         for name in ("enqueue", "enqueue_bulk", "commit", "finish", "release", "steal",
+                                      "snapshot")}
 
     # -- reads ---------------------------------------------------------------------------------
     def version(self, ns: str, core: str) -> int:
@@ -338,7 +303,7 @@ class WeightStore:
         detail = out[1].decode() if isinstance(out[1], bytes) else str(out[1])
         return Enqueued("duplicate" if code == 0 else "epoch", detail=detail)
 
-    def enqueue_many(self, ns: str, core: str, items: Iterable[tuple[str, str]], *,
+    def enqueue_many(self, ns: str, core: str, items: Iterable[tuple[str, str | bytes]], *,
                      epoch: int | None = None) -> list[Enqueued]:
         """Pipelined ``enqueue`` of (event id, payload) pairs: one round trip for all."""
         pipe = self.r.pipeline(transaction=False)
@@ -346,20 +311,75 @@ class WeightStore:
             self._enqueue(ns, core, event_id, payload, epoch, True, pipe)
         return [self._enqueued(out) for out in pipe.execute()]
 
+    def enqueue_bulk(self, ns: str, core: str, items: Sequence[tuple[str, str | bytes]], *,
+                     epoch: int | None = None, chunk: int = BULK_CHUNK) -> Bulk:
+        """Append (event id, payload) pairs in order: per ``chunk``, one MULTI/EXEC of an HSET of
+        the payloads and ``enqueue_bulk.lua`` (which queues references to them).
+
+        A chunk refused because the epoch moved queues nothing; the chunks before it stay queued
+        (``Bulk.accepted`` is None for the refused events: check them again and resend those).
+        """
+        k = StateKeys.of(ns, core)
+        keys = [k.pending, k.seq, k.flag, k.epoch, STATES_KEY, k.payloads]
+        fixed = [self.ws.event_ttl_s, self._flag_ttl(), "1", "*" if epoch is None else str(epoch),
+                 k.member, k.prefix]
+        script = self._scripts["enqueue_bulk"]
+        token = uuid.uuid4().hex[:16]  # payload fields are unique per call, never an event's id
+        accepted: list[bool | None] = []
+        publish, epoch_now = False, None
+        for start in range(0, len(items), chunk):
+            part = items[start:start + chunk]
+            fields = [f"{token}.{start + i}" for i in range(len(part))]
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(k.payloads, mapping=dict(zip(fields, (p for _, p in part))))
+            script(keys=keys, args=[*fixed, len(part), *(e for e, _ in part), *fields], client=pipe)
+            out = pipe.execute()[1]
+            if int(out[0]) == -1:
+                epoch_now = out[1].decode() if isinstance(out[1], bytes) else str(out[1])
+                accepted += [None] * len(part)
+                continue
+            publish |= bool(int(out[1]))
+            accepted += [bool(int(flag)) for flag in out[3:3 + len(part)]]
+        return Bulk(accepted, publish, epoch_now)
+
     def _flag_ttl(self) -> int:
         return int(self.ws.visibility_timeout_s) + 1
 
     def pending(self, ns: str, core: str, limit: int) -> Pending:
         k = StateKeys.of(ns, core)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.get(k.ver)
-        pipe.get(k.done)
-        pipe.lrange(k.pending, 0, limit - 1)
-        pipe.get(k.crash)
-        pipe.get(k.careful)
-        ver, done, raws, crash, careful = pipe.execute()
-        return Pending(int(ver or 0), int(done or 0), [Event.parse(e) for e in raws],
-                       json.loads(crash) if crash else None, int(careful or 0))
+        for _ in range(3):
+            pipe = self.r.pipeline(transaction=True)
+            pipe.get(k.ver)
+            pipe.get(k.done)
+            pipe.lrange(k.pending, 0, limit - 1)
+            pipe.get(k.crash)
+            pipe.get(k.careful)
+            ver, done, raws, crash, careful = pipe.execute()
+            try:
+                events = self._events(ns, core, raws)
+            except PayloadGone as gone:  # consumed meanwhile (a drain whose lease ran out)?
+                if int(self.r.get(k.done) or 0) != int(done or 0):
+                    continue
+                raise StateCorrupt(ns, core, f"queued event {gone.seq} has no payload") from None
+            return Pending(int(ver or 0), int(done or 0), events, json.loads(crash) if crash else None,
+                           int(careful or 0))
+        raise StateCorrupt(ns, core, "the queue kept moving while being read")
+
+    def _events(self, ns: str, core: str, raws: list[bytes]) -> list[Event]:
+        """Entries are ``"<seq> <payload>"`` or ``"<seq> @<field>"`` (payload in the hash)."""
+        split = [raw.partition(b" ") for raw in raws]
+        fields = [rest[1:].decode() for _, _, rest in split if rest[:1] == b"@"]
+        payloads = iter(self.r.hmget(StateKeys.of(ns, core).payloads, fields) if fields else ())
+        events = []
+        for seq, _, rest in split:
+            if rest[:1] != b"@":
+                events.append(Event.decode(int(seq), rest))
+                continue
+            payload = next(payloads)
+            if payload is None:  # consumed by a commit after our read: the caller reads again
+                raise PayloadGone(ns, core, int(seq))
+            events.append(Event.decode(int(seq), payload, rest[1:].decode()))
+        return events
 
     def depth(self, ns: str, core: str) -> int:
         return int(self.r.llen(StateKeys.of(ns, core).pending))
@@ -373,20 +393,22 @@ class WeightStore:
                outcomes: list[str] = ()) -> tuple[bool, int, int]:
         """Compare-and-set (see commit.lua); returns (written, version, consumed count) now."""
         k = StateKeys.of(ns, core)
-        keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error]
+        keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error,
+                k.payloads]
         new_version = record.version if record is not None else version
         ids, logs, results, wake = [], [], [], []
         for a in applied:
             e = a.event
             ids.append(e.id)
             logs.append(f"{e.seq} {e.id} {new_version} {'1' if a.result.get('ok') else '0'}")
-            results.append(json.dumps(a.result, separators=(",", ":"), allow_nan=False))
+            results.append(_ENCODE(a.result))
             wake.append("1" if e.wait else "0")
         args: list[Any] = [version, done, record.encode() if record is not None else b"", len(applied),
                            self.ws.history_keep, self.ws.applied_log_max, self.ws.event_ttl_s,
                            "" if new_epoch is None else new_epoch, self.ws.outcome_log_max, k.prefix,
                            "\n".join(ids), "\n".join(logs), "\n".join(results), "".join(wake),
-                           "\n".join(outcomes), now_ms(), self.ws.history_every_ms]
+                           "\n".join(outcomes), now_ms(), self.ws.history_every_ms,
+                           "\n".join(a.event.ref for a in applied if a.event.ref)]
         out = self._scripts["commit"](keys=keys, args=args)
         return bool(int(out[0])), int(out[1]), int(out[2])
 
@@ -442,6 +464,13 @@ class WeightStore:
         if raw == b"pending":
             return {"status": "pending"}
         return json.loads(raw)
+
+    def results(self, ns: str, core: str, event_ids: list[str]) -> list[dict[str, Any] | None]:
+        """``result`` of many events in one round trip."""
+        k = StateKeys.of(ns, core)
+        raws = self.r.mget([k.event(e) for e in event_ids]) if event_ids else []
+        return [None if raw is None else {"status": "pending"} if raw == b"pending" else json.loads(raw)
+                for raw in raws]
 
     def wait(self, ns: str, core: str, event_id: str, timeout_s: float) -> dict[str, Any] | None:
         """Block until the event is applied (its result) or ``timeout_s`` passes (None)."""

@@ -13,6 +13,7 @@ from workers.weight_store import KINDS, StateKeys
 NS = "bad"
 X4 = [0.1, 0.2, 0.3, 0.4]
 NAN = float("nan")
+FB = {"embedding": X4, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0}
 
 CASES: list[tuple[str, dict, str]] = [
     ("init_instant", {"targets": []}, "targets"),
@@ -31,6 +32,15 @@ CASES: list[tuple[str, dict, str]] = [
                   "event_id": "no spaces"}, "event_id"),
     ("feedback", {"embedding": X4, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0,
                   "namespace": "nobody"}, "namespace"),
+    ("feedback_batch", {"events": []}, "events"),
+    ("feedback_batch", {"events": [FB, dict(FB, payload={"quality": 1.5})]}, "events.1.payload.quality"),
+    ("feedback_batch", {"events": [FB, FB, dict(FB, embedding=X4[:3])]}, "events.2.embedding"),
+    ("feedback_batch", {"events": [dict(FB, model="zz")]}, "events.0.model"),
+    ("feedback_batch", {"events": [FB, dict(FB, embedding=[0.1, NAN, 0.3, 0.4])]}, "events.1.embedding.1"),
+    ("feedback_batch", {"events": [dict(FB, event_id="no spaces")]}, "events.0.event_id"),
+    ("feedback_batch", {"events": [dict(FB, namespace=NS)]}, "events.0.namespace"),
+    ("feedback_batch", {"events": [FB], "event_id": "x"}, "event_id"),
+    ("feedback_batch", {"events": [FB], "namespace": "nobody"}, "namespace"),
     ("apply_adapter", {"embedding": X4 + [0.5]}, "embedding"),
     ("apply_adapter", {"embedding": X4, "logits": [1.0]}, "logits"),
     ("apply_adapter", {"embedding": ["a", 1, 2, 3]}, "embedding.0"),

@@ -13,7 +13,7 @@ from learn import MicroLoRA, to_bytes
 from workers.cores import replay
 from workers.drain import Drainer
 from workers.errors import StateCorrupt
-from workers.weight_store import Event, Record, StateKeys, WeightStore, event_json
+from workers.weight_store import Event, Record, StateKeys, WeightStore, event_bytes, event_json
 
 
 @pytest.fixture
@@ -63,6 +63,33 @@ def test_enqueue_is_once_per_event_id_and_respects_the_epoch(store: WeightStore,
     assert (moved.status, moved.detail) == ("epoch", "0")
     assert store.depth("ns", "ewc") == 1
     assert [k.member for k in store.states()] == ["ns/ewc"]
+
+
+def test_bulk_enqueue_is_once_per_event_id_in_order_and_respects_the_epoch(store: WeightStore) -> None:
+    def item(eid: str, loss: float) -> tuple[str, bytes]:
+        return eid, event_bytes(eid, "record_loss", {"loss": loss, "embedding": [loss, 2.0]}, False)
+
+    assert store.enqueue("ns", "ewc", "a", event_json("a", "record_loss", {"loss": 0.5}, False)).seq == 1
+    # chunks of 2: "a" was queued before, the second "c" repeats the first; order and seqs kept
+    out = store.enqueue_bulk("ns", "ewc", [item("b", 1.0), item("a", 9.0), item("c", 2.0), item("c", 9.0),
+                                           item("d", 3.0)], chunk=2)
+    assert out.accepted == [True, False, True, False, True] and out.epoch is None
+    events = store.pending("ns", "ewc", 100).events
+    assert [(e.seq, e.id, e.body["loss"]) for e in events] == [(1, "a", 0.5), (2, "b", 1.0), (3, "c", 2.0),
+                                                                (4, "d", 3.0)]
+    assert events[1].body["embedding"].tolist() == [1.0, 2.0]
+    assert store.result("ns", "ewc", "c") == {"status": "pending"}
+    # a moved epoch refuses the whole chunk: nothing queued, no id taken
+    refused = store.enqueue_bulk("ns", "ewc", [item("e", 1.0), item("f", 1.0)], epoch=3)
+    assert refused.accepted == [None, None] and refused.epoch == "0" and not refused.publish
+    assert store.depth("ns", "ewc") == 4 and store.result("ns", "ewc", "e") is None
+    assert store.enqueue("ns", "ewc", "g", event_json("g", "record_loss", {"loss": 0.5}, False)).seq == 5
+    # payloads wait in the state's hash, one per queued bulk event; consuming them deletes them
+    k = StateKeys.of("ns", "ewc")
+    assert store.r.hlen(k.payloads) == 3
+    assert Drainer(store).run("ns", "ewc", "task-1").applied == 5
+    assert store.r.hlen(k.payloads) == 0 and store.load("ns", "ewc").core().losses_seen == 5
+    assert [e for _, e, _, _ in store.applied_log("ns", "ewc")] == ["a", "b", "c", "d", "g"]
 
 
 def test_drain_applies_in_order_and_a_redelivered_drain_is_a_no_op(store: WeightStore) -> None:

@@ -2,13 +2,14 @@
 -- the applied-order log, all or nothing. A redelivered or concurrent drain finds the version or
 -- the consumed count moved and writes nothing, so every event takes effect exactly once.
 -- KEYS: 1 version, 2 blob, 3 history, 4 pending, 5 consumed count, 6 applied log, 7 epoch,
---       8 crash record, 9 outcome log, 10 error note
+--       8 crash record, 9 outcome log, 10 error note, 11 payloads hash (enqueue_bulk.lua)
 -- ARGV: 1 expected version, 2 expected consumed count, 3 new blob ('' = state unchanged),
 --       4 events consumed n, 5 history kept, 6 log kept, 7 result TTL s, 8 new epoch ('' = keep),
 --       9 outcomes kept, 10 the state's key prefix, 11 event ids, 12 log lines, 13 results (JSON),
 --       14 wake flags (one '0'/'1' per event), 15 outcome entries; 11-13 and 15 are
 --       newline-separated lists (JSON has no raw newlines), 16 now (ms), 17 minimum gap between
---       history entries (ms). Per-event keys are <prefix>:ev:<id>, <prefix>:wake:<id>, and
+--       history entries (ms), 18 payload fields of the consumed events that had one
+--       (newline-separated). Per-event keys are <prefix>:ev:<id>, <prefix>:wake:<id>, and
 --       <prefix>:histat (when history was last pushed), in the state's hash slot.
 -- Returns {1, version, consumed} written; {0, version, consumed} the state moved (retry).
 local ver = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -76,6 +77,12 @@ if n > 0 then
   if ARGV[15] ~= '' then
     push(KEYS[9], lines(ARGV[15]))
     redis.call('LTRIM', KEYS[9], -tonumber(ARGV[9]), -1)
+  end
+  if ARGV[18] and ARGV[18] ~= '' then
+    local fields = lines(ARGV[18])
+    for i = 1, #fields, 1000 do
+      redis.call('HDEL', KEYS[11], unpack(fields, i, math.min(i + 999, #fields)))
+    end
   end
 end
 redis.call('DEL', KEYS[8])
