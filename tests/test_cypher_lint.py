@@ -136,3 +136,18 @@ def test_header_problems_are_found(tmp_path: Path) -> None:
     assert len(problems) == 5, problems
     assert any("already used" in p for p in problems)
     assert any("differs from the file name" in p for p in problems)
+
+
+def test_create_versions_reads_rows_in_row_fields_order() -> None:
+    """create_versions takes rows by position; each property must read its own column."""
+    from kg.cypher import q
+    from kg.temporal import ROW_FIELDS, Version
+
+    merge, create = q("create_versions").split("\nCREATE ")
+    assert [ROW_FIELDS[int(i)] for i in re.findall(r"name: row\[(\d+)\]", merge)] == ["src", "dst"]
+    pairs = re.findall(r"(\w+): row\[(\d+)\]", create)
+    assert sorted({name for name, _ in pairs}) == sorted(ROW_FIELDS)
+    assert all(ROW_FIELDS[int(index)] == name for name, index in pairs)
+    version = Version("e", 2, "a", "b", "r", 0.5, "{}", 1, 2, 3, 4, 5, "h", "by")
+    assert [version.row[ROW_FIELDS.index(f)] for f in ROW_FIELDS[:-1]] == [getattr(version, f) for f in ROW_FIELDS[:-1]]
+    assert version.row[ROW_FIELDS.index("tkey")] == version.tkey

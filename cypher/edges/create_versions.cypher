@@ -1,12 +1,12 @@
-// create_versions: write new FACT versions, creating their Entity endpoints as needed; properties go in the CREATE pattern (ArcadeDB writes a relationship with one SET per property about twice as slowly)
+// create_versions: write new FACT versions, creating their Entity endpoints as needed; each row is a list in kg.temporal.ROW_FIELDS order, and properties go in the CREATE pattern (ArcadeDB writes a relationship with one SET per property about twice as slowly)
 UNWIND $rows AS row
-MERGE (a:Entity {ns: $ns, name: row.src})
-MERGE (b:Entity {ns: $ns, name: row.dst})
-CREATE (a)-[r:FACT {ns: $ns, edge_id: row.edge_id, version: row.version,
-                    src: row.src, dst: row.dst, relation: row.relation,
-                    weight: row.weight, attributes: row.attributes,
-                    valid_from: row.valid_from, valid_to: row.valid_to,
-                    sys_from: row.sys_from, sys_to: row.sys_to,
-                    created_at: row.created_at, invalidated_by: row.invalidated_by,
-                    content_hash: row.content_hash, tkey: row.tkey}]->(b)
+MERGE (a:Entity {ns: $ns, name: row[2]})
+MERGE (b:Entity {ns: $ns, name: row[3]})
+CREATE (a)-[r:FACT {ns: $ns, edge_id: row[0], version: row[1],
+                    src: row[2], dst: row[3], relation: row[4],
+                    weight: row[5], attributes: row[6],
+                    valid_from: row[7], valid_to: row[8],
+                    sys_from: row[9], sys_to: row[10],
+                    created_at: row[11], invalidated_by: row[12],
+                    content_hash: row[13], tkey: row[14]}]->(b)
 RETURN count(r) AS created
