@@ -7,7 +7,7 @@ Protocol, for each seed:
 1. Group A = the STEM subjects, group B = the humanities and social-science subjects (disjoint;
    the "other" subjects are left out). Each group is shuffled with the seed and split 80/20 into a
    learning stream and a held-out test part.
-2. One router (MiniLM embeddings, epsilon 1.0, lr 0.01) streams group A online: it picks a model,
+2. One router (MiniLM embeddings, epsilon 1.0, the router's default optimizer and lr) streams group A online: it picks a model,
    sees only that model's outcome, learns. Alongside, an :class:`learn.EWC` core keeps the EWC++
    Fisher (``consolidate`` with the gradients of every observed outcome) and its loss ring receives
    the mean prequential loss of every window of 50 outcomes (the loss before learning from them).
@@ -58,7 +58,7 @@ HUMANITIES_SOCIAL = {
     "professional_psychology", "public_relations", "security_studies", "sociology",
     "us_foreign_policy",
 }  # fmt: skip
-HEADS = ("model.W", "model.b")
+HEADS = ("model.W", "model.b", "skip.W")  # the model head: read of the cell plus the skip path
 WINDOW = 50
 
 
@@ -120,11 +120,10 @@ def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespa
 
     a_stream, a_test = split(STEM)
     b_stream, b_test = split(HUMANITIES_SOCIAL)
-    router = FastGRNNRouter(
-        in_dim=E.shape[1], targets=[WEAK, STRONG], epsilon=1.0, lr=args.lr, seed=seed
-    )
+    kw = {} if args.lr is None else {"lr": args.lr}
+    router = FastGRNNRouter(in_dim=E.shape[1], targets=[WEAK, STRONG], epsilon=1.0, seed=seed, **kw)
     names = HEADS if args.anchor == "heads" else tuple(router.param_names())
-    names = tuple(n for n in names if n.startswith(("model.", "cell.")))
+    names = tuple(n for n in names if n.startswith(("model.", "cell.", "skip.")) and n in router.param_names())
     deep = EWC()
     fired_a = stream(router, E, a_stream, S, W, detector=deep, fisher=deep, names=names)
     before = {"A": quality(router, E, a_test, S, W), "B": quality(router, E, b_test, S, W)}
@@ -212,7 +211,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--lambdas", default="3,10,100,2000", help="EWC lambdas to compare")
     ap.add_argument("--anchor", choices=["heads", "all"], default="heads")
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=None, help="router default unless given")
     ap.add_argument("--embedding", default="minilm", choices=["minilm", "tfidf"])
     args = ap.parse_args()
     args.lambdas = [float(x) for x in args.lambdas.split(",") if x.strip()]

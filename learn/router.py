@@ -12,7 +12,10 @@ it is left out)::
 ``W`` is low-rank (rank 8) and sparse: the seeded mask ``M`` keeps exactly ``1 - sparsity`` (10%) of
 the input weights, so 90% are zero. Five linear heads read ``h``:
 
-- model: per-target expected quality ``sigmoid(W_m @ h + b_m)``; the choice is
+- model: per-target expected quality ``sigmoid(W_m @ h + b_m + S @ xs)``, where ``S @ xs`` is a
+  linear skip path from the standardised embedding ``xs`` (``skip=True``, the default; a zero
+  matrix at the start). The skip path gives the router the linear model a logistic regression
+  would learn; the cell adds the non-linear part on top. The choice is
   ``argmax(expected quality - cost_weight * cost + adapter_logits)``.
 - context bucket: softmax over the 5 buckets, learned from ``estimated_tokens`` when given.
 - temperature ``0.1 + 1.4 sigmoid(.)`` and top_p ``0.5 + 0.5 sigmoid(.)``: start at exactly 0.7 and
@@ -22,13 +25,16 @@ the input weights, so 90% are zero. Five linear heads read ``h``:
   the router's own estimate can be trusted for inputs like this one.
 
 Learning is a contextual bandit: only the chosen target's outcome is seen. ``record_outcome`` with
-an embedding takes one SGD step of the binary cross-entropy between the chosen target's expected
-quality and the observed quality, back-propagated into the cell. Inputs are standardised with a
+an embedding takes one step of the binary cross-entropy between the chosen target's expected
+quality and the observed quality, back-propagated into the cell. The step is AdaGrad by default
+(``optimizer="adagrad"``, lr 0.003; its per-entry sums of squared gradients are state), or plain SGD
+(``optimizer="sgd"``; pair it with ``skip=False`` or a small lr, because the skip path's input has
+about ``in_dim`` unit-variance features). ``train_batch`` takes the same steps over logged outcomes. Inputs are standardised with a
 running mean and variance (part of the state) so that the cell sees unit-scale features whatever
 the embedding model. Epsilon-greedy exploration (its generator is state) keeps every target's
 estimate fed. With an EWC anchor (:meth:`FastGRNNRouter.anchor`) each step is a proximal step
-towards the snapshot, ``p <- (p - lr*g + 2*lr*lambda*F*snapshot) / (1 + 2*lr*lambda*F)``, which is
-stable for any lambda.
+towards the snapshot, ``p <- (p - a*g + 2*a*lambda*F*snapshot) / (1 + 2*a*lambda*F)`` with ``a`` the
+entry's step size (``lr``, or AdaGrad's ``lr / sqrt(sum g^2)``), which is stable for any lambda.
 
 Modes (the ``algo`` field): ``"rule"`` before any outcome (first target, temperature 0.7, top_p 0.9,
 confidence 0.5; adapter logits can still bend the choice), ``"ema"`` when outcomes arrived without
@@ -58,6 +64,8 @@ RULE_TEMPERATURE = 0.7
 RULE_TOP_P = 0.9
 RULE_CONFIDENCE = 0.5
 _VAR_FLOOR = 1e-8
+OPTIMIZERS = ("adagrad", "sgd")
+_ADAGRAD_EPS = 1e-8
 
 
 def context_bucket(estimated_tokens: Any) -> str:
@@ -113,12 +121,14 @@ class FastGRNNRouter:
         costs: Mapping[str, float] | None = None,
         cost_weight: float = 0.0,
         ema_alpha: float = 0.1,
-        lr: float = 0.01,
+        lr: float = 0.003,
         ewc_lambda: float = 2000.0,
         zeta: float = 1.0,
         nu: float = 1e-4,
         norm_momentum: float = 0.0,
         seed: int = 0,
+        optimizer: str = "adagrad",
+        skip: bool = True,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -138,6 +148,12 @@ class FastGRNNRouter:
         self.nu = _check.number(nu, "nu")
         self.norm_momentum = _check.number(norm_momentum, "norm_momentum", lo=0.0, hi=1.0)
         self.seed = _check.integer(seed, "seed", lo=0)
+        if optimizer not in OPTIMIZERS:
+            raise LearnInputError("optimizer", f"expected one of {', '.join(OPTIMIZERS)}")
+        self.optimizer = optimizer
+        if not isinstance(skip, bool):
+            raise LearnInputError("skip", "expected true or false")
+        self.skip = skip
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._init_params()
@@ -204,6 +220,14 @@ class FastGRNNRouter:
         for head, rows in self._rows.items():
             self._p[f"{head}.W"] = self._HW[rows]
             self._p[f"{head}.b"] = self._Hb[rows]
+        if self.skip:
+            self._p["skip.W"] = np.zeros((n, d))
+        # AdaGrad's per-entry sum of squared gradients (empty for plain SGD)
+        self._g2: dict[str, np.ndarray] = (
+            {name: np.zeros_like(v) for name, v in self._p.items()}
+            if self.optimizer == "adagrad"
+            else {}
+        )
         self._mean = np.zeros(d)
         self._var = np.ones(d)
         self._norm_n = 0
@@ -275,8 +299,15 @@ class FastGRNNRouter:
         g = self.zeta * (1.0 - z) + self.nu
         return z, c, g, g * c
 
-    def _heads(self, h: np.ndarray) -> dict[str, Any]:
+    def _logits(self, h: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Every head's pre-activation; the skip path adds a linear read of ``xs`` to the model rows."""
         z = self._HW @ h + self._Hb
+        if self.skip:
+            z[self._rows["model"]] += self._p["skip.W"] @ xs
+        return z
+
+    def _heads(self, h: np.ndarray, xs: np.ndarray) -> dict[str, Any]:
+        z = self._logits(h, xs)
         sg = _sigmoid(z)
         rows = self._rows
         return {
@@ -292,7 +323,8 @@ class FastGRNNRouter:
         x = _check.vector(embedding, "embedding", self.in_dim)
         mode = self.mode
         if mode == "fastgrnn":
-            return self._heads(self._cell(self._standardise(x))[3])["quality"]
+            xs = self._standardise(x)
+            return self._heads(self._cell(xs)[3], xs)["quality"]
         if mode == "ema":
             return self._ema.copy()
         return np.full(len(self.targets), 0.5)
@@ -311,7 +343,8 @@ class FastGRNNRouter:
         mode = self.mode
         n = len(self.targets)
         if mode == "fastgrnn":
-            out = self._heads(self._cell(self._standardise(x))[3])
+            xs = self._standardise(x)
+            out = self._heads(self._cell(xs)[3], xs)
             score = out["quality"] - self.cost_weight * self._cost
             if bucket is None:
                 bucket = int(np.argmax(out["bucket"])) if self._bucket_updates else 0
@@ -427,7 +460,8 @@ class FastGRNNRouter:
         x = _check.vector(embedding, "embedding", self.in_dim)
         k = self.target_index(target)
         q = _check.number(quality, "quality", lo=0.0, hi=1.0)
-        p = float(self._heads(self._cell(self._standardise(x))[3])["quality"][k])
+        xs = self._standardise(x)
+        p = float(self._heads(self._cell(xs)[3], xs)["quality"][k])
         p = min(max(p, 1e-7), 1.0 - 1e-7)
         return -(q * math.log(p) + (1.0 - q) * math.log(1.0 - p))
 
@@ -465,7 +499,10 @@ class FastGRNNRouter:
         p = self._p
         z, c, g, h = self._cell(xs)
         wk = p["model.W"][k]
-        pk = float(_sigmoid(wk @ h + p["model.b"][k]))
+        zk = wk @ h + p["model.b"][k]
+        if self.skip:
+            zk += p["skip.W"][k] @ xs
+        pk = float(_sigmoid(zk))
         err = pk - q
         gh = err * wk
         dpre_h = gh * g * (1.0 - c * c)
@@ -484,16 +521,32 @@ class FastGRNNRouter:
             "model.W": gW,
             "model.b": gb,
         }
+        if self.skip:
+            gS = np.zeros_like(p["skip.W"])
+            gS[k] = err * xs
+            grads["skip.W"] = gS
         return grads, h, pk
 
     def _apply(self, name: str, grad: np.ndarray) -> None:
+        """One step on parameter ``name``, in place (the head arrays are views into one matrix).
+
+        AdaGrad divides each entry's step by the root of its summed squared gradients: rarely
+        moved, informative entries keep large steps while the noisy ones settle, which one pass of
+        bandit feedback needs (plain SGD at one rate either stalls or keeps chasing noise). The
+        per-entry rate keeps the EWC proximal step exact per entry.
+        """
         p = self._p[name]
+        rate: Any = self.lr
+        if self._g2:
+            g2 = self._g2[name]
+            g2 += grad * grad
+            rate = self.lr / (np.sqrt(g2) + _ADAGRAD_EPS)
         f = self._fisher.get(name)
         if f is None or self.ewc_lambda == 0.0:
-            p -= self.lr * grad
+            p -= rate * grad
         else:
-            k = (2.0 * self.lr * self.ewc_lambda) * f
-            p[...] = (p - self.lr * grad + k * self._snap[name]) / (1.0 + k)
+            k = (2.0 * self.ewc_lambda) * rate * f
+            p[...] = (p - rate * grad + k * self._snap[name]) / (1.0 + k)
 
     def _sgd(
         self,
@@ -509,7 +562,7 @@ class FastGRNNRouter:
         rows = self._rows
         # The side heads learn on the same hidden state without moving the cell: one gradient
         # entry per head row (``gz``), turned into ``outer(gz, h)`` for the weights.
-        z = self._HW @ h + self._Hb
+        z = self._logits(h, xs)
         sg = _sigmoid(z)
         gz = np.zeros_like(z)
         conf_row = rows["confidence"].start
@@ -599,12 +652,15 @@ class FastGRNNRouter:
             "nu": self.nu,
             "norm_momentum": self.norm_momentum,
             "seed": self.seed,
+            "optimizer": self.optimizer,
+            "skip": self.skip,
         }
 
     def to_state(self) -> State:
         arrays = {f"param.{k}": v for k, v in self._p.items()}
         arrays.update({f"fisher.{k}": v for k, v in self._fisher.items()})
         arrays.update({f"snapshot.{k}": v for k, v in self._snap.items()})
+        arrays.update({f"adagrad.{k}": v for k, v in self._g2.items()})
         arrays.update(
             {
                 "mask": self._mask,
@@ -648,7 +704,9 @@ class FastGRNNRouter:
         core._var = expect_array(a, "norm.var", (d,))
         core._ema = expect_array(a, "ema", (n,))
         core._outcomes = expect_array(a, "outcomes", (n,), np.int64)
-        if len(a) != len(core._p) + 2 * len(anchored) + 5:
+        for name, ref in core._g2.items():
+            core._g2[name] = expect_array(a, f"adagrad.{name}", ref.shape)
+        if len(a) != len(core._p) + len(core._g2) + 2 * len(anchored) + 5:
             raise StateError("router blob holds unexpected arrays")
         core._norm_n = int(sc["norm_n"])
         core._head_updates = int(sc["head_updates"])

@@ -49,7 +49,10 @@ __all__ = [
 ]
 
 SCHEMA = "kg-temporal.learn"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
+and AdaGrad accumulators (``adagrad.<param>``). A blob of another version is refused, never
+upgraded silently: a version-1 router would resume without its optimizer state."""
 _ALLOWED_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 

@@ -288,3 +288,102 @@ def test_route_is_deterministic_for_a_seed(rng):
     b = FastGRNNRouter(in_dim=8, targets=["a", "b", "c"], epsilon=0.3, seed=9)
     assert [a.route(x) for x in xs] == [b.route(x) for x in xs]
     assert to_bytes(a) == to_bytes(b)
+
+
+# --- learning quality levers: skip path and AdaGrad -------------------------------------------
+
+
+def test_skip_path_is_a_linear_read_of_the_standardised_input(rng):
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, trained=True, seed=4)
+    x = unit(rng, 8)
+    before = r.expected_quality(x)
+    S = rng.standard_normal((2, 8))
+    r._p["skip.W"][...] = S  # the learned matrix, set by hand to check the read-out
+    z_before = np.log(before / (1.0 - before))
+    after = r.expected_quality(x)
+    z_after = np.log(after / (1.0 - after))
+    xs = (x - r._mean) * r._scale  # no outcome yet: mean 0, unit scale
+    assert np.allclose(z_after - z_before, S @ xs)
+    plain = FastGRNNRouter(in_dim=8, targets=["a", "b"], skip=False)
+    assert "skip.W" not in plain.param_names()
+    assert "param.skip.W" not in plain.to_state().arrays
+
+
+def test_skip_path_learns_from_outcomes_and_only_the_chosen_row_moves(rng):
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0)
+    for _ in range(20):
+        r.record_outcome("b", 1.0, embedding=unit(rng, 8))
+    S = r.params()["skip.W"]
+    assert np.all(S[0] == 0.0) and np.any(S[1] != 0.0)
+
+
+def test_adagrad_accumulates_squared_gradients_and_shrinks_its_steps(rng):
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, lr=0.01)
+    x = unit(rng, 8)
+    r.record_outcome("b", 0.5, embedding=x)  # fixes the input normaliser for x (mean x from now on)
+    g2_b = r.to_state().arrays["adagrad.model.b"][1]
+    moves, g2 = [], 0.0
+    for _ in range(30):
+        g = r.grads(x, "a", 1.0)["model.b"][0]
+        g2 += g * g
+        b0 = r.params()["model.b"][0]
+        r.record_outcome("a", 1.0, embedding=x)
+        moves.append(r.params()["model.b"][0] - b0)
+    assert r.to_state().arrays["adagrad.model.b"][0] == pytest.approx(g2)
+    assert r.to_state().arrays["adagrad.model.b"][1] == g2_b  # "b" not chosen: no gradient
+    assert moves[0] == pytest.approx(0.01)  # first step: lr * g / |g|, whatever the gradient's size
+    assert all(0 < m2 < m1 for m1, m2 in zip(moves, moves[1:]))
+
+
+def test_sgd_optimizer_keeps_a_constant_rate_and_has_no_accumulators(rng):
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, optimizer="sgd", lr=0.01)
+    x = unit(rng, 8)
+    r.record_outcome("b", 0.5, embedding=x)  # fixes the input normaliser for x
+    for _ in range(3):
+        g = r.grads(x, "a", 1.0)["model.b"][0]
+        b0 = r.params()["model.b"][0]
+        r.record_outcome("a", 1.0, embedding=x)
+        assert r.params()["model.b"][0] - b0 == pytest.approx(-0.01 * g)
+    assert not any(k.startswith("adagrad.") for k in r.to_state().arrays)
+
+
+@pytest.mark.parametrize("optimizer,skip", [("adagrad", True), ("adagrad", False), ("sgd", False)])
+def test_every_optimizer_learns_the_bandit_rule(optimizer, skip, rng):
+    r = FastGRNNRouter(
+        in_dim=16, targets=["strong", "cheap"], epsilon=0.2, seed=1, optimizer=optimizer, skip=skip,
+        lr=0.01,
+    )
+    for _ in range(1500):
+        x = unit(rng, 16)
+        chosen = r.route(x)["model"]
+        r.record_outcome(chosen, synthetic_rule(x)[chosen], embedding=x)
+    r.epsilon = 0.0
+    test = [unit(rng, 16) for _ in range(400)]
+    assert np.mean([synthetic_rule(x)[r.route(x)["model"]] for x in test]) > 0.9
+
+
+@pytest.mark.parametrize(
+    "kwargs,field", [({"optimizer": "adam"}, "optimizer"), ({"skip": "yes"}, "skip")]
+)
+def test_bad_optimizer_or_skip_is_rejected(kwargs, field):
+    with pytest.raises(LearnInputError) as info:
+        FastGRNNRouter(in_dim=8, targets=["a", "b"], **kwargs)
+    assert info.value.field == field
+
+
+def test_ewc_anchor_with_adagrad_pulls_entries_to_the_snapshot(rng):
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=2)
+    for _ in range(50):
+        x = unit(rng, 8)
+        r.record_outcome("a", float(x[0] > 0), embedding=x)
+    snap = r.params()
+    r.anchor({"skip.W": np.full((2, 8), 1.0)})
+    free = FastGRNNRouter.from_state(r.to_state())
+    free.anchor({})
+    for _ in range(100):
+        x = unit(rng, 8)
+        for core in (r, free):
+            core.record_outcome("a", float(x[0] <= 0), embedding=x)  # the rule flips
+    held = np.linalg.norm(r.params()["skip.W"] - snap["skip.W"])
+    moved = np.linalg.norm(free.params()["skip.W"] - snap["skip.W"])
+    assert held < 0.2 * moved

@@ -317,6 +317,7 @@ def test_everything_that_drives_the_next_update_is_in_the_blob():
     router = trained_cores()[1]
     names = set(router.to_state().arrays) | set(router.to_state().scalars)
     assert {"param.cell.U", "param.model.W", "mask", "ema", "norm.mean", "rng"} <= names
+    assert {"param.skip.W", "adagrad.cell.U", "adagrad.model.W", "adagrad.skip.W"} <= names
     ewc = trained_cores()[2]
     names = set(ewc.to_state().arrays) | set(ewc.to_state().scalars)
     assert {"ring", "fisher.0", "snapshot.0", "ring_n", "boundaries"} <= names
@@ -327,3 +328,32 @@ def test_no_pickle_anywhere_in_learn():
     for path in root.glob("*.py"):
         text = path.read_text()
         assert "import pickle" not in text and "allow_pickle=True" not in text, path.name
+
+
+def test_a_router_blob_of_the_first_layout_is_refused():
+    router = trained_cores()[1]
+    blob = to_bytes(router)
+    with pytest.raises(StateError, match="schema_version mismatch: expected 2, blob holds '1'"):
+        from_bytes(with_metadata(blob, schema_version="1"), "router")
+    # the version-1 layout under a current header: no optimizer state, no skip path
+    old = [k for k in router.to_state().arrays if k.startswith("adagrad.") or "skip" in k]
+    with pytest.raises(StateError, match="missing"):
+        from_bytes(forge(router, drop=old), "router")
+    with pytest.raises(StateError, match="unexpected"):
+        from_bytes(forge(router, settings={"optimizer": "sgd"}), "router")
+
+
+def test_router_optimizer_state_survives_a_restart_mid_stream(rng):
+    xs = [unit(rng, 10) for _ in range(60)]
+    make = lambda: FastGRNNRouter(in_dim=10, targets=["a", "b"], hidden=16, epsilon=0.5, seed=3)  # noqa: E731
+    straight, resumed = make(), make()
+    run_router_ab = lambda r, part: [  # noqa: E731
+        r.record_outcome(r.route(x)["model"], router_rule(x, "a"), embedding=x) for x in part
+    ]
+    run_router_ab(straight, xs)
+    run_router_ab(resumed, xs[:30])
+    resumed = from_bytes(to_bytes(resumed), "router")
+    run_router_ab(resumed, xs[30:])
+    assert to_bytes(resumed) == to_bytes(straight)
+    g2 = straight.to_state().arrays["adagrad.cell.V"]
+    assert g2.any() and np.array_equal(resumed.to_state().arrays["adagrad.cell.V"], g2)
