@@ -180,20 +180,24 @@ def prefetched(iterable: Iterable[T], depth: int = 2) -> Iterator[T]:
     stop = threading.Event()
     done = object()
 
+    def offer(entry: tuple) -> bool:
+        """Queue ``entry`` unless the consumer has gone (then False)."""
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in iterable:
-                while not stop.is_set():
-                    try:
-                        items.put((None, item), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((None, item)):
                     return
-            items.put((None, done))
+            offer((None, done))
         except BaseException as exc:  # handed to the consumer
-            items.put((exc, None))
+            offer((exc, None))
 
     thread = threading.Thread(target=produce, name="kg-ingest-validate", daemon=True)
     thread.start()

@@ -103,3 +103,31 @@ def test_real_yago11k(store, session, ns, tmp_path):
                               "malformed start date '1963-64-65'": 1}
     married = store.query_at(ns, "Frances_Howard_(actress)", to_ms("1950-01-01", "t"))
     assert [e["dst"] for e in married] == ["Samuel_Goldwyn"]
+
+
+def test_prefetched_keeps_order_hands_over_errors_and_stops_its_thread():
+    import threading
+
+    from kg.ingest import prefetched
+
+    assert list(prefetched(iter(range(50)), depth=2)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad row")
+
+    got = []
+    with pytest.raises(ValueError, match="bad row"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1]
+
+    before = threading.active_count()
+    stream = prefetched(iter(range(2)), depth=1)
+    assert next(stream) == 0
+    time.sleep(0.3)  # the producer has queued 1 and now waits to queue its end marker
+    stream.close()  # the consumer leaves early: the producer must not stay blocked on a full queue
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert threading.active_count() <= before
