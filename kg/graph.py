@@ -61,25 +61,20 @@ class Graph:
 
     def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(tx, …)`` in a retried write transaction."""
-        for attempt in range(CONSTRAINT_RETRIES):
-            try:
-                with self.driver.session(database=self.database) as session:
-                    return session.execute_write(fn, *args, **kwargs)
-            except (ConstraintError, StaleRead):
-                if attempt == CONSTRAINT_RETRIES - 1:
-                    raise
-                _backoff(attempt)
-            except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
-                raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
-        raise AssertionError("unreachable")
+        return self._run({}, "execute_write", (ConstraintError, StaleRead), fn, *args, **kwargs)
 
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(tx, …)`` in a retried read transaction."""
+        return self._run({"default_access_mode": READ_ACCESS}, "execute_read", (StaleRead,), fn, *args, **kwargs)
+
+    def _run(self, session_options: dict, execute: str, retry_on: tuple[type[Exception], ...],
+             fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The driver retries transient errors; this retries ``retry_on`` with backoff on top."""
         for attempt in range(CONSTRAINT_RETRIES):
             try:
-                with self.driver.session(database=self.database, default_access_mode=READ_ACCESS) as session:
-                    return session.execute_read(fn, *args, **kwargs)
-            except StaleRead:
+                with self.driver.session(database=self.database, **session_options) as session:
+                    return getattr(session, execute)(fn, *args, **kwargs)
+            except retry_on:
                 if attempt == CONSTRAINT_RETRIES - 1:
                     raise
                 _backoff(attempt)
