@@ -7,9 +7,11 @@ Every error is converted to ``InvalidInput`` naming the dotted field path.
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError,
+                      WithJsonSchema, field_validator)
 
 from kg.errors import InvalidInput
 from kg.temporal import NewEdge, canonical_json
@@ -30,8 +32,28 @@ def _ms(value: Any) -> Any:
         raise ValueError(exc.message) from None
 
 
+def _attributes_json(value: Any) -> str:
+    """A JSON object of attributes as canonical JSON text, checked and encoded once.
+
+    A graph property cannot hold a map, so the store keeps the text; encoding it
+    here, once, matters in bulk ingest (it was a tenth of the validation work).
+    """
+    if not isinstance(value, dict) or not all(map(isinstance, value, repeat(str))):
+        raise ValueError("must be a JSON object")
+    if not value:
+        return "{}"
+    try:
+        text = canonical_json(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a JSON object of finite values") from None
+    if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    return text
+
+
 Ms = Annotated[int, BeforeValidator(_ms)]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+AttributesJson = Annotated[str, BeforeValidator(_attributes_json), WithJsonSchema({"type": "object"})]
 
 
 class Body(BaseModel):
@@ -48,7 +70,7 @@ class EdgeFields(BaseModel):
     dst: Name
     relation: Name = DEFAULT_RELATION
     weight: StrictFloat | StrictInt = 1.0
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: AttributesJson = Field("{}", json_schema_extra={"default": {}})  # an object in, its text kept
     valid_at: Ms
     invalid_at: Ms | None = None
     created_at: Ms
@@ -67,19 +89,6 @@ class EdgeFields(BaseModel):
             raise ValueError("must be a finite number")
         return float(value)
 
-    @field_validator("attributes")
-    @classmethod
-    def _json_attributes(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            return value
-        try:
-            text = canonical_json(value)
-        except (TypeError, ValueError):
-            raise ValueError("must be a JSON object of finite values") from None
-        if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
-            raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
-        return value
-
     def to_new_edge(self, default_created_at: int | None = None) -> NewEdge:
         created_at = self.created_at if self.created_at is not None else default_created_at
         if created_at is None:
@@ -89,7 +98,7 @@ class EdgeFields(BaseModel):
         return NewEdge(
             id=self.id, src=self.src, dst=self.dst, relation=self.relation,
             weight=float(self.weight),
-            attributes=canonical_json(self.attributes) if self.attributes else "{}",
+            attributes=self.attributes,
             valid_at=self.valid_at, invalid_at=self.invalid_at, created_at=created_at,
         )
 
