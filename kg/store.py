@@ -113,14 +113,14 @@ class EdgeStore:
             current: dict[str, Version | None] = {i: None for i in ids}
             if next(attempts, True):
                 current.update(_current_versions(tx, ns, ids))
-            rivals = _rivals(tx, ns, functional_inserts) if functional_inserts else []
+            rivals, scanned = _rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
             for version in rivals:
                 current.setdefault(version.edge_id, version)
             plan = Plan(current, functional)
             outcome = op(plan)
             _write_plan(tx, ns, plan)
             if functional_inserts:
-                _raise_frontiers(tx, ns, functional, [*rivals, *plan.created])
+                _raise_frontiers(tx, ns, plan, {(e.src, e.relation) for e in functional_inserts}, scanned)
             return outcome, plan
 
         return self.graph.write(work)
@@ -170,25 +170,31 @@ def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> 
     return current
 
 
-def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> list[Version]:
+def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tuple[list[Version], set]:
     """Stored current versions that new functional edges may cut or be cut by.
 
     Those are the versions of the same subject and relation that overlap a new
-    edge.  One that starts no later than the new edge contains its valid_at,
-    so the interval index finds it directly.  One that starts later can exist
-    only if the pair's Frontier (the latest valid_from ever stored for it) is
-    later than the new edge; only then, or when the Frontier is not built yet,
-    are all the pair's current versions read.  Locking the Frontiers first makes
-    concurrent writers of one subject take turns.
+    edge.  Each (subject, functional relation) pair has a Frontier: the latest
+    valid_from among its current versions and, while that version is the only
+    one reaching past that time, its edge id.  If the Frontier has an id and is
+    no later than the pair's earliest new edge, every other current version of
+    the pair ends before the new edges start, so the id's version is the only
+    possible rival: one id lookup per pair, however long the history.  Otherwise
+    (no Frontier yet, no id, or a new edge earlier than the Frontier) all the
+    pair's current versions are read.  Locking the Frontiers first makes
+    concurrent writers of one subject take turns.  Returns the rivals and the
+    pairs read in full.
     """
-    starts: dict[tuple[str, str], list[int]] = defaultdict(list)
+    starts: dict[tuple[str, str], int] = {}
     for edge in edges:
-        starts[(edge.src, edge.relation)].append(edge.valid_at)
+        pair = (edge.src, edge.relation)
+        starts[pair] = min(starts.get(pair, edge.valid_at), edge.valid_at)
     pairs = [{"src": src, "relation": relation} for src, relation in sorted(starts)]
-    frontier = {(r["src"], r["relation"]): r["valid_from"]
-                for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs)}
-    scan = {pair for pair, times in starts.items()
-            if frontier.get(pair) is None or frontier[pair] > min(times)}
+    latest = {}
+    for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs):
+        if r["edge_id"] is not None and r["valid_from"] <= starts[(r["src"], r["relation"])]:
+            latest[(r["src"], r["relation"])] = r["edge_id"]
+    scan = set(starts) - set(latest)
     found: list[Version] = []
     if scan:
         for props in rows(tx, q("current_by_src_relation"), ns=ns, open=OPEN,
@@ -196,40 +202,45 @@ def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> list
             version = Version.from_props(props["v"])
             if (version.src, version.relation) in scan:
                 found.append(version)
-    indexed = {pair: (min(times), max(times)) for pair, times in starts.items() if pair not in scan}
-    if indexed:
-        keys = sorted({key for pair in indexed for t in starts[pair] for key in current_keys(t)})
-        for props in rows(tx, q("current_containing"), ns=ns, open=OPEN, keys=keys,
-                          srcs=sorted({s for s, _ in indexed}), relations=sorted({r for _, r in indexed})):
-            version = Version.from_props(props["v"])
-            window = indexed.get((version.src, version.relation))  # srcs x relations may pair others
-            if window and version.valid_from <= window[1] and window[0] < version.valid_to:
-                found.append(version)
-    return found
-
-
-def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, functional: frozenset[str],
-                     versions: list[Version]) -> None:
-    """Raise each functional pair's Frontier to the latest valid_from seen in this write."""
-    latest: dict[tuple[str, str], int] = {}
-    for v in versions:
-        if v.relation in functional:
-            pair = (v.src, v.relation)
-            latest[pair] = max(latest.get(pair, v.valid_from), v.valid_from)
     if latest:
-        tx.run(q("raise_frontiers"), ns=ns, pairs=[
-            {"src": s, "relation": r, "valid_from": t} for (s, r), t in sorted(latest.items())]).consume()
+        heads = _current_versions(tx, ns, sorted(set(latest.values())))
+        for pair, edge_id in latest.items():
+            head = heads.get(edge_id)
+            if head is not None and starts[pair] < head.valid_to:
+                found.append(head)
+    return found, scan
+
+
+def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, plan: Plan, pairs: set, scanned: set) -> None:
+    """Move each written pair's Frontier to its latest current version, keeping the id only if it is safe.
+
+    ``plan.current`` holds every current version of a scanned pair; of another
+    pair it holds the new versions and the Frontier's own version, and all the
+    others end before the old Frontier (the invariant this keeps).  A Frontier
+    is never moved back on partial knowledge: a pair not scanned is written only
+    when it reaches the latest start seen.
+    """
+    known: dict[tuple[str, str], list[Version]] = defaultdict(list)
+    for version in plan.current.values():
+        if version is not None and (version.src, version.relation) in pairs:
+            known[(version.src, version.relation)].append(version)
+    updates = []
+    for pair, versions in sorted(known.items()):
+        valid_from = max(v.valid_from for v in versions)
+        head = max((v for v in versions if v.valid_from == valid_from), key=lambda v: v.valid_to)
+        alone = all(v is head or v.valid_to <= valid_from for v in versions)
+        updates.append({"src": pair[0], "relation": pair[1], "valid_from": valid_from,
+                        "edge_id": head.edge_id if alone else None, "exact": pair in scanned})
+    if updates:
+        tx.run(q("raise_frontiers"), ns=ns, pairs=updates).consume()
 
 
 def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
-    closes: dict[tuple[int, int], list[str]] = defaultdict(list)
-    for edge_id, key in plan.closed_keys().items():
-        closes[(plan.closed[edge_id], key)].append(edge_id)
-    for (sys_to, key), ids in closes.items():
-        closed = tx.run(q("close_versions"), ns=ns, ids=ids, open=OPEN,
-                        sys_to=sys_to, tkey=key).single()["closed"]
-        if closed != len(ids):  # the world moved under us: let the driver retry
-            raise StaleRead(f"close_versions closed {closed} of {len(ids)}")
+    if plan.closed:
+        ends = {edge_id: [plan.closed[edge_id], key] for edge_id, key in plan.closed_keys().items()}
+        closed = tx.run(q("close_versions"), ns=ns, ids=list(ends), ends=ends, open=OPEN).single()["closed"]
+        if closed != len(ends):  # the world moved under us: let the driver retry
+            raise StaleRead(f"close_versions closed {closed} of {len(ends)}")
     if plan.created:
         versions = [v.row for v in plan.created]
         created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]

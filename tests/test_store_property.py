@@ -169,6 +169,11 @@ def test_store_matches_reference_model(store, ops):
                 got = type(exc)
         assert want == got, (o, want, got)
 
+    assert_store_matches(store, ns, model, clock)
+
+
+def assert_store_matches(store, ns, model, clock):
+    """Every query_at (current and known_at) and every history agree with the model."""
     for src in ("alice", "bob"):
         for t in range(-1, 16):
             expect = model.query(src, t)
@@ -185,3 +190,27 @@ def test_store_matches_reference_model(store, ops):
         expect = [(v.vf, None if v.vt == INF else v.vt, v.sf, None if v.st == INF else v.st, v.dst)
                   for v in versions]
         assert stored == expect, ("history", i)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(facts=st.lists(st.tuples(srcs, dsts, times, st.one_of(st.none(), st.integers(0, 14))), min_size=1, max_size=12),
+       cuts=st.lists(st.integers(1, 11), max_size=3))
+def test_functional_batches_match_reference_model(store, facts, cuts):
+    """insert_many of functional facts, in and out of order and split into batches, applies the rules one by one."""
+    ns = f"prop-batch-{next(_ns)}-{id(facts)}"
+    edges = [NewEdge(f"f{n}", src, dst, FUNCTIONAL, 1.0, "{}", vf, vt, 100 + n)
+             for n, (src, dst, vf, vt) in enumerate(facts) if vt is None or vf <= vt]
+    bounds = [0, *sorted({c for c in cuts if c < len(edges)}), len(edges)]
+    model = Model()
+    for lo, hi in zip(bounds, bounds[1:]):
+        batch = edges[lo:hi]
+        rejected = {edge_id for edge_id, _ in store.insert_many(ns, batch).rejected}
+        for e in batch:
+            try:
+                model.insert(e.id, e.src, e.relation, e.dst, e.valid_at,
+                             INF if e.invalid_at is None else e.invalid_at, e.created_at)
+                accepted = True
+            except (Conflict, InvalidInput):
+                accepted = False
+            assert (e.id not in rejected) == accepted, e
+    assert_store_matches(store, ns, model, 100 + len(facts))

@@ -201,6 +201,18 @@ def test_functional_batches_equal_one_by_one_in_and_out_of_order(store, ns, subj
     assert frontier == [{"src": subject, "relation": "works_at", "valid_from": 90}]
 
 
+def test_in_order_batch_cuts_a_stored_fact_that_ends_before_its_later_facts(store, ns):
+    """The interval-index read must use the batch's earliest time: the stored rival does not contain the later ones."""
+    day = 86_400_000  # days apart, so the index files the old fact under keys the later time does not stab
+    store.insert_edge(ns, e("old", src="gail", dst="A", rel="works_at", valid_at=10 * day, invalid_at=45 * day))
+    batch = [e("b1", src="gail", dst="B", rel="works_at", valid_at=40 * day, created_at=200),
+             e("b2", src="gail", dst="C", rel="works_at", valid_at=50 * day, created_at=201)]
+    assert store.insert_many(ns, batch).rejected == []
+    assert store.get_edge(ns, "old")["invalid_at"] == 40 * day
+    assert store.get_edge(ns, "b1")["invalid_at"] == 50 * day
+    assert [v["dst"] for v in store.query_at(ns, "gail", 42 * day)] == ["B"]
+
+
 def test_relation_made_functional_after_its_facts_were_stored(store, ns):
     """Facts stored while a relation was not functional are found when it becomes functional."""
     from kg.store import EdgeStore
@@ -212,6 +224,38 @@ def test_relation_made_functional_after_its_facts_were_stored(store, ns):
     functional.insert_edge(ns, e("early", src="erin", dst="Early", rel="works_at", valid_at=10, created_at=120))
     assert store.get_edge(ns, "early")["invalid_at"] == 20  # cut by the first later fact
     assert sorted(v["dst"] for v in store.query_at(ns, "erin", 60)) == ["Late", "Now"]  # stored before: untouched
+
+
+def test_overlapping_history_from_before_a_relation_was_functional_is_read_in_full(store, ns):
+    """Two open facts stored while works_at was plain: a later functional fact must end both, not only the latest."""
+    from kg.store import EdgeStore
+
+    plain = EdgeStore(store.graph, functional=())
+    plain.insert_edge(ns, e("v", src="hal", dst="V", rel="works_at", valid_at=60, created_at=100))
+    plain.insert_edge(ns, e("l", src="hal", dst="L", rel="works_at", valid_at=50, created_at=101))
+    functional = EdgeStore(store.graph, functional=("works_at",))
+    functional.insert_edge(ns, e("n", src="hal", dst="N", rel="works_at", valid_at=20, created_at=102))
+    assert store.get_edge(ns, "n")["invalid_at"] == 50
+    assert sorted(v["dst"] for v in store.query_at(ns, "hal", 65)) == ["L", "V"]  # untouched: starts before neither
+    functional.insert_many(ns, [e("m", src="hal", dst="M", rel="works_at", valid_at=70, created_at=103)])
+    assert [v["dst"] for v in store.query_at(ns, "hal", 75)] == ["M"]
+    assert (store.get_edge(ns, "v")["invalid_at"], store.get_edge(ns, "l")["invalid_at"]) == (70, 70)
+
+
+def test_frontier_names_the_latest_fact_of_each_subject(store, ns):
+    """In-order batches for many subjects keep one Frontier per subject pointing at its latest fact."""
+    subjects = [f"s{i}" for i in range(50)]
+    for round_ in range(3):
+        batch = [e(f"{s}-{round_}", src=s, dst=f"org{round_}", rel="works_at", valid_at=10 * round_ + i % 7,
+                   created_at=100 + round_) for i, s in enumerate(subjects)]
+        assert store.insert_many(ns, batch).rejected == []
+    frontiers = run_read_only(store.graph, "MATCH (f:Frontier) WHERE f.ns = $ns "
+                              "RETURN f.src AS src, f.edge_id AS id, f.valid_from AS t", ns=ns)
+    assert sorted((f["src"], f["id"], f["t"]) for f in frontiers) == sorted(
+        (s, f"{s}-2", 20 + i % 7) for i, s in enumerate(subjects))
+    for i, s in enumerate(subjects):
+        assert [v["id"] for v in store.query_at(ns, s, 30)] == [f"{s}-2"]
+        assert store.get_edge(ns, f"{s}-1")["invalid_at"] == 20 + i % 7
 
 
 def test_expect_new_batch_with_existing_ids_falls_back_to_reading_them(store, ns):

@@ -1,6 +1,7 @@
-// raise_frontiers: record the latest valid_from stated for each functional (subject, relation); it only grows (MERGE finds the node lock_frontiers made, through the index)
+// raise_frontiers: record each functional (subject, relation)'s latest current valid_from and the id of the version starting there (null when another version reaches past it); exact values replace the Frontier, others only move it forward (MERGE finds the node lock_frontiers made, through the index)
 UNWIND $pairs AS p
 MERGE (f:Frontier {ns: $ns, src: p.src, relation: p.relation})
-SET f.valid_from = CASE WHEN f.valid_from IS NULL OR f.valid_from < p.valid_from
-                        THEN p.valid_from ELSE f.valid_from END
+WITH f, p
+WHERE p.exact OR f.valid_from IS NULL OR f.valid_from <= p.valid_from
+SET f.valid_from = p.valid_from, f.edge_id = p.edge_id
 RETURN count(f) AS raised
