@@ -7,9 +7,17 @@ Setup (not timed): a redis-server as ``kg up`` runs it and one worker; an adapte
 Then, timed:
 
 - **fresh process**: ``python -c`` that builds a ``Session`` and answers ``route`` and
-  ``apply_adapter``; the parent measures from ``Popen`` to the answer on stdout, and the child
-  reports how much of that was interpreter start + imports and how much the restore (connect,
-  GET version, GET blob, check SHA-256 and schema, deserialise, answer);
+  ``apply_adapter``, from ``Popen`` to the moment both answers are there, split into interpreter
+  start, imports (``from kg.dispatch import Session``) and the restore (connect, GET version,
+  GET blob, check SHA-256 and schema, deserialise, answer). Parent and child read the same clock
+  (``time.monotonic``, system-wide on Linux). Each part is also given as the child's CPU time
+  (user + sys): the process is single-threaded (``OPENBLAS_NUM_THREADS=1``) and its round trips
+  are short, so on a shared machine its CPU time is the better estimate of what it takes alone;
+- **the same with bytecode cached**: as above, but with the project's compiled modules kept in a
+  scratch ``PYTHONPYCACHEPREFIX`` (filled by one untimed run), as an installed service has them;
+- **floors**: in the same runs, ``python -c`` processes that only import numpy, and numpy +
+  redis + pydantic's ``BaseModel`` + safetensors (what a read cannot do without), from ``Popen``
+  to their first statement after the imports;
 - **restore in a running process**: a new ``Session`` (cold cache) answering the same reads;
 - **replay instead**: rebuilding the same state by applying the whole history again in-process
   (the cores' own speed; the engine users complained about took ~30 s for 200 trajectories).
@@ -26,7 +34,9 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
+from typing import Any
 
 import numpy as np
 
@@ -34,16 +44,57 @@ from bench._common import save
 
 CHILD = r"""
 import json, sys, time
-t_imports = time.perf_counter()
+marks = {"started": (time.monotonic(), time.process_time())}
 from kg.dispatch import Session
-t0 = time.perf_counter()
+marks["imported"] = (time.monotonic(), time.process_time())
 req = json.loads(sys.argv[1])
 with Session() as s:
     route = s.dispatch(req["route"])
     adapter = s.dispatch(req["apply_adapter"])
-t1 = time.perf_counter()
-print(json.dumps({"imports_s": t0 - t_imports, "restore_s": t1 - t0, "route": route, "adapter": adapter}))
+    marks["answered"] = (time.monotonic(), time.process_time())
+heavy = [m for m in ("neo4j", "celery", "pydantic", "numpy", "redis.asyncio") if m in sys.modules]
+print(json.dumps({"marks": marks, "heavy_modules": heavy, "route": route, "adapter": adapter}))
 """
+FLOORS = {"numpy": "import numpy",
+          "numpy, redis, pydantic's BaseModel, safetensors":
+              "import numpy, redis, safetensors.numpy\nfrom pydantic import BaseModel"}
+FLOOR_CHILD = "import json, time\n{imports}\nprint(json.dumps([time.monotonic(), time.process_time()]))"
+
+
+def run_child(code: str, args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """(monotonic time just before ``Popen``, the child's stdout)."""
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                         timeout=120, check=True)
+    return t0, out.stdout
+
+
+def fresh_answers(reqs: dict, expected: dict, env: dict[str, str]) -> dict[str, Any]:
+    """One fresh process answering ``reqs`` (checked against ``expected``): where its wall and CPU
+    time went (``<part>_s`` and ``<part>_cpu_s``)."""
+    t0, out = run_child(CHILD, [json.dumps(reqs)], env)
+    got = json.loads(out)
+    assert got["route"] == expected["route"] and got["adapter"] == expected["apply_adapter"], got
+    (started, cpu0), (imported, cpu1), (answered, cpu2) = (got["marks"][k] for k in ("started", "imported", "answered"))
+    return {"total_s": answered - t0, "start_s": started - t0, "imports_s": imported - started,
+            "restore_s": answered - imported, "total_cpu_s": cpu2, "start_cpu_s": cpu0,
+            "imports_cpu_s": cpu1 - cpu0, "restore_cpu_s": cpu2 - cpu1, "heavy_modules": got["heavy_modules"]}
+
+
+def floor(imports: str, env: dict[str, str]) -> dict[str, float]:
+    """A process that only imports ``imports``: wall and CPU time to its first statement after."""
+    t0, out = run_child(FLOOR_CHILD.format(imports=imports), [], env)
+    done, cpu = json.loads(out)
+    return {"total_s": done - t0, "total_cpu_s": cpu}
+
+
+def with_bytecode_cache(env: dict[str, str], cache_dir: str) -> dict[str, str]:
+    """``env`` with compiled modules kept under ``cache_dir``. With PYTHONDONTWRITEBYTECODE=1 (as
+    on the machine these numbers come from) every fresh process compiles the project's own modules
+    from source; an installed service has them compiled."""
+    cached = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cached["PYTHONPYCACHEPREFIX"] = cache_dir
+    return cached
 
 
 def main() -> None:
@@ -81,16 +132,15 @@ def main() -> None:
         expected = {k: d(v) for k, v in reqs.items()}
         blob_bytes = {c: len(learning(session).store.load(ns, c).encode()) for c in ("instant", "router")}
 
-        fresh = []
-        child_env = dict(env, KG_HOME=env["KG_HOME"])
-        for _ in range(args.runs):
-            t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(reqs)], env=child_env,
-                                 capture_output=True, text=True, timeout=120, check=True)
-            total = time.perf_counter() - t0
-            got = json.loads(out.stdout)
-            assert got["route"] == expected["route"] and got["adapter"] == expected["apply_adapter"], got
-            fresh.append({"total_s": total, "imports_s": got["imports_s"], "restore_s": got["restore_s"]})
+        fresh, cached, floors = [], [], {name: [] for name in FLOORS}
+        with tempfile.TemporaryDirectory(prefix="kg-pycache-") as cache_dir:
+            cached_env = with_bytecode_cache(env, cache_dir)
+            fresh_answers(reqs, expected, cached_env)  # fills the cache; not timed
+            for _ in range(args.runs):  # interleaved, so that other load on the machine hits all alike
+                fresh.append(fresh_answers(reqs, expected, env))
+                cached.append(fresh_answers(reqs, expected, cached_env))
+                for name, imports in FLOORS.items():
+                    floors[name].append(floor(imports, env))
 
         warm = []
         for _ in range(args.runs):
@@ -126,31 +176,41 @@ def main() -> None:
         assert all(to_bytes(rebuilt[c]) == store.load(ns, c).state for c in rebuilt), "replay differs"
         session.close()
 
-    def med(xs: list[float]) -> float:
-        return float(np.median(xs))
+    def row(what: str, runs: list[dict], part: str | None = None, ms: float | None = None) -> dict:
+        """Median wall and CPU ms of ``part`` over ``runs`` (or a single wall time ``ms``)."""
+        if part is None:
+            return {"what": what, "median_ms": ms, "cpu_median_ms": None}
+        return {"what": what, "median_ms": float(np.median([r[f"{part}_s"] for r in runs])) * 1e3,
+                "cpu_median_ms": float(np.median([r[f"{part}_cpu_s"] for r in runs])) * 1e3}
 
     rows = [
-        {"what": "fresh process: Popen to first answers (route + apply_adapter)",
-         "median_ms": med([f["total_s"] for f in fresh]) * 1e3},
-        {"what": "  of which interpreter start + imports (numpy, pydantic, redis, neo4j)",
-         "median_ms": (med([f["total_s"] for f in fresh]) - med([f["restore_s"] for f in fresh])) * 1e3},
-        {"what": "  of which restore: connect, load, check, deserialise, answer",
-         "median_ms": med([f["restore_s"] for f in fresh]) * 1e3},
-        {"what": "restore in a running process (new Session, cold cache)", "median_ms": med(warm) * 1e3},
-        {"what": f"replaying the {n} trajectories + {n} outcomes instead", "median_ms": replay_s * 1e3},
+        row("fresh process: Popen to first answers (route + apply_adapter)", fresh, "total"),
+        row("  of which interpreter start (Popen to the script's first line)", fresh, "start"),
+        row("  of which imports (from kg.dispatch import Session)", fresh, "imports"),
+        row("  of which restore: connect, load, check, deserialise, answer", fresh, "restore"),
+        row("the same with the project's bytecode cached: Popen to first answers", cached, "total"),
+        row("  of which imports (from kg.dispatch import Session)", cached, "imports"),
+        *(row(f"floor: Popen to done importing {name}", runs, "total") for name, runs in floors.items()),
+        row("restore in a running process (new Session, cold cache)", [], ms=float(np.median(warm)) * 1e3),
+        row(f"replaying the {n} trajectories + {n} outcomes instead", [], ms=replay_s * 1e3),
     ]
     meta = {"cpus": os.cpu_count(), "python": platform.python_version(), "dim": dim, "trajectories": n,
             "runs": args.runs, "blob_bytes": blob_bytes, "load_average": list(os.getloadavg()),
+            "heavy_modules_of_the_fresh_process": fresh[0]["heavy_modules"],
+            "PYTHONDONTWRITEBYTECODE": os.environ.get("PYTHONDONTWRITEBYTECODE", ""),
             "target": "first answer from restored state under 50 ms",
             "reference": "~30 s to replay 200 trajectories in the engine users complained about"}
-    path = save("workers_restore", {"meta": meta, "rows": rows, "fresh": fresh, "warm_s": warm})
+    path = save("workers_restore", {"meta": meta, "rows": rows, "fresh": fresh, "fresh_bytecode_cached": cached,
+                                    "floors_s": floors, "warm_s": warm})
     print(f"\nrestore of an adapter + router trained on {n} trajectories (dim {dim}; blobs {blob_bytes} bytes), "
           f"median of {args.runs}, load {meta['load_average'][0]:.1f}\n")
-    print("| what | median ms |")
-    print("|---|---:|")
+    print("| what | median wall ms | median CPU ms |")
+    print("|---|---:|---:|")
     for r in rows:
-        print(f"| {r['what']} | {r['median_ms']:.1f} |")
-    print("\nanswers of every fresh process were bit-identical to the running service's")
+        cpu = "" if r["cpu_median_ms"] is None else f"{r['cpu_median_ms']:.1f}"
+        print(f"| {r['what']} | {r['median_ms']:.1f} | {cpu} |")
+    print(f"\nfresh process imported: {', '.join(meta['heavy_modules_of_the_fresh_process'])}")
+    print("answers of every fresh process were bit-identical to the running service's")
     print(f"written to {path}")
 
 

@@ -11,22 +11,13 @@ import os
 import threading
 from typing import Any
 
-import redis
-
 from kg.config import Settings
-from kg.errors import RedisUnavailable
+from workers.connect import redis_client
 from workers.drain import Drainer
 from workers.weight_store import WeightStore
 
 _lock = threading.Lock()
 _current: "Runtime | None" = None
-
-
-def redis_client(settings: Settings) -> redis.Redis:
-    if not settings.redis_url:
-        raise RedisUnavailable("no Redis configured: run `kg up` or set KG_REDIS_URL")
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                health_check_interval=30)
 
 
 class Runtime:

@@ -29,6 +29,7 @@ import redis
 
 from kg.config import Settings
 from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
+from workers.connect import redis_client
 from workers.cores import CORE_OF_VERB
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
 from workers.freshness import Probes
@@ -109,8 +110,6 @@ class Learning:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    from workers.runtime import redis_client
-
                     client = self._client or redis_client(self.settings)
                     self._store = WeightStore(client, self.ws)
         return self._store

@@ -112,7 +112,7 @@ CAS_WORKER = """
 import sys
 from kg.config import Settings
 from workers.drain import Drainer
-from workers.runtime import redis_client
+from workers.connect import redis_client
 from workers.weight_store import WeightStore
 settings = Settings.from_env()
 store = WeightStore(redis_client(settings), settings.workers)
