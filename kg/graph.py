@@ -98,6 +98,18 @@ def rows(tx: neo4j.ManagedTransaction, statement: str, **params: Any) -> list[di
     return tx.run(statement, params).data()
 
 
+class BulkRows(list):
+    """Rows for one UNWIND statement, with a short ``repr``.
+
+    The driver (6.4) builds the text of a debug log line with the ``repr`` of
+    every statement's parameters even when debug logging is off: 7 ms of CPU
+    per 2,000-row ingest batch, a few per cent of the whole ingest.
+    """
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} rows>"
+
+
 def ping_graph(settings: Settings) -> tuple[bool, str]:
     """(healthy, detail) for ``kg status`` and ``health``."""
     try:

@@ -16,7 +16,7 @@ import neo4j
 
 from kg.cypher import q
 from kg.errors import Conflict, GraphError, InvalidInput, NotFound
-from kg.graph import Graph, StaleRead, rows
+from kg.graph import BulkRows, Graph, StaleRead, rows
 from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.temporal import NewEdge, Plan, Version
 
@@ -242,7 +242,7 @@ def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
         if closed != len(ends):  # the world moved under us: let the driver retry
             raise StaleRead(f"close_versions closed {closed} of {len(ends)}")
     if plan.created:
-        versions = [v.row for v in plan.created]
+        versions = BulkRows(v.row for v in plan.created)
         created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
         if created != len(versions):  # never commit a partial write
             raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")
