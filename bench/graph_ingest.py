@@ -3,6 +3,10 @@
     python -m bench.graph_ingest                 # YAGO11k + Wikidata12k, and a 1,000,000-edge stream
     python -m bench.graph_ingest --edges 100000  # a smaller generated stream
 
+A third small dataset, "job updates", has 2,000 subjects each taking a new job
+(``works_at``, functional) in each of 10 rounds: every batch cuts 2,000 stored
+facts of 2,000 different subjects.
+
 The baseline writes the same edges with one plain ``UNWIND … MERGE endpoints …
 CREATE`` per batch through ``execute_write``: no validation, no idempotency
 check, no versions, no interval keys, into a relationship type without indexes.
@@ -31,7 +35,7 @@ import time
 from pathlib import Path
 
 from bench._common import RESULTS, running_stack, save
-from bench.graph_stream import write_jsonl
+from bench.graph_stream import job_updates, write_edges, write_jsonl
 from tqdm import tqdm
 
 from kg import sources
@@ -184,6 +188,9 @@ def main() -> None:
             warm_up(graph, store, stream_path, args.batch, tag)
             for name in () if args.skip_datasets else ("yago11k", "wikidata12k"):
                 results.append(measure(name, DATA / name, graph, store, args.batch, tag, args.repeat))
+            if not args.skip_datasets:
+                updates = write_edges(RESULTS / "job-updates-2000x10.jsonl", job_updates(2_000, 10))
+                results.append(measure("job-updates-2000x10", updates, graph, store, args.batch, tag, args.repeat))
             results.append(measure(f"stream-{args.edges}", stream_path, graph, store, args.batch, tag))
     memory = None
     if not args.skip_memory:

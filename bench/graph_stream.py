@@ -58,9 +58,27 @@ def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
         yield edge
 
 
+def job_updates(subjects: int = 2_000, rounds: int = 10, seed: int = 7) -> Iterator[dict]:
+    """Round after round, every subject takes a new job (``works_at``, functional), in time order.
+
+    A batch of one round touches thousands of subjects, each of whose new fact
+    cuts its previous one: the pipeline of periodic updates to many entities.
+    """
+    rng = random.Random(seed)
+    for k in range(rounds):
+        for i in range(subjects):
+            yield {"id": f"w{i}-job{k}", "src": f"w{i}", "dst": f"org{rng.randrange(5_000)}",
+                   "relation": "works_at", "valid_at": START + (k * 365 + rng.randrange(300)) * 86_400_000,
+                   "created_at": LEARNED_FROM + (k * subjects + i) * MINUTE_MS}
+
+
 def write_jsonl(path: Path, n_edges: int, hubs: int = 5, seed: int = 7) -> Path:
+    return write_edges(path, stream(n_edges, hubs, seed))
+
+
+def write_edges(path: Path, edges: Iterator[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
-        for edge in stream(n_edges, hubs, seed):
+        for edge in edges:
             fh.write(json.dumps(edge) + "\n")
     return path
