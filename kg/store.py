@@ -214,11 +214,12 @@ def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tupl
 def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, plan: Plan, pairs: set, scanned: set) -> None:
     """Move each written pair's Frontier to its latest current version, keeping the id only if it is safe.
 
-    ``plan.current`` holds every current version of a scanned pair; of another
-    pair it holds the new versions and the Frontier's own version, and all the
-    others end before the old Frontier (the invariant this keeps).  A Frontier
-    is never moved back on partial knowledge: a pair not scanned is written only
-    when it reaches the latest start seen.
+    ``plan.current`` holds every current version of a scanned pair.  Of another
+    pair it holds the new versions and, if it reaches them, the Frontier's own
+    version; every other one ends by the old Frontier (the invariant this keeps),
+    so checking the known ones is enough.  A Frontier is never moved back on
+    partial knowledge: a pair not scanned is written only when it reaches the
+    latest start seen.
     """
     known: dict[tuple[str, str], list[Version]] = defaultdict(list)
     for version in plan.current.values():
