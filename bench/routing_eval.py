@@ -1,7 +1,8 @@
 """Does the FastGRNN router learn to route? RouteLLM's MMLU outcomes, GPT-4 vs Mixtral, online.
 
     python -m bench.routing_eval [--embeddings minilm,tfidf] [--seeds 5] [--seed-start 0]
-        [--epsilon 1.0] [--optimizer adagrad|sgd] [--lr 0.003] [--no-skip] [--no-beat]
+        [--epsilon 1.0] [--optimizer adagrad|sgd] [--lr 0.003] [--no-skip] [--no-shared-skip]
+        [--gap-scale 0.5] [--no-beat]
 
 Protocol, for each stream order (seed):
 
@@ -190,6 +191,8 @@ def evaluate_seed(
     beat = Beat(E, seed, beat_on)
     train_acc, train_frac = stream(router, E, train, S, W, beat)
     train_s = time.perf_counter() - t0
+    # the learning stream is one shuffled order of all subjects: every input-shift fire is false
+    false_shifts = router.boundaries
 
     # frozen read-out: the router's own score, thresholded at every fraction
     q = np.array([router.expected_quality(E[i]) for i in test])
@@ -241,6 +244,8 @@ def evaluate_seed(
         "stream_accuracy": train_acc,
         "stream_gpt4_fraction": train_frac,
         "beat_train_runs": beat.runs,
+        "stream_input_shift_fires": false_shifts,
+        "stream_input_windows": len(train) // router.shift_window if router.shift_window else 0,
         "acc_gpt4": acc_s,
         "acc_mixtral": acc_w,
         "acc_oracle": float((s_te | w_te).mean()),
@@ -309,6 +314,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="router default unless given")
     ap.add_argument("--optimizer", default=None, help="adagrad or sgd (router default unless given)")
     ap.add_argument("--no-skip", action="store_true", help="without the linear skip path")
+    ap.add_argument("--no-shared-skip", action="store_true", help="skip path without its shared row")
+    ap.add_argument("--gap-scale", type=float, default=None, help="scale of the per-target skip rows")
     ap.add_argument("--no-beat", action="store_true", help="online updates only, no beat jobs")
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--out", default="routing_eval", help="results file name under bench/results")
@@ -321,6 +328,10 @@ def main() -> None:
         router_kw["optimizer"] = args.optimizer
     if args.no_skip:
         router_kw["skip"] = False
+    if args.no_shared_skip:
+        router_kw["shared_skip"] = False
+    if args.gap_scale is not None:
+        router_kw["gap_scale"] = args.gap_scale
     data = _embed.load_mmlu()
     results: dict[str, list[dict]] = {}
     for emb in [e.strip() for e in args.embeddings.split(",") if e.strip()]:
@@ -346,8 +357,9 @@ def main() -> None:
             a = run["apgr"]
             print(
                 f"{emb} seed {seed}: APGR online {a['router_online']:.3f}, frozen {a['router_frozen']:.3f}, "
-                f"logreg(full info) {a['logreg_full_information_offline']:.3f} "
-                f"[{run['seconds']:.0f}s]",
+                f"logreg(full info) {a['logreg_full_information_offline']:.3f}; input-shift "
+                f"fires on the stationary stream {run['stream_input_shift_fires']} of "
+                f"{run['stream_input_windows']} windows [{run['seconds']:.0f}s]",
                 flush=True,
             )
         results[emb] = runs
