@@ -60,7 +60,7 @@ HUMANITIES_SOCIAL = {
     "professional_psychology", "public_relations", "security_studies", "sociology",
     "us_foreign_policy",
 }  # fmt: skip
-HEADS = ("model.W", "model.b", "skip.W", "skip.a")  # the model head: read of the cell, skip path
+HEADS = ("model.W", "model.b", "skip.W")  # the model head: read of the cell plus the skip path
 WINDOW = 50
 
 

@@ -1,8 +1,7 @@
 """Does the FastGRNN router learn to route? RouteLLM's MMLU outcomes, GPT-4 vs Mixtral, online.
 
     python -m bench.routing_eval [--embeddings minilm,tfidf] [--seeds 5] [--seed-start 0]
-        [--epsilon 1.0] [--optimizer adagrad|sgd] [--lr 0.003] [--no-skip] [--no-shared-skip]
-        [--gap-scale 0.5] [--no-beat]
+        [--epsilon 1.0] [--optimizer adagrad|sgd] [--lr 0.003] [--no-skip] [--no-beat]
 
 Protocol, for each stream order (seed):
 
@@ -314,8 +313,6 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None, help="router default unless given")
     ap.add_argument("--optimizer", default=None, help="adagrad or sgd (router default unless given)")
     ap.add_argument("--no-skip", action="store_true", help="without the linear skip path")
-    ap.add_argument("--no-shared-skip", action="store_true", help="skip path without its shared row")
-    ap.add_argument("--gap-scale", type=float, default=None, help="scale of the per-target skip rows")
     ap.add_argument("--no-beat", action="store_true", help="online updates only, no beat jobs")
     ap.add_argument("--holdout", type=float, default=0.2)
     ap.add_argument("--out", default="routing_eval", help="results file name under bench/results")
@@ -328,10 +325,6 @@ def main() -> None:
         router_kw["optimizer"] = args.optimizer
     if args.no_skip:
         router_kw["skip"] = False
-    if args.no_shared_skip:
-        router_kw["shared_skip"] = False
-    if args.gap_scale is not None:
-        router_kw["gap_scale"] = args.gap_scale
     data = _embed.load_mmlu()
     results: dict[str, list[dict]] = {}
     for emb in [e.strip() for e in args.embeddings.split(",") if e.strip()]:

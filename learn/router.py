@@ -12,15 +12,10 @@ it is left out)::
 ``W`` is low-rank (rank 8) and sparse: the seeded mask ``M`` keeps exactly ``1 - sparsity`` (10%) of
 the input weights, so 90% are zero. Five linear heads read ``h``:
 
-- model: per-target expected quality ``sigmoid(W_m @ h + b_m + a @ xs + gap_scale * S @ xs)``,
-  a linear skip path from the standardised embedding ``xs`` (``skip=True``, the default; zero at
-  the start). The skip path gives the router the linear model a logistic regression would learn;
-  the cell adds the non-linear part on top. Its shared row ``a`` (``shared_skip=True``) is what
-  the targets have in common, mostly how hard the prompt is: it learns from every outcome,
-  whichever target was chosen, where a per-target row learns only from that target's outcomes.
-  The per-target rows ``S`` carry the differences, which decide the routing, at half the scale
-  (``gap_scale=0.5``, so AdaGrad moves a difference half as far per step as the shared part): a
-  prior that targets differ less than prompts do. The choice is
+- model: per-target expected quality ``sigmoid(W_m @ h + b_m + S @ xs)``, where ``S @ xs`` is a
+  linear skip path from the standardised embedding ``xs`` (``skip=True``, the default; a zero
+  matrix at the start). The skip path gives the router the linear model a logistic regression
+  would learn; the cell adds the non-linear part on top. The choice is
   ``argmax(expected quality - cost_weight * cost + adapter_logits)``.
 - context bucket: softmax over the 5 buckets, learned from ``estimated_tokens`` when given.
 - temperature ``0.1 + 1.4 sigmoid(.)`` and top_p ``0.5 + 0.5 sigmoid(.)``: start at exactly 0.7 and
@@ -141,8 +136,6 @@ class FastGRNNRouter:
         seed: int = 0,
         optimizer: str = "adagrad",
         skip: bool = True,
-        shared_skip: bool = True,
-        gap_scale: float = 0.5,
         shift_window: int = 50,
         shift_beta: float = 0.1,
         shift_min: float = 2.0,
@@ -171,10 +164,6 @@ class FastGRNNRouter:
         if not isinstance(skip, bool):
             raise LearnInputError("skip", "expected true or false")
         self.skip = skip
-        if not isinstance(shared_skip, bool):
-            raise LearnInputError("shared_skip", "expected true or false")
-        self.shared_skip = shared_skip and skip
-        self.gap_scale = _check.number(gap_scale, "gap_scale", lo=0.0)
         self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
         self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
@@ -246,8 +235,6 @@ class FastGRNNRouter:
             self._p[f"{head}.b"] = self._Hb[rows]
         if self.skip:
             self._p["skip.W"] = np.zeros((n, d))
-        if self.shared_skip:
-            self._p["skip.a"] = np.zeros(d)
         # AdaGrad's per-entry sum of squared gradients (empty for plain SGD)
         self._g2: dict[str, np.ndarray] = (
             {name: np.zeros_like(v) for name, v in self._p.items()}
@@ -340,9 +327,7 @@ class FastGRNNRouter:
         """Every head's pre-activation; the skip path adds a linear read of ``xs`` to the model rows."""
         z = self._HW @ h + self._Hb
         if self.skip:
-            z[self._rows["model"]] += self.gap_scale * (self._p["skip.W"] @ xs)
-            if self.shared_skip:
-                z[self._rows["model"]] += self._p["skip.a"] @ xs
+            z[self._rows["model"]] += self._p["skip.W"] @ xs
         return z
 
     def _heads(self, h: np.ndarray, xs: np.ndarray) -> dict[str, Any]:
@@ -548,9 +533,7 @@ class FastGRNNRouter:
         wk = p["model.W"][k]
         zk = wk @ h + p["model.b"][k]
         if self.skip:
-            zk += self.gap_scale * (p["skip.W"][k] @ xs)
-            if self.shared_skip:
-                zk += p["skip.a"] @ xs
+            zk += p["skip.W"][k] @ xs
         pk = float(_sigmoid(zk))
         err = pk - q
         gh = err * wk
@@ -572,10 +555,8 @@ class FastGRNNRouter:
         }
         if self.skip:
             gS = np.zeros_like(p["skip.W"])
-            gS[k] = (err * self.gap_scale) * xs
+            gS[k] = err * xs
             grads["skip.W"] = gS
-            if self.shared_skip:
-                grads["skip.a"] = err * xs
         return grads, h, pk
 
     def _apply(self, name: str, grad: np.ndarray) -> None:
@@ -705,8 +686,6 @@ class FastGRNNRouter:
             "seed": self.seed,
             "optimizer": self.optimizer,
             "skip": self.skip,
-            "shared_skip": self.shared_skip,
-            "gap_scale": self.gap_scale,
             "shift_window": self.shift_window,
             "shift_beta": self.shift_beta,
             "shift_min": self.shift_min,

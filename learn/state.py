@@ -52,10 +52,9 @@ SCHEMA = "kg-temporal.learn"
 SCHEMA_VERSION = 3
 """Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
 and AdaGrad accumulators (``adagrad.<param>``); 3 = the router gained its input-shift monitor
-(``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars) and a shared skip row
-(``param.skip.a``, ``adagrad.skip.a``), with five settings. A blob of another version is refused,
-never upgraded silently: a version-1 router would resume without its optimizer state, a version-2
-one without the monitor's window and reference and with a different model."""
+(``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings). A blob of
+another version is refused, never upgraded silently: a version-1 router would resume without its
+optimizer state, a version-2 one without the monitor's window and reference."""
 _ALLOWED_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 

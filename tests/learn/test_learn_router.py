@@ -297,20 +297,16 @@ def test_skip_path_is_a_linear_read_of_the_standardised_input(rng):
     r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, trained=True, seed=4)
     x = unit(rng, 8)
     before = r.expected_quality(x)
-    S, a = rng.standard_normal((2, 8)), rng.standard_normal(8)
-    r._p["skip.W"][...] = S  # the learned arrays, set by hand to check the read-out
-    r._p["skip.a"][...] = a
+    S = rng.standard_normal((2, 8))
+    r._p["skip.W"][...] = S  # the learned matrix, set by hand to check the read-out
     z_before = np.log(before / (1.0 - before))
     after = r.expected_quality(x)
     z_after = np.log(after / (1.0 - after))
     xs = (x - r._mean) * r._scale  # no outcome yet: mean 0, unit scale
-    assert np.allclose(z_after - z_before, a @ xs + 0.5 * (S @ xs))  # gap_scale 0.5
+    assert np.allclose(z_after - z_before, S @ xs)
     plain = FastGRNNRouter(in_dim=8, targets=["a", "b"], skip=False)
-    assert not {"skip.W", "skip.a"} & set(plain.param_names())
-    assert not {"param.skip.W", "param.skip.a"} & set(plain.to_state().arrays)
-    assert plain.settings()["shared_skip"] is False  # the shared row is part of the skip path
-    separate = FastGRNNRouter(in_dim=8, targets=["a", "b"], shared_skip=False, gap_scale=1.0)
-    assert "skip.a" not in separate.param_names() and "skip.W" in separate.param_names()
+    assert "skip.W" not in plain.param_names()
+    assert "param.skip.W" not in plain.to_state().arrays
 
 
 def test_skip_path_learns_from_outcomes_and_only_the_chosen_row_moves(rng):
@@ -319,33 +315,6 @@ def test_skip_path_learns_from_outcomes_and_only_the_chosen_row_moves(rng):
         r.record_outcome("b", 1.0, embedding=unit(rng, 8))
     S = r.params()["skip.W"]
     assert np.all(S[0] == 0.0) and np.any(S[1] != 0.0)
-    assert np.any(r.params()["skip.a"] != 0.0)  # the shared row learns from every target
-
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_the_shared_row_carries_what_one_target_taught_to_the_others(shared, rng):
-    """Both targets are right exactly when x[0] > 0 (an easy prompt), but only "a" is ever tried.
-
-    With the shared row, "b" learns that easy prompts are easy from "a"'s outcomes; without it,
-    nothing carries that over ("b"'s head reads the shared cell, but its weights never move).
-    The shared row is only part of what "a" learns (the cell and "a"'s own rows are the rest), so
-    "b" gets a fraction of "a"'s gap, not all of it.
-    """
-    kw = {} if shared else {"shared_skip": False, "gap_scale": 1.0}
-    r = FastGRNNRouter(in_dim=16, targets=["a", "b"], epsilon=0.0, seed=3, **kw)
-    for _ in range(600):
-        x = unit(rng, 16)
-        r.record_outcome("a", float(x[0] > 0), embedding=x)
-    test = [unit(rng, 16) for _ in range(400)]
-    q = np.array([r.expected_quality(x) for x in test])
-    easy = np.array([x[0] > 0 for x in test])
-    a_gap = q[easy, 0].mean() - q[~easy, 0].mean()
-    b_gap = q[easy, 1].mean() - q[~easy, 1].mean()
-    assert a_gap > 0.15
-    if shared:
-        assert b_gap > 0.1 * a_gap
-    else:
-        assert abs(b_gap) < 0.02 * a_gap
 
 
 def test_adagrad_accumulates_squared_gradients_and_shrinks_its_steps(rng):
@@ -394,14 +363,7 @@ def test_every_optimizer_learns_the_bandit_rule(optimizer, skip, rng):
 
 
 @pytest.mark.parametrize(
-    "kwargs,field",
-    [
-        ({"optimizer": "adam"}, "optimizer"),
-        ({"skip": "yes"}, "skip"),
-        ({"shared_skip": 1}, "shared_skip"),
-        ({"gap_scale": -0.5}, "gap_scale"),
-        ({"gap_scale": float("inf")}, "gap_scale"),
-    ],
+    "kwargs,field", [({"optimizer": "adam"}, "optimizer"), ({"skip": "yes"}, "skip")]
 )
 def test_bad_optimizer_or_skip_is_rejected(kwargs, field):
     with pytest.raises(LearnInputError) as info:
