@@ -22,8 +22,10 @@ Protocol, for each seed:
 
 Forgetting on A = loss on A after B - loss on A before B (and the APGR drop). The targets: EWC
 cuts the forgetting by half or more, and the quality on B with EWC is at least 95% of the plain
-router's. The boundary detector is reported too: did it fire within the first windows of B, and
-how often did it fire on A after its warm-up (false alarms).
+router's. Two boundary detectors are reported: EWC's loss ring (the reference: window means of
+the prequential loss, z-score rule) and the router's input-shift monitor (:mod:`learn.shift`,
+windows of 50 embeddings, carried through the state blob from A into B). For each: where it first
+fired relative to the shift, how often in B, and how often on A (every fire on A is false).
 
 Results: ``bench/results/forgetting_eval.json`` and a markdown table on stdout.
 """
@@ -87,11 +89,16 @@ def stream(
     detector: EWC | None = None,
     fisher: EWC | None = None,
     names: tuple[str, ...] = (),
-) -> list[bool]:
-    """Online bandit pass; feeds window-mean losses to ``detector`` and gradients to ``fisher``."""
+) -> tuple[list[bool], list[int]]:
+    """Online bandit pass; feeds window-mean losses to ``detector`` and gradients to ``fisher``.
+
+    Returns the loss ring's verdict per window, and the positions (in ``idx``) of the outcomes on
+    which the router's input-shift monitor fired.
+    """
     fired: list[bool] = []
+    shifts: list[int] = []
     window: list[float] = []
-    for i in idx:
+    for pos, i in enumerate(idx):
         choice = r.route(E[i])["model"]
         q = float(S[i] if choice == STRONG else W[i])
         if detector is not None:
@@ -104,8 +111,9 @@ def stream(
             for name, g in r.grads(E[i], choice, q).items():
                 if name in names:
                     fisher.consolidate(name, params[name], g)
-        r.record_outcome(choice, q, embedding=E[i])
-    return fired
+        if r.record_outcome(choice, q, embedding=E[i]):
+            shifts.append(pos)
+    return fired, shifts
 
 
 def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -125,12 +133,12 @@ def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespa
     names = HEADS if args.anchor == "heads" else tuple(router.param_names())
     names = tuple(n for n in names if n.startswith(("model.", "cell.", "skip.")) and n in router.param_names())
     deep = EWC()
-    fired_a = stream(router, E, a_stream, S, W, detector=deep, fisher=deep, names=names)
+    fired_a, shifts_a = stream(router, E, a_stream, S, W, detector=deep, fisher=deep, names=names)
     before = {"A": quality(router, E, a_test, S, W), "B": quality(router, E, b_test, S, W)}
 
     blob = to_bytes(router)
     plain = from_bytes(blob, "router")
-    fired_b = stream(plain, E, b_stream, S, W, detector=deep)
+    fired_b, shifts_b = stream(plain, E, b_stream, S, W, detector=deep)
     after = {"plain": {"A": quality(plain, E, a_test, S, W), "B": quality(plain, E, b_test, S, W)}}
     for lam in args.lambdas:
         anchored = from_bytes(blob, "router")
@@ -156,6 +164,20 @@ def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespa
             "first_fire_window_B": next((i for i, f in enumerate(fired_b) if f), None),
             "fires_B": int(sum(fired_b)),
             "windows_B": len(fired_b),
+        },
+        "input_shift": {
+            # the router's windows run on across the shift: the first one that holds B outcomes
+            # ends (-len(A)) % window outcomes into B
+            "fires_A": len(shifts_a),
+            "fires_A_at": shifts_a,
+            "first_fire_B_outcomes_after_shift": (shifts_b[0] + 1) if shifts_b else None,
+            "first_possible_fire_B_outcomes_after_shift": (-len(a_stream)) % router.shift_window
+            or router.shift_window,
+            "fires_B": len(shifts_b),
+            "fires_B_at": shifts_b,
+            "windows_A": len(a_stream) // router.shift_window,
+            "windows_B": len(b_stream) // router.shift_window,
+            "boundaries": plain.boundaries,
         },
     }
 
@@ -195,6 +217,7 @@ def table(runs: list[dict]) -> str:
             )
         lines.append(row)
     b = [r["boundary"] for r in runs]
+    s = [r["input_shift"] for r in runs]
     lines += [
         "",
         f"Boundary detector (window means of {WINDOW} prequential losses into the EWC loss ring): "
@@ -202,6 +225,13 @@ def table(runs: list[dict]) -> str:
         f"of {len(b)} seeds (first fire at B window {[x['first_fire_window_B'] for x in b]}); "
         f"fires on B {[x['fires_B'] for x in b]} of {b[0]['windows_B']} windows; false alarms on A "
         f"after warm-up {[x['false_alarms_A'] for x in b]} of {b[0]['windows_A'] - 3} windows.",
+        "",
+        "Router input-shift monitor (windows of 50 embeddings; every fire on A is false): first fire "
+        f"{[x['first_fire_B_outcomes_after_shift'] for x in s]} outcomes after the shift (earliest "
+        f"possible {[x['first_possible_fire_B_outcomes_after_shift'] for x in s]}); fires on B "
+        f"{[x['fires_B'] for x in s]} of {[x['windows_B'] for x in s]} windows, at B outcomes "
+        f"{[x['fires_B_at'] for x in s]}; fires on A {[x['fires_A'] for x in s]} of "
+        f"{[x['windows_A'] for x in s]} windows.",
     ]
     return "\n".join(lines)
 

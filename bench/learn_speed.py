@@ -148,7 +148,17 @@ def run(calls: int) -> list[dict]:
         j = next(r3)
         router.record_outcome(router.targets[j % 4], float(j % 2), embedding=xs[j % 64])
 
-    add("record_outcome with embedding (router SGD step, core)", outcome, (128, dim))
+    add("record_outcome with embedding (router AdaGrad step + input-shift monitor, core)", outcome, (128, dim))
+    quiet = FastGRNNRouter(in_dim=dim, targets=router.targets, epsilon=0.1, shift_window=0)
+    for j in range(200):
+        quiet.record_outcome(quiet.targets[j % 4], float(j % 2), embedding=xs[j % 64])
+    r4 = iter(range(10**9))
+
+    def outcome_quiet() -> None:
+        j = next(r4)
+        quiet.record_outcome(quiet.targets[j % 4], float(j % 2), embedding=xs[j % 64])
+
+    add("record_outcome with embedding (same, monitor off: shift_window=0)", outcome_quiet, (128, dim))
 
     # --- attention over a 64-node subgraph ---
     att = GraphAttention(dim=dim, seed=0, relations=["works_at", "knows", "located_in"])

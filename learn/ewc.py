@@ -9,7 +9,9 @@ array per parameter id. Because it is an EMA of ``g^2``, every entry stays withi
 
 The loss ring detects task boundaries: a loss whose z-score against the ring (up to ``ring_size``
 earlier losses, population std floored at ``std_floor``) exceeds ``z_threshold`` fires, once at
-least ``min_history`` earlier losses are in. The caller typically consolidates when it fires.
+least ``min_history`` earlier losses are in (the reference rule, :class:`learn.shift.ZRing`). The
+caller typically consolidates when it fires. It sees only shifts that move the loss level; a topic
+shift that does not (bench/README-learn.md) is caught by the router's input-shift monitor.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 
 from learn import _check
 from learn.errors import LearnInputError, StateError
+from learn.shift import ZRing
 from learn.state import State, expect_array, register
 
 __all__ = ["EWC"]
@@ -60,9 +63,7 @@ class EWC:
         self.std_floor = _check.number(std_floor, "std_floor", lo=0.0)
         self._fisher: dict[str, np.ndarray] = {}
         self._snapshot: dict[str, np.ndarray] = {}
-        self._ring = np.zeros(self.ring_size)
-        self._ring_n = 0
-        self._ring_pos = 0
+        self._ring = ZRing(self.ring_size, self.z_threshold, self.min_history, self.std_floor)
         self.boundaries = 0
         self.losses_seen = 0
 
@@ -122,15 +123,7 @@ class EWC:
 
     def record_loss(self, loss: Any) -> bool:
         """Add a loss to the ring; True when it is a boundary (z-score above the threshold)."""
-        x = _check.number(loss, "loss")
-        fired = False
-        if self._ring_n >= self.min_history:
-            prior = self._ring[: self._ring_n]
-            z = abs(x - float(prior.mean())) / max(float(prior.std()), self.std_floor)
-            fired = z > self.z_threshold
-        self._ring[self._ring_pos] = x
-        self._ring_pos = (self._ring_pos + 1) % self.ring_size
-        self._ring_n = min(self._ring_n + 1, self.ring_size)
+        fired = self._ring.push(_check.number(loss, "loss"))
         self.losses_seen += 1
         if fired:
             self.boundaries += 1
@@ -150,7 +143,7 @@ class EWC:
 
     def to_state(self) -> State:
         ids = sorted(self._fisher)
-        arrays: dict[str, np.ndarray] = {"ring": self._ring}
+        arrays: dict[str, np.ndarray] = {"ring": self._ring.values}
         for i, pid in enumerate(ids):
             arrays[f"fisher.{i}"] = self._fisher[pid]
             arrays[f"snapshot.{i}"] = self._snapshot[pid]
@@ -159,8 +152,8 @@ class EWC:
             scalars={
                 "param_ids": ids,
                 "shapes": [list(self._fisher[pid].shape) for pid in ids],
-                "ring_n": self._ring_n,
-                "ring_pos": self._ring_pos,
+                "ring_n": self._ring.n,
+                "ring_pos": self._ring.pos,
                 "boundaries": self.boundaries,
                 "losses_seen": self.losses_seen,
             },
@@ -174,7 +167,7 @@ class EWC:
         except LearnInputError as exc:
             raise StateError(f"ewc settings are invalid ({exc.field})") from exc
         sc, a = state.scalars, state.arrays
-        core._ring = expect_array(a, "ring", (core.ring_size,))
+        core._ring.restore(expect_array(a, "ring", (core.ring_size,)), sc["ring_n"], sc["ring_pos"])
         ids, shapes = sc["param_ids"], sc["shapes"]
         if len(ids) != len(shapes) or len(set(ids)) != len(ids):
             raise StateError("ewc param ids do not match their shapes")
@@ -183,12 +176,8 @@ class EWC:
         for i, (pid, shape) in enumerate(zip(ids, shapes)):
             core._fisher[str(pid)] = expect_array(a, f"fisher.{i}", tuple(shape))
             core._snapshot[str(pid)] = expect_array(a, f"snapshot.{i}", tuple(shape))
-        core._ring_n = int(sc["ring_n"])
-        core._ring_pos = int(sc["ring_pos"])
         core.boundaries = int(sc["boundaries"])
         core.losses_seen = int(sc["losses_seen"])
-        if not (0 <= core._ring_n <= core.ring_size and 0 <= core._ring_pos < core.ring_size):
-            raise StateError("ewc ring counters are out of range")
         return core
 
 

@@ -36,6 +36,12 @@ estimate fed. With an EWC anchor (:meth:`FastGRNNRouter.anchor`) each step is a 
 towards the snapshot, ``p <- (p - a*g + 2*a*lambda*F*snapshot) / (1 + 2*a*lambda*F)`` with ``a`` the
 entry's step size (``lr``, or AdaGrad's ``lr / sqrt(sum g^2)``), which is stable for any lambda.
 
+Input-shift monitor: every embedding of ``record_outcome`` also feeds a
+:class:`~learn.shift.InputShift` (windows of ``shift_window`` = 50 inputs, scored against the
+running input statistics; state like the rest). It fires at a topic shift even when the loss level
+does not move, which EWC's loss ring cannot see; ``record_outcome`` returns True on a firing
+window and :attr:`FastGRNNRouter.boundaries` counts them. ``shift_window=0`` turns it off.
+
 Modes (the ``algo`` field): ``"rule"`` before any outcome (first target, temperature 0.7, top_p 0.9,
 confidence 0.5; adapter logits can still bend the choice), ``"ema"`` when outcomes arrived without
 embeddings (the per-target EMA is the expected quality), ``"fastgrnn"`` once the network has learned
@@ -52,6 +58,7 @@ import numpy as np
 
 from learn import _check
 from learn.errors import LearnInputError, StateError
+from learn.shift import InputShift
 from learn.state import State, expect_array, register, rng_from_json, rng_to_json
 
 __all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "FastGRNNRouter", "context_bucket"]
@@ -101,7 +108,7 @@ class FastGRNNRouter:
     >>> r.route([1.0, 0.0, 0.0, 0.0])["algo"]        # nothing learned yet: the rule answers
     'rule'
     >>> for _ in range(30):                          # "small" keeps failing on this input
-    ...     r.record_outcome("small", 0.0, embedding=[1.0, 0.0, 0.0, 0.0])
+    ...     _ = r.record_outcome("small", 0.0, embedding=[1.0, 0.0, 0.0, 0.0])
     >>> out = r.route([1.0, 0.0, 0.0, 0.0], estimated_tokens=3000)
     >>> out["model"], out["algo"], out["context_bucket"], out["exploration"]
     ('large', 'fastgrnn', '4k', False)
@@ -129,6 +136,9 @@ class FastGRNNRouter:
         seed: int = 0,
         optimizer: str = "adagrad",
         skip: bool = True,
+        shift_window: int = 50,
+        shift_beta: float = 0.1,
+        shift_min: float = 2.0,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -154,6 +164,9 @@ class FastGRNNRouter:
         if not isinstance(skip, bool):
             raise LearnInputError("skip", "expected true or false")
         self.skip = skip
+        self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
+        self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
+        self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._init_params()
@@ -240,6 +253,7 @@ class FastGRNNRouter:
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
         self._fisher: dict[str, np.ndarray] = {}
         self._snap: dict[str, np.ndarray] = {}
+        self._shift = InputShift(d, self.shift_window, self.shift_beta, self.shift_min)
         self._derive()
 
     def _derive(self) -> None:
@@ -280,6 +294,16 @@ class FastGRNNRouter:
     @property
     def outcome_counts(self) -> dict[str, int]:
         return {t: int(self._outcomes[i]) for i, t in enumerate(self.targets)}
+
+    @property
+    def boundaries(self) -> int:
+        """Input-shift boundaries fired so far (see :mod:`learn.shift`)."""
+        return self._shift.boundaries
+
+    @property
+    def shift_score(self) -> float | None:
+        """The last window's input-shift score (about 1 without a shift; None before two windows)."""
+        return self._shift.last_score
 
     @property
     def updates(self) -> int:
@@ -393,8 +417,12 @@ class FastGRNNRouter:
         estimated_tokens: Any = None,
         temperature: Any = None,
         top_p: Any = None,
-    ) -> None:
-        """Fold an outcome into the target's EMA and, given the embedding, learn from it."""
+    ) -> bool:
+        """Fold an outcome into the target's EMA and, given the embedding, learn from it.
+
+        Returns True when this outcome's embedding completes an input window on which the
+        input-shift monitor fires (a topic shift; see :mod:`learn.shift`).
+        """
         k = self.target_index(target)
         q = _check.number(quality, "quality", lo=0.0, hi=1.0)
         x = None if embedding is None else _check.vector(embedding, "embedding", self.in_dim)
@@ -408,9 +436,12 @@ class FastGRNNRouter:
         baseline = float(self._ema[k])
         self._ema[k] = (1.0 - self.ema_alpha) * self._ema[k] + self.ema_alpha * q
         self._outcomes[k] += 1
-        if x is not None:
-            self._update_norm(x)
-            self._sgd(self._standardise(x), k, q, bucket, t, tp, baseline)
+        if x is None:
+            return False
+        fired = self._shift.observe(x, self._scale)  # against the statistics before x
+        self._update_norm(x)
+        self._sgd(self._standardise(x), k, q, bucket, t, tp, baseline)
+        return fired
 
     def train_batch(
         self,
@@ -423,7 +454,8 @@ class FastGRNNRouter:
         """Passes over logged outcomes (background jobs); returns the last epoch's mean loss.
 
         Samples are visited in an order drawn from the router's generator, so a batch run is as
-        reproducible as the online path.
+        reproducible as the online path. They do not feed the input-shift monitor: logged outcomes
+        were already seen online, and a batch's order says nothing about the time of a shift.
         """
         X = _check.array(embeddings, "embeddings")
         if X.ndim != 2 or X.shape[1] != self.in_dim:
@@ -654,6 +686,9 @@ class FastGRNNRouter:
             "seed": self.seed,
             "optimizer": self.optimizer,
             "skip": self.skip,
+            "shift_window": self.shift_window,
+            "shift_beta": self.shift_beta,
+            "shift_min": self.shift_min,
         }
 
     def to_state(self) -> State:
@@ -661,6 +696,7 @@ class FastGRNNRouter:
         arrays.update({f"fisher.{k}": v for k, v in self._fisher.items()})
         arrays.update({f"snapshot.{k}": v for k, v in self._snap.items()})
         arrays.update({f"adagrad.{k}": v for k, v in self._g2.items()})
+        arrays.update(self._shift.arrays("shift"))
         arrays.update(
             {
                 "mask": self._mask,
@@ -680,6 +716,7 @@ class FastGRNNRouter:
                 "explorations": self._explorations,
                 "anchored": sorted(self._fisher),
                 "rng": rng_to_json(self._rng),
+                "shift": self._shift.scalars(),
             },
             arrays=arrays,
         )
@@ -706,7 +743,8 @@ class FastGRNNRouter:
         core._outcomes = expect_array(a, "outcomes", (n,), np.int64)
         for name, ref in core._g2.items():
             core._g2[name] = expect_array(a, f"adagrad.{name}", ref.shape)
-        if len(a) != len(core._p) + len(core._g2) + 2 * len(anchored) + 5:
+        core._shift.restore(a, "shift", sc["shift"])
+        if len(a) != len(core._p) + len(core._g2) + 2 * len(anchored) + 8:
             raise StateError("router blob holds unexpected arrays")
         core._norm_n = int(sc["norm_n"])
         core._head_updates = int(sc["head_updates"])

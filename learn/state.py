@@ -49,10 +49,12 @@ __all__ = [
 ]
 
 SCHEMA = "kg-temporal.learn"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
-and AdaGrad accumulators (``adagrad.<param>``). A blob of another version is refused, never
-upgraded silently: a version-1 router would resume without its optimizer state."""
+and AdaGrad accumulators (``adagrad.<param>``); 3 = the router gained its input-shift monitor
+(``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings). A blob of
+another version is refused, never upgraded silently: a version-1 router would resume without its
+optimizer state, a version-2 one without the monitor's window and reference."""
 _ALLOWED_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 

@@ -99,12 +99,13 @@ def _init_router(core: Any, b: dict) -> tuple[Any, dict]:
 
 
 def _record_outcome(core: FastGRNNRouter, b: dict) -> tuple[Any, dict]:
-    core.record_outcome(b["target"], b["quality"], embedding=b.get("embedding"),
-                        estimated_tokens=b.get("estimated_tokens"),
-                        temperature=b.get("temperature"), top_p=b.get("top_p"))
+    shift = core.record_outcome(b["target"], b["quality"], embedding=b.get("embedding"),
+                                estimated_tokens=b.get("estimated_tokens"),
+                                temperature=b.get("temperature"), top_p=b.get("top_p"))
     return core, {"target": b["target"], "ema": core.outcome_ema[b["target"]],
                   "outcomes": core.outcome_counts[b["target"]], "algo": core.mode,
-                  "trained": b.get("embedding") is not None}
+                  "trained": b.get("embedding") is not None,
+                  "boundary": shift, "boundaries": core.boundaries}
 
 
 def _samples(b: dict) -> tuple[list, list, list, list | None]:

@@ -517,7 +517,8 @@ def _details(kind: str, core: Any) -> dict:
         return {"targets": list(core.targets), "in_dim": core.in_dim, "lr": core.lr}
     if kind == "router":
         return {"targets": list(core.targets), "in_dim": core.in_dim, "algo": core.mode,
-                "outcomes": core.outcome_counts}
+                "outcomes": core.outcome_counts, "boundaries": core.boundaries,
+                "shift_score": core.shift_score}
     if kind == "ewc":
         return {"fisher_keys": core.fisher_keys, "boundaries": core.boundaries,
                 "losses_seen": core.losses_seen}

@@ -138,7 +138,8 @@ def test_router_save_load_continue_is_bit_identical(seed, n, data):
     rng = np.random.default_rng(seed)
     xs = [unit(rng, 10) for _ in range(n)]
     make = lambda: FastGRNNRouter(  # noqa: E731
-        in_dim=10, targets=["a", "b", "c"], hidden=16, epsilon=0.3, seed=seed, costs={"a": 1.0}
+        in_dim=10, targets=["a", "b", "c"], hidden=16, epsilon=0.3, seed=seed, costs={"a": 1.0},
+        shift_window=3,  # cuts fall inside windows, between windows and inside the ring's warm-up
     )
     straight = make()
     outs = run_router(straight, xs, router_rule)
@@ -180,11 +181,11 @@ def test_attention_round_trip_attends_identically(rng):
 def trained_cores():
     rng = np.random.default_rng(0)
     lora = MicroLoRA(targets=["a", "b"], in_dim=8, seed=0)
-    router = FastGRNNRouter(in_dim=8, targets=["a", "b"], hidden=16)
+    router = FastGRNNRouter(in_dim=8, targets=["a", "b"], hidden=16, shift_window=2)
     ewc = EWC()
-    for _ in range(10):
-        x = unit(rng, 8)
-        lora.learn(x, "a", 0.9)
+    for i in range(11):  # 5 input windows closed (4 scored), one half full
+        x = unit(rng, 8) + (3.0 if i >= 8 else 0.0)
+        lora.learn(x / np.linalg.norm(x), "a", 0.9)
         router.record_outcome("b", 0.3, embedding=x)
         ewc.consolidate("p", x, x * 2)
         ewc.record_loss(float(x[0]))
@@ -318,6 +319,8 @@ def test_everything_that_drives_the_next_update_is_in_the_blob():
     names = set(router.to_state().arrays) | set(router.to_state().scalars)
     assert {"param.cell.U", "param.model.W", "mask", "ema", "norm.mean", "rng"} <= names
     assert {"param.skip.W", "adagrad.cell.U", "adagrad.model.W", "adagrad.skip.W"} <= names
+    assert {"shift.ref", "shift.sum", "shift.ring", "shift"} <= names
+    assert router.to_state().scalars["shift"]["count"] == 1  # a window in progress is state too
     ewc = trained_cores()[2]
     names = set(ewc.to_state().arrays) | set(ewc.to_state().scalars)
     assert {"ring", "fisher.0", "snapshot.0", "ring_n", "boundaries"} <= names
@@ -330,17 +333,34 @@ def test_no_pickle_anywhere_in_learn():
         assert "import pickle" not in text and "allow_pickle=True" not in text, path.name
 
 
-def test_a_router_blob_of_the_first_layout_is_refused():
+@pytest.mark.parametrize("old", ["1", "2"])
+def test_blobs_of_earlier_layouts_are_refused(old):
+    assert SCHEMA_VERSION == 3
+    for core in trained_cores():  # the version is global: every kind is refused alike
+        with pytest.raises(StateError, match=f"expected 3, blob holds '{old}'"):
+            from_bytes(with_metadata(to_bytes(core), schema_version=old), core.kind)
+
+
+def test_router_blobs_in_the_first_and_second_layouts_are_refused_under_a_current_header():
     router = trained_cores()[1]
-    blob = to_bytes(router)
-    with pytest.raises(StateError, match="schema_version mismatch: expected 2, blob holds '1'"):
-        from_bytes(with_metadata(blob, schema_version="1"), "router")
-    # the version-1 layout under a current header: no optimizer state, no skip path
-    old = [k for k in router.to_state().arrays if k.startswith("adagrad.") or "skip" in k]
+    # version 1: no optimizer state, no skip path
+    v1 = [k for k in router.to_state().arrays if k.startswith("adagrad.") or "skip" in k]
     with pytest.raises(StateError, match="missing"):
-        from_bytes(forge(router, drop=old), "router")
+        from_bytes(forge(router, drop=v1), "router")
     with pytest.raises(StateError, match="unexpected"):
         from_bytes(forge(router, settings={"optimizer": "sgd"}), "router")
+    # version 2: no input-shift monitor
+    v2 = [k for k in router.to_state().arrays if k.startswith("shift.")]
+    with pytest.raises(StateError, match="missing"):
+        from_bytes(forge(router, drop=v2), "router")
+    st_ = router.to_state()
+    no_shift = {k: v for k, v in st_.scalars.items() if k != "shift"}
+    with pytest.raises(StateError, match="inconsistent"):
+        from_bytes(to_bytes(Forged("router", State(st_.settings, no_shift, st_.arrays))), "router")
+    with pytest.raises(StateError, match="out of range"):
+        from_bytes(forge(router, scalars={"shift": {**st_.scalars["shift"], "ring_n": 11}}), "router")
+    with pytest.raises(StateError, match="out of range"):
+        from_bytes(forge(router, scalars={"shift": {**st_.scalars["shift"], "count": 2}}), "router")
 
 
 def test_router_optimizer_state_survives_a_restart_mid_stream(rng):

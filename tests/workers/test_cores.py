@@ -127,3 +127,26 @@ def test_route_read_is_deterministic_and_leaves_the_router_alone() -> None:
     assert 0.12 < explored < 0.28  # epsilon = 0.2
     again = Current(Record.decode(record.encode(), "ns", "router"), record.core())
     assert [route_read(again, x) for x in xs] == first
+
+
+def test_record_outcome_reports_an_input_shift_and_health_counts_it() -> None:
+    from workers.verbs import _details
+
+    rng = np.random.default_rng(4)
+    dim, window = 128, 50  # the router's default window; many dimensions, as real embeddings have
+    shifted = np.zeros(dim)
+    shifted[:16] = 1.5
+    events = [ev(1, "init_router", {"in_dim": dim, "targets": ["x", "y"]})]
+    for i in range(20 * window):
+        x = rng.standard_normal(dim) + (shifted if i >= 10 * window else 0.0)
+        events.append(ev(i + 2, "record_outcome", {"target": "xy"[i % 2], "quality": float(rng.random()),
+                                                   "embedding": x.tolist()}))
+    batch = apply_batch("router", None, 0, events)
+    outcomes = batch.results[1:]
+    assert all(r["ok"] for r in outcomes)
+    fired = [i for i, r in enumerate(outcomes) if r["data"]["boundary"]]
+    assert fired and fired[0] == 11 * window - 1  # the last outcome of the first shifted window
+    assert all(i < 13 * window for i in fired)
+    assert outcomes[-1]["data"]["boundaries"] == len(fired) == batch.core.boundaries
+    details = _details("router", batch.core)
+    assert details["boundaries"] == len(fired) and details["shift_score"] == batch.core.shift_score
