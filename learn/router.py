@@ -722,6 +722,20 @@ class FastGRNNRouter:
         )
 
     @classmethod
+    def upgrade(cls, state: State, version: int) -> State:
+        """A version-2 state (before the input-shift monitor) with a fresh monitor added.
+
+        The monitor only observes, so the router learns on exactly as before; it
+        starts counting windows from the upgrade.
+        """
+        if version != 2:
+            raise StateError(f"no upgrade from router layout {version}")
+        fresh = cls(**state.settings).to_state()  # the monitor's defaults and empty window
+        shift = {k: v for k, v in fresh.arrays.items() if k.startswith("shift.")}
+        return State({**fresh.settings, **state.settings}, {**state.scalars, "shift": fresh.scalars["shift"]},
+                     {**state.arrays, **shift})
+
+    @classmethod
     def from_state(cls, state: State) -> FastGRNNRouter:
         try:
             core = cls(**state.settings)

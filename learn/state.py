@@ -39,6 +39,7 @@ from learn.errors import StateError
 __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
+    "OLDEST_READABLE",
     "State",
     "from_bytes",
     "peek_kind",
@@ -52,9 +53,14 @@ SCHEMA = "kg-temporal.learn"
 SCHEMA_VERSION = 3
 """Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
 and AdaGrad accumulators (``adagrad.<param>``); 3 = the router gained its input-shift monitor
-(``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings). A blob of
-another version is refused, never upgraded silently: a version-1 router would resume without its
-optimizer state, a version-2 one without the monitor's window and reference."""
+(``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings).
+
+Blobs are written at ``SCHEMA_VERSION`` and read back to ``OLDEST_READABLE``: a kind whose layout
+changed since then says how to read the older one (``upgrade(state, version)``; the router's
+version-2 blobs get a fresh monitor, which only observes, so learning resumes exactly), the other
+kinds' layouts are unchanged. Anything else is refused, never upgraded silently: a version-1 router
+would resume without its optimizer state."""
+OLDEST_READABLE = 2
 _ALLOWED_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 
 
@@ -128,9 +134,10 @@ def rng_from_json(data: Any) -> np.random.Generator:
 # --- blobs ------------------------------------------------------------------------------------
 
 
-def _checksum(kind: str, settings: str, scalars: str, arrays: dict[str, np.ndarray]) -> str:
+def _checksum(kind: str, settings: str, scalars: str, arrays: dict[str, np.ndarray],
+              version: int = SCHEMA_VERSION) -> str:
     h = hashlib.sha256()
-    for part in (SCHEMA, str(SCHEMA_VERSION), kind, settings, scalars):
+    for part in (SCHEMA, str(version), kind, settings, scalars):
         h.update(part.encode())
         h.update(b"\x00")
     for name in sorted(arrays):
@@ -204,9 +211,11 @@ def from_bytes(blob: bytes, expected_kind: str) -> Any:
     meta = _read_metadata(blob)
     if meta.get("schema") != SCHEMA:
         raise StateError(f"schema mismatch: expected {SCHEMA!r}")
-    if meta.get("schema_version") != str(SCHEMA_VERSION):
+    readable = {str(v): v for v in range(OLDEST_READABLE, SCHEMA_VERSION + 1)}
+    version = readable.get(meta.get("schema_version"))
+    if version is None:
         raise StateError(
-            f"schema_version mismatch: expected {SCHEMA_VERSION}, "
+            f"schema_version mismatch: expected {OLDEST_READABLE} to {SCHEMA_VERSION}, "
             f"blob holds {meta.get('schema_version')!r}"
         )
     kind = meta.get("kind")
@@ -220,7 +229,7 @@ def from_bytes(blob: bytes, expected_kind: str) -> Any:
     except (SafetensorError, ValueError, TypeError) as exc:
         raise StateError("blob tensors are unreadable") from exc
     settings_json, scalars_json = meta.get("settings", ""), meta.get("scalars", "")
-    if meta.get("checksum") != _checksum(kind, settings_json, scalars_json, arrays):
+    if meta.get("checksum") != _checksum(kind, settings_json, scalars_json, arrays, version):
         raise StateError("checksum mismatch: blob is corrupt")
     try:
         settings = json.loads(settings_json)
@@ -230,7 +239,10 @@ def from_bytes(blob: bytes, expected_kind: str) -> Any:
     if not isinstance(settings, dict) or not isinstance(scalars, dict):
         raise StateError("settings and scalars must be JSON objects")
     try:
-        return cls.from_state(State(settings, scalars, arrays))
+        state = State(settings, scalars, arrays)
+        if version != SCHEMA_VERSION and hasattr(cls, "upgrade"):
+            state = cls.upgrade(state, version)
+        return cls.from_state(state)
     except StateError:
         raise
     except (KeyError, TypeError, ValueError) as exc:
