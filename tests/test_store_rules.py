@@ -213,14 +213,18 @@ def test_in_order_batch_cuts_a_stored_fact_that_ends_before_its_later_facts(stor
     assert [v["dst"] for v in store.query_at(ns, "gail", 42 * day)] == ["B"]
 
 
-def test_relation_made_functional_after_its_facts_were_stored(store, ns):
-    """Facts stored while a relation was not functional are found when it becomes functional."""
+def _plain_then_functional(store):
+    """Two stores on one graph: works_at plain (before it was made functional), then functional."""
     from kg.store import EdgeStore
 
-    plain = EdgeStore(store.graph, functional=())
+    return EdgeStore(store.graph, functional=()), EdgeStore(store.graph, functional=("works_at",))
+
+
+def test_relation_made_functional_after_its_facts_were_stored(store, ns):
+    """Facts stored while a relation was not functional are found when it becomes functional."""
+    plain, functional = _plain_then_functional(store)
     plain.insert_edge(ns, e("late", src="erin", dst="Late", rel="works_at", valid_at=50, created_at=100))
     plain.insert_edge(ns, e("now", src="erin", dst="Now", rel="works_at", valid_at=20, created_at=110))
-    functional = EdgeStore(store.graph, functional=("works_at",))
     functional.insert_edge(ns, e("early", src="erin", dst="Early", rel="works_at", valid_at=10, created_at=120))
     assert store.get_edge(ns, "early")["invalid_at"] == 20  # cut by the first later fact
     assert sorted(v["dst"] for v in store.query_at(ns, "erin", 60)) == ["Late", "Now"]  # stored before: untouched
@@ -228,12 +232,9 @@ def test_relation_made_functional_after_its_facts_were_stored(store, ns):
 
 def test_overlapping_history_from_before_a_relation_was_functional_is_read_in_full(store, ns):
     """Two open facts stored while works_at was plain: a later functional fact must end both, not only the latest."""
-    from kg.store import EdgeStore
-
-    plain = EdgeStore(store.graph, functional=())
+    plain, functional = _plain_then_functional(store)
     plain.insert_edge(ns, e("v", src="hal", dst="V", rel="works_at", valid_at=60, created_at=100))
     plain.insert_edge(ns, e("l", src="hal", dst="L", rel="works_at", valid_at=50, created_at=101))
-    functional = EdgeStore(store.graph, functional=("works_at",))
     functional.insert_edge(ns, e("n", src="hal", dst="N", rel="works_at", valid_at=20, created_at=102))
     assert store.get_edge(ns, "n")["invalid_at"] == 50
     assert sorted(v["dst"] for v in store.query_at(ns, "hal", 65)) == ["L", "V"]  # untouched: starts before neither
