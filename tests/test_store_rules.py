@@ -3,6 +3,7 @@
 import pytest
 
 from kg.errors import Conflict, InvalidInput, NotFound
+from kg.store import EdgeStore
 from kg.temporal import NewEdge
 from kg.usercypher import run_read_only
 
@@ -274,3 +275,16 @@ def test_expect_new_batch_with_existing_ids_falls_back_to_reading_them(store, ns
     assert store.get_edge(ns, "job0")["invalid_at"] == 30
     fresh = store.insert_many(ns, [e("fresh", src="f", dst="G", valid_at=40)], expect_new=True)
     assert (fresh.inserted, store.get_edge(ns, "fresh")["dst"]) == (1, "G")
+
+
+def test_query_at_answers_a_subject_that_outgrows_the_whole_subject_scan(store, ns):
+    """query_at scans a small subject whole; once it has scan_limit versions the scan is cut short and the keyed read must answer."""
+    small_scan = EdgeStore(store.graph, store.functional, scan_limit=3)
+    store.insert_edge(ns, e("j1", src="erin", dst="org1", rel="works_at", valid_at=10, created_at=100))
+    assert [v["dst"] for v in small_scan.query_at(ns, "erin", 95)] == ["org1"]
+    later = [e(f"j{k}", src="erin", dst=f"org{k}", rel="works_at", valid_at=10 * k, created_at=200) for k in range(2, 11)]
+    assert store.insert_many(ns, later).rejected == []
+    for k in range(1, 11):
+        assert [v["dst"] for v in small_scan.query_at(ns, "erin", 10 * k + 5)] == [f"org{k}"]
+        assert [v["dst"] for v in small_scan.query_at(ns, "erin", 10 * k + 5, known_at=150)] == ["org1"]
+    assert [v["dst"] for v in small_scan.query_at(ns, "erin", 5)] == []
