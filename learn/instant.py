@@ -28,7 +28,9 @@ the pull never overshoots the snapshot).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,7 +110,8 @@ class MicroLoRA:
         self._replay_x = np.zeros((self.replay_size, self.in_dim))
         self._replay_t = np.zeros(self.replay_size, dtype=np.int64)
         self._replay_s = np.zeros(self.replay_size)
-        self._replay_w = np.zeros(self.replay_size)  # |s|, the sampling weights
+        self._replay_w = [0.0] * self.replay_size  # |s|, the sampling weights
+        self._replay_cum = [0.0] * (self.replay_size + 1)  # cum[k] = w[0] + ... + w[k-1]
         self._replay_n = 0
         self._replay_pos = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
@@ -159,19 +162,27 @@ class MicroLoRA:
             return
         s = (q - 0.5) * 2.0
         self._step(x, t, s)
-        # (this runs once per event in the workers: ndarray methods rather than the np.* wrappers,
-        # same operations in the same order, bit for bit; tests/learn/test_learn_instant_reference)
+        # (this runs once per event in the workers, so it is tuned: same operations in the same
+        # order as the plain code, bit for bit; tests/learn/test_learn_instant_reference)
         pos = self._replay_pos
         self._replay_x[pos] = x
         self._replay_t[pos] = t
         self._replay_s[pos] = s
-        self._replay_w[pos] = abs(s)
         size = self.replay_size
         self._replay_pos = (pos + 1) % size
-        n = self._replay_n = min(self._replay_n + 1, size)
+        n_old = self._replay_n
+        n = self._replay_n = min(n_old + 1, size)
+        # Sampling is np.cumsum(w[:n]) + searchsorted(side="right"), done on Python floats: the
+        # running sums are kept between calls and redone only from the first slot whose sum
+        # changed (none when the overwritten weight is the same), adding left to right from 0.0
+        # exactly as cumsum does, so the drawn index is the same bit for bit.
+        w, cum = self._replay_w, self._replay_cum
+        lo = min(pos, n_old) if w[pos] != abs(s) else n_old
+        w[pos] = abs(s)
+        if lo < n:
+            cum[lo : n + 1] = accumulate(w[lo:n], initial=cum[lo])
         if n >= self.replay_min:
-            cum = self._replay_w[:n].cumsum()
-            i = int(cum.searchsorted(self._rng.random() * cum[-1], side="right"))
+            i = bisect_right(cum, self._rng.random() * cum[n], 1, n + 1) - 1
             i = min(i, n - 1)
             self._step(self._replay_x[i], int(self._replay_t[i]), 0.5 * self._replay_s[i])
         self._lr = max(self._lr * self.lr_decay, self.lr_min)
@@ -180,7 +191,9 @@ class MicroLoRA:
     def _step(self, x: np.ndarray, t: int, s: float) -> None:
         lr = self._lr
         A, B = self._A, self._B
-        h = A @ x
+        # ndarray.dot dispatches faster than @ and gives the same BLAS result for a unit-stride x;
+        # for a view with a negative or zero stride, @ sums without BLAS (in another order)
+        h = A.dot(x) if x.strides[0] == 8 else A @ x
         c = lr * s
         col = B[:, t]  # a view: the column this step changes
         a_step = c * col  # uses B before this step's change
@@ -190,9 +203,9 @@ class MicroLoRA:
             A -= np.minimum(lr * self.ewc_lambda * self._fisher_A, 1.0) * (A - self._snap_A)
             B -= np.minimum(lr * self.ewc_lambda * self._fisher_B, 1.0) * (B - self._snap_B)
         col += c * h
-        A += np.multiply.outer(a_step, x)
+        A += a_step[:, None] * x  # np.multiply.outer(a_step, x), with less dispatch
         P = self._P
-        sq = float(P @ P)
+        sq = float(P.dot(P))
         if sq > self.max_norm * self.max_norm:
             P *= self.max_norm / math.sqrt(sq)
 
@@ -286,7 +299,8 @@ class MicroLoRA:
         core._replay_x = expect_array(a, "replay_x", (m, d))
         core._replay_t = expect_array(a, "replay_t", (m,), np.int64)
         core._replay_s = expect_array(a, "replay_s", (m,))
-        core._replay_w = np.abs(core._replay_s)
+        core._replay_w = np.abs(core._replay_s).tolist()
+        core._replay_cum[1:] = accumulate(core._replay_w)
         core._fisher_A = expect_array(a, "fisher_A", (r, d))
         core._fisher_B = expect_array(a, "fisher_B", (r, n))
         core._snap_A = expect_array(a, "snapshot_A", (r, d))
