@@ -18,6 +18,11 @@ Then, timed:
 - **floors**: in the same runs, ``python -c`` processes that only import numpy, and numpy +
   redis + pydantic's ``BaseModel`` + safetensors (what a read cannot do without), from ``Popen``
   to their first statement after the imports;
+- **forked from a preloaded parent**: a parent process that has done the imports and opened
+  nothing forks a child for each run, which builds a ``Session`` and answers the same reads; timed
+  from just before ``fork`` to both answers. This is how the Celery prefork pool replaces a killed
+  worker child, and how a preloading server (``gunicorn --preload`` style) restarts a worker: the
+  interpreter start and the imports are paid once by the parent, not by each restart;
 - **restore in a running process**: a new ``Session`` (cold cache) answering the same reads;
 - **replay instead**: rebuilding the same state by applying the whole history again in-process
   (the cores' own speed; the engine users complained about took ~30 s for 200 trajectories).
@@ -55,6 +60,23 @@ with Session() as s:
 heavy = [m for m in ("neo4j", "celery", "pydantic", "numpy", "redis.asyncio") if m in sys.modules]
 print(json.dumps({"marks": marks, "heavy_modules": heavy, "route": route, "adapter": adapter}))
 """
+PRELOADED_PARENT = r"""
+import json, os, sys, time
+from kg.dispatch import Session
+req = json.loads(sys.argv[1])
+for _ in sys.stdin:  # one forked child per line; the parent itself never connects
+    forked_at = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        with Session() as s:
+            route = s.dispatch(req["route"])
+            adapter = s.dispatch(req["apply_adapter"])
+        done = (time.monotonic(), time.process_time())  # a forked child's CPU clock starts at 0
+        sys.stdout.write(json.dumps({"forked_at": forked_at, "done": done, "route": route, "adapter": adapter}) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
+    os.waitpid(pid, 0)
+"""
 FLOORS = {"numpy": "import numpy",
           "numpy, redis, pydantic's BaseModel, safetensors":
               "import numpy, redis, safetensors.numpy\nfrom pydantic import BaseModel"}
@@ -79,6 +101,25 @@ def fresh_answers(reqs: dict, expected: dict, env: dict[str, str]) -> dict[str, 
     return {"total_s": answered - t0, "start_s": started - t0, "imports_s": imported - started,
             "restore_s": answered - imported, "total_cpu_s": cpu2, "start_cpu_s": cpu0,
             "imports_cpu_s": cpu1 - cpu0, "restore_cpu_s": cpu2 - cpu1, "heavy_modules": got["heavy_modules"]}
+
+
+def forked_answers(reqs: dict, expected: dict, env: dict[str, str], runs: int) -> list[dict[str, float]]:
+    """``runs`` children forked from one preloaded parent, each answering ``reqs`` (checked)."""
+    parent = subprocess.Popen([sys.executable, "-c", PRELOADED_PARENT, json.dumps(reqs)], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    out = []
+    try:
+        for _ in range(runs):
+            parent.stdin.write("\n")
+            parent.stdin.flush()
+            got = json.loads(parent.stdout.readline())
+            assert got["route"] == expected["route"] and got["adapter"] == expected["apply_adapter"], got
+            (done, cpu) = got["done"]
+            out.append({"total_s": done - got["forked_at"], "total_cpu_s": cpu})
+    finally:
+        parent.stdin.close()
+        parent.wait(timeout=60)
+    return out
 
 
 def floor(imports: str, env: dict[str, str]) -> dict[str, float]:
@@ -142,6 +183,7 @@ def main() -> None:
                 for name, imports in FLOORS.items():
                     floors[name].append(floor(imports, env))
 
+        forked = forked_answers(reqs, expected, env, args.runs)
         warm = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -191,6 +233,7 @@ def main() -> None:
         row("the same with the project's bytecode cached: Popen to first answers", cached, "total"),
         row("  of which imports (from kg.dispatch import Session)", cached, "imports"),
         *(row(f"floor: Popen to done importing {name}", runs, "total") for name, runs in floors.items()),
+        row("forked from a preloaded parent: fork to first answers (new Session, connect, restore)", forked, "total"),
         row("restore in a running process (new Session, cold cache)", [], ms=float(np.median(warm)) * 1e3),
         row(f"replaying the {n} trajectories + {n} outcomes instead", [], ms=replay_s * 1e3),
     ]
@@ -201,7 +244,7 @@ def main() -> None:
             "target": "first answer from restored state under 50 ms",
             "reference": "~30 s to replay 200 trajectories in the engine users complained about"}
     path = save("workers_restore", {"meta": meta, "rows": rows, "fresh": fresh, "fresh_bytecode_cached": cached,
-                                    "floors_s": floors, "warm_s": warm})
+                                    "floors_s": floors, "forked": forked, "warm_s": warm})
     print(f"\nrestore of an adapter + router trained on {n} trajectories (dim {dim}; blobs {blob_bytes} bytes), "
           f"median of {args.runs}, load {meta['load_average'][0]:.1f}\n")
     print("| what | median wall ms | median CPU ms |")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
+import numpy.random  # noqa: F401  (numpy 2 loads it on first use; every restore needs it, so with the module)
 import safetensors.numpy as st_numpy
 from safetensors import SafetensorError
 

@@ -3,10 +3,16 @@ the drain, the stack helpers or anything else a worker needs (see docs/workers.m
 
 from __future__ import annotations
 
+import encodings.idna  # noqa: F401  (the socket module imports it on the first connect to a host name)
+
 import redis
 
 from kg.config import Settings
 from kg.errors import RedisUnavailable
+
+# Told once: otherwise redis-py looks its own version up in the package metadata for every new
+# connection (for CLIENT SETINFO), ~3 ms each, and the first lookup imports email.parser.
+DRIVER_INFO = redis.DriverInfo(lib_version=redis.__version__)
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -14,4 +20,4 @@ def redis_client(settings: Settings) -> redis.Redis:
     if not settings.redis_url:
         raise RedisUnavailable("no Redis configured: run `kg up` or set KG_REDIS_URL")
     return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
-                                health_check_interval=30)
+                                health_check_interval=30, driver_info=DRIVER_INFO)
