@@ -44,9 +44,10 @@ def fork_key(start: int, end: int) -> int:
     """The key of the half-open interval ``[start, end)`` (``end == OPEN`` for open)."""
     if end >= OPEN:
         return OPEN_KEY
-    lo, hi = start + _SHIFT, max(end - 1, start) + _SHIFT
-    level = max(0, (lo ^ hi).bit_length() - BASE_BITS)
-    return _key(lo, level)
+    # max() spelt out: its calls cost more than the rest (ingest keys every edge)
+    lo, hi = start + _SHIFT, (end - 1 if end > start else start) + _SHIFT
+    bits = (lo ^ hi).bit_length()
+    return _key(lo, bits - BASE_BITS if bits > BASE_BITS else 0)
 
 
 def stab_keys(t: int) -> list[int]:

@@ -15,7 +15,7 @@ from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat
 
 from kg.errors import InvalidInput
 from kg.temporal import NewEdge, canonical_json
-from kg.timeparse import to_ms
+from kg.timeparse import MAX_MS, MIN_MS, to_ms
 
 MAX_ID = 512
 MAX_ATTRIBUTES_BYTES = 64_000
@@ -24,6 +24,8 @@ DEFAULT_RELATION = "related_to"
 
 
 def _ms(value: Any) -> Any:
+    if type(value) is int and MIN_MS <= value <= MAX_MS:
+        return value  # already epoch ms, as bulk sources give them: what to_ms would return
     if value is None:
         return None
     try:
@@ -154,8 +156,8 @@ def parse(model: type[BaseModel], body: Any, prefix: str = "") -> Any:
     """Validate ``body`` as ``model``; raise InvalidInput naming the first bad field."""
     if not isinstance(body, dict):
         raise InvalidInput(prefix.rstrip(".") or "body", "must be a JSON object")
-    try:
-        return model.model_validate(body)
+    try:  # model_validate without its wrapper, which costs a tenth of validating an edge
+        return model.__pydantic_validator__.validate_python(body)
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(str(p) for p in first["loc"]) or "body"
