@@ -165,10 +165,9 @@ class EdgeStore:
         """
         subject = (ns, src)
         if known_at is None:
-            scan, statement, params = q("scan_subject_current"), q("query_current"), {"keys": current_keys(t)}
+            scan, keyed = q("scan_subject_current"), q("query_current")
         else:
-            scan, statement = q("scan_subject_known_at"), q("query_known_at")
-            params = {"known_at": known_at, "keys": as_of_keys(t, known_at)}
+            scan, keyed = q("scan_subject_known_at"), q("query_known_at")
 
         def read(tx: neo4j.ManagedTransaction) -> list[dict]:
             if self.scan_limit and subject not in self._large_subjects:
@@ -179,7 +178,8 @@ class EdgeStore:
                 if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
                     self._large_subjects.clear()  # a hint only: forgetting costs one more scan
                 self._large_subjects.add(subject)
-            return [r["v"] for r in rows(tx, statement, ns=ns, src=src, t=t, open=OPEN, **params)]
+            keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
+            return [r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)]
 
         found = self.graph.read(read)
         views = [Version.from_props(props).flat(ns) for props in found]
