@@ -1,6 +1,6 @@
 // subgraph_edges_current: current edges leaving any of the given subjects that are valid at $t (time filters after the index lookup, as in edges/query_current)
 MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys
+WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
 WITH r
 WHERE r.sys_to = $open AND r.valid_from <= $t AND $t < r.valid_to
 RETURN r.src AS src, r.dst AS dst, r.relation AS relation, r.weight AS weight,

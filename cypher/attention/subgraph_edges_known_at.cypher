@@ -1,6 +1,6 @@
 // subgraph_edges_known_at: edges leaving any of the given subjects valid at $t as believed at $known_at
 MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys
+WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
   AND r.sys_from <= $known_at AND $known_at < r.sys_to
   AND r.valid_from <= $t AND $t < r.valid_to
 RETURN r.src AS src, r.dst AS dst, r.relation AS relation, r.weight AS weight,
