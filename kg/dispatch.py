@@ -201,10 +201,12 @@ HEALTH_HOOKS: dict[str, Callable[[Session, Any], dict]] = {}
 def _redis_health(settings: Settings) -> dict:
     import redis
 
+    from workers.connect import DRIVER_INFO
+
     if not settings.redis_url:
         return {"reachable": False, "detail": "not configured"}
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, driver_info=DRIVER_INFO)
         try:
             return {"reachable": bool(client.ping()), "url": settings.redis_url}
         finally:

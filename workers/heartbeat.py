@@ -14,6 +14,8 @@ import time
 
 import redis
 
+from workers.connect import DRIVER_INFO
+
 PREFIX = "kg:workers:"
 EVERY_S = 3.0
 TTL_S = 12
@@ -22,7 +24,8 @@ TTL_S = 12
 class Heartbeat(threading.Thread):
     def __init__(self, redis_url: str, name: str, role: str) -> None:
         super().__init__(name=f"kg-heartbeat-{role}", daemon=True)
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5,
+                                           driver_info=DRIVER_INFO)
         self.key = PREFIX + name
         self.payload = {"name": name, "role": role, "pid": os.getpid(), "host": socket.gethostname(),
                         "started_ms": time.time_ns() // 1_000_000}
