@@ -130,6 +130,8 @@ class Session:
             request = json.loads(line)
         except ValueError:
             return json.dumps({"ok": False, "verb": None, "error": "request: not valid JSON"})
+        except RecursionError:
+            return json.dumps({"ok": False, "verb": None, "error": "request: nested too deeply"})
         return json.dumps(self.dispatch(request), ensure_ascii=False)
 
 

@@ -46,9 +46,15 @@ def _attributes_json(value: Any) -> str:
         return "{}"
     try:
         text = canonical_json(value)
+    except RecursionError:
+        raise ValueError("is nested too deeply") from None
     except (TypeError, ValueError):
         raise ValueError("must be a JSON object of finite values") from None
-    if len(text.encode()) > MAX_ATTRIBUTES_BYTES:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # a lone surrogate: named, not echoed
+        raise ValueError("must be valid Unicode text (holds a lone surrogate)") from None
+    if size > MAX_ATTRIBUTES_BYTES:
         raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
     return text
 

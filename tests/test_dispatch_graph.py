@@ -37,10 +37,15 @@ def test_contradict_and_ingest_verbs(session, ns):
                                                     "created_at": None}})
     assert out["ok"], out
     assert out["data"]["invalidated"][0]["invalidated_by"] == "e2"
-    rows = [{"id": f"i{k}", "src": "s", "dst": f"d{k}", "valid_at": k} for k in range(5)] + [{"id": "bad"}]
+    deep: object = 1
+    for _ in range(5_000):
+        deep = {"k": deep}
+    rows = [{"id": f"i{k}", "src": "s", "dst": f"d{k}", "valid_at": k} for k in range(5)] + [
+        {"id": "bad"}, {"id": "deep", "src": "s", "dst": "d", "valid_at": 0, "attributes": deep}]
     out = call(session, "ingest", {"namespace": ns, "edges": rows, "created_at": 5})
     assert out["ok"] and out["data"]["inserted"] == 5
     assert out["data"]["rejected"][0]["index"] == 5 and "src" in out["data"]["rejected"][0]["error"]
+    assert out["data"]["rejected"][1] == {"index": 6, "error": "attributes: is nested too deeply"}
     again = call(session, "ingest", {"namespace": ns, "edges": rows[:5], "created_at": 9})
     assert again["data"]["inserted"] == 0 and again["data"]["unchanged"] == 5
 

@@ -83,6 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._send(400, {"ok": False, "verb": None, "error": "request: not valid JSON"})
             return
+        except RecursionError:
+            self._send(400, {"ok": False, "verb": None, "error": "request: nested too deeply"})
+            return
         self._send(200, self.server.session.dispatch(request))
 
     def _drain_body(self) -> None:

@@ -181,3 +181,35 @@ def test_bulk_submission_is_all_or_nothing_and_applies_in_order(ready) -> None:
         for t in tickets[-1:]), 30, "the bulk to be applied")
     log = [eid for _, eid, _, _ in store.applied_log(NS, "instant")]
     assert log[-50:] == [t["event_id"] for t in tickets]
+
+
+def _nested(depth: int, leaf: object) -> object:
+    """A value nested ``depth`` levels deep, alternating lists and objects (deeper than the JSON
+    encoder's recursion limit when ``depth`` is in the thousands)."""
+    for level in range(depth):
+        leaf = [leaf] if level % 2 else {"k": leaf}
+    return leaf
+
+
+def test_deeply_nested_values_are_refused_naming_the_field(ready) -> None:
+    d = ready.dispatch
+    store = learning(ready).store
+    before = snapshot(store)
+    deep = _nested(5_000, 1.0)
+    for verb, spec in VERBS.items():
+        for field in spec.model.model_fields:
+            if field == "namespace":
+                continue
+            out = d({"verb": verb, "body": {"namespace": NS, field: deep}})
+            assert out["ok"] is False, (verb, field, out)
+            assert not out["error"].startswith("internal error"), (verb, field, out)
+    edge = {"namespace": NS, "id": "deep", "src": "a", "dst": "b", "valid_at": 0, "created_at": 0,
+            "attributes": {"k": deep}}
+    assert d({"verb": "insert_edge", "body": edge})["error"] == "attributes: is nested too deeply"
+    lone = dict(edge, attributes={"k": "\ud800"})
+    assert d({"verb": "insert_edge", "body": lone})["error"] == \
+        "attributes: must be valid Unicode text (holds a lone surrogate)"
+    line = "[" * 100_000 + "]" * 100_000
+    assert json.loads(ready.dispatch_line(line)) == {"ok": False, "verb": None, "error": "request: nested too deeply"}
+    assert d({"verb": "health", "body": {"namespace": NS}})["ok"], "the session still answers"
+    assert snapshot(store) == before
