@@ -54,7 +54,8 @@ def fetch(graph: Graph, ns: str, src: str, hops: int, t: int, known_at: int | No
                     nxt.append(r["dst"])
             frontier = sorted(nxt)
         found = rows(tx, q("node_embeddings"), ns=ns, names=sorted(seen))
-        nodes = {r["name"]: [float(x) for x in r["embedding"]] for r in found
+        nodes = {r["name"]: [float(x) for x in r["embedding"]]  # by name: the answer's last bits
+                 for r in sorted(found, key=lambda r: r["name"])  # depend on the nodes' order
                  if isinstance(r["embedding"], list)}
         return nodes, edges
 

@@ -123,13 +123,14 @@ def test_pipeline_through_cli_and_http_survives_a_worker_restart(stack_settings,
 
 def test_attend_reads_its_subgraph_from_the_graph_as_of_t(stack_settings, kg_env) -> None:
     ns = f"attend-{time.time_ns()}"
-    emb = {"Acme": [0.1] * DIM, "Globex": [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "bob": [-0.5] * DIM}
+    # "$ns": a name ArcadeDB once resolved as the parameter when matched from an UNWIND row
+    emb = {"Acme": [0.1] * DIM, "Globex": [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7], "$ns": [-0.5] * DIM}
     setup = [{"verb": "init_attention", "body": {"namespace": ns, "dim": DIM, "relations": ["works_at", "knows"]}}]
     setup += [{"verb": "upsert_node", "body": {"namespace": ns, "name": n, "embedding": v}} for n, v in emb.items()]
     setup += [
         {"verb": "insert_edge", "body": {"namespace": ns, "id": "acme", "src": "alice", "dst": "Acme",
                                          "relation": "works_at", "valid_at": T1, "created_at": T1}},
-        {"verb": "insert_edge", "body": {"namespace": ns, "id": "knows", "src": "alice", "dst": "bob",
+        {"verb": "insert_edge", "body": {"namespace": ns, "id": "knows", "src": "alice", "dst": "$ns",
                                          "relation": "knows", "valid_at": T1, "created_at": T1}},
         {"verb": "insert_edge", "body": {"namespace": ns, "id": "globex", "src": "alice", "dst": "Globex",
                                          "relation": "works_at", "valid_at": T2, "created_at": T2 + 10}},
@@ -141,15 +142,15 @@ def test_attend_reads_its_subgraph_from_the_graph_as_of_t(stack_settings, kg_env
         {"verb": "attend", "body": {"namespace": ns, "query": q, "src": "alice", "t": T1 + 1}},
         {"verb": "attend", "body": {"namespace": ns, "query": q, "src": "alice", "t": T2 + 1, "known_at": T2}},
         {"verb": "attend", "body": {"namespace": ns, "query": q, "now_ms": T2 + 1, "subgraph": {
-            "nodes": {"Globex": emb["Globex"], "bob": emb["bob"]},
+            "nodes": {"$ns": emb["$ns"], "Globex": emb["Globex"]},  # in name order, as read from the graph
             "edges": [{"src": "alice", "dst": "Globex", "relation": "works_at", "t_ms": T2},
-                      {"src": "alice", "dst": "bob", "relation": "knows", "t_ms": T1}]}}},
+                      {"src": "alice", "dst": "$ns", "relation": "knows", "t_ms": T1}]}}},
     ])
     assert all(o["ok"] for o in out), out
     now, then, believed, inline = (o["data"] for o in out)
-    assert sorted(now["weights"]) == ["Globex", "bob"] and now["source"] == "graph"
-    assert sorted(then["weights"]) == ["Acme", "bob"]
-    assert sorted(believed["weights"]) == ["Acme", "bob"]  # Globex was learned after T2
+    assert sorted(now["weights"]) == ["$ns", "Globex"] and now["source"] == "graph"
+    assert sorted(then["weights"]) == ["$ns", "Acme"]
+    assert sorted(believed["weights"]) == ["$ns", "Acme"]  # Globex was learned after T2
     for d in (now, then, believed):
         for h in range(8):
             assert abs(sum(w[h] for w in d["weights"].values()) - 1.0) < 1e-12
