@@ -1,4 +1,5 @@
-// node_embeddings: the stored embeddings of the named entities (attention node vectors); an IN list, not UNWIND + MATCH map, which ArcadeDB resolves wrongly for a name like "$ns"
+// node_embeddings: the stored embeddings of the named entities (attention node vectors); the name is compared in WHERE, not in a MATCH map (ArcadeDB matches a map value like "$ns" from an UNWIND row as that parameter) nor with IN $names (ArcadeDB scans for that: ~50 ms against ~3 ms among 280k entities)
+UNWIND $names AS name
 MATCH (n:Entity)
-WHERE n.ns = $ns AND n.name IN $names AND n.embedding IS NOT NULL
+WHERE n.ns = $ns AND n.name = name AND n.embedding IS NOT NULL
 RETURN n.name AS name, n.embedding AS embedding
