@@ -7,8 +7,6 @@ imported by the supervisor, is used only in the forked processes).
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import signal
 import subprocess
@@ -18,105 +16,31 @@ from pathlib import Path
 import pytest
 
 from _streams import init_requests, probes, update_requests
-from conftest import REPO, free_port, wait_for
+from conftest import REPO, wait_for
+from kg.stack import pid_alive
+from workers.localproc import Serve, post
 
 T1 = 1_546_300_800_000
 
 
-def stat(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...), None if gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return raw.rsplit(")", 1)[1].split()
-
-
-def alive(pid: int) -> bool:
-    fields = stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
-def children(pid: int) -> set[int]:
-    """Live processes whose parent is ``pid`` (the kernel here has no /proc/<pid>/task/*/children)."""
-    out = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = stat(int(entry))
-            if fields is not None and fields[0] != "Z" and int(fields[1]) == pid:
-                out.add(int(entry))
-    return out
-
-
-def post(port: int, request: dict) -> dict:
-    """One request on a new connection (no keep-alive across a kill)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request("POST", "/v1/dispatch", body=json.dumps(request).encode(),
-                     headers={"Content-Type": "application/json", "Connection": "close"})
-        resp = conn.getresponse()
-        assert resp.status == 200
-        return json.loads(resp.read())
-    finally:
-        conn.close()
-
-
-class Serve:
-    """``kg serve --processes N`` as a subprocess; stderr and stdout in ``log``."""
-
-    def __init__(self, env: dict[str, str], processes: int, log: Path) -> None:
-        self.port = free_port()
-        self.processes = processes
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kg.cli", "serve", "--processes", str(processes), "--port", str(self.port)],
-                env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def children(self) -> set[int]:
-        return children(self.proc.pid)
-
-    def replaced(self, before: set[int]) -> set[int] | None:
-        """The serving processes once they differ from ``before`` and are N again."""
-        kids = self.children()
-        return kids if kids != before and len(kids) == self.processes else None
-
-    def wait_ready(self) -> set[int]:
-        def ready() -> set[int] | None:
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            kids = self.children()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-                conn.request("GET", "/openapi.json")
-                ok = conn.getresponse().status == 200
-                conn.close()
-            except OSError:
-                return None
-            return kids if ok and len(kids) == self.processes else None
-
-        return wait_for(ready, 60, "kg serve to answer with all its processes", every=0.1)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
 @pytest.fixture
 def serve(tmp_path: Path):
+    """``serve(env, n)`` starts ``kg serve --processes n``; anything left is killed at the end."""
     started: list[Serve] = []
 
     def start(env: dict[str, str], processes: int) -> Serve:
         s = Serve(env, processes, tmp_path / f"serve{len(started)}.log")
         started.append(s)
-        return s
+        return s.start()
 
     yield start
     for s in started:
         kids = s.children()
-        s.stop()
+        if s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait(10)
         for pid in kids:
-            if alive(pid):
+            if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -171,7 +95,7 @@ def test_a_killed_serving_process_is_replaced_and_answers_the_same(
 
     os.kill(server.proc.pid, signal.SIGTERM)
     assert server.proc.wait(30) == 0, server.log.read_text()[-3000:]
-    assert not [pid for pid in replaced if alive(pid)], "serving processes outlived the supervisor"
+    assert not [pid for pid in replaced if pid_alive(pid)], "serving processes outlived the supervisor"
 
 
 def test_sigterm_lets_a_request_in_flight_finish(env, redis_server, serve) -> None:
@@ -193,7 +117,7 @@ def test_sigterm_lets_a_request_in_flight_finish(env, redis_server, serve) -> No
         out = answer.result(60)
     assert out["ok"] is False and "ticket" in out["error"], out
     assert server.proc.wait(30) == 0, server.log.read_text()[-3000:]
-    assert not [pid for pid in kids if alive(pid)]
+    assert not [pid for pid in kids if pid_alive(pid)]
 
 
 def test_serving_processes_stop_when_the_supervisor_is_killed(env, serve) -> None:
@@ -201,7 +125,7 @@ def test_serving_processes_stop_when_the_supervisor_is_killed(env, serve) -> Non
     kids = server.wait_ready()
     server.proc.kill()
     server.proc.wait(10)
-    wait_for(lambda: not any(alive(pid) for pid in kids), 30, "orphaned serving processes to exit")
+    wait_for(lambda: not any(pid_alive(pid) for pid in kids), 30, "orphaned serving processes to exit")
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])
