@@ -13,6 +13,7 @@ thread; each child builds its own :class:`kg.dispatch.Session` (its own connecti
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -205,6 +206,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     try:
         preload()
         openapi = spec(VERBS, bool(ws.api_key))
+        gc.collect()
+        gc.freeze()  # the children's collections skip what the supervisor built (~5 ms off a first answer)
         url = url_of(sock.getsockname())
         print(f"kg: dispatch on {url}/v1/dispatch (OpenAPI at {url}/openapi.json)"
               + ("; API key required" if ws.api_key else "")
