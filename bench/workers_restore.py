@@ -23,6 +23,13 @@ Then, timed:
   from just before ``fork`` to both answers. This is how the Celery prefork pool replaces a killed
   worker child, and how a preloading server (``gunicorn --preload`` style) restarts a worker: the
   interpreter start and the imports are paid once by the parent, not by each restart;
+- **``kg serve --processes 1``, kill -9 of the serving process**: a real ``kg serve`` supervisor
+  (:mod:`workers.prefork`) against the same redis-server, warmed with one request; each run
+  sends SIGKILL to its serving process and at once a ``route`` request on a new connection (it
+  waits in the listening socket's backlog, which the supervisor holds), timed from the kill to
+  the answer, which the replacement gives from restored state (checked against the running
+  service's). Between runs the replacement is left to live past the supervisor's crash-loop
+  window (1 s);
 - **restore in a running process**: a new ``Session`` (cold cache) answering the same reads;
 - **replay instead**: rebuilding the same state by applying the whole history again in-process
   (the cores' own speed; the engine users complained about took ~30 s for 200 trajectories).
@@ -37,10 +44,12 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,6 +131,31 @@ def forked_answers(reqs: dict, expected: dict, env: dict[str, str], runs: int) -
     return out
 
 
+def serve_restarts(reqs: dict, expected: dict, env: dict[str, str], runs: int, log: Path) -> list[float]:
+    """Seconds from SIGKILL of ``kg serve --processes 1``'s serving process to the answer of a
+    ``route`` sent right after it (checked against ``expected``), ``runs`` times."""
+    from workers.localproc import Serve, post, wait_for
+    from workers.prefork import MIN_UPTIME_S
+
+    server = Serve(env, 1, log).start()
+    try:
+        (child,) = server.wait_ready()
+        assert post(server.port, reqs["route"]) == expected["route"]  # warm: the supervisor is idle
+        out = []
+        for _ in range(runs):
+            time.sleep(MIN_UPTIME_S + 0.2)  # not a crash loop: the process lived past the window
+            t0 = time.monotonic()
+            os.kill(child, signal.SIGKILL)
+            got = post(server.port, reqs["route"])
+            out.append(time.monotonic() - t0)
+            assert got == expected["route"], got
+            (child,) = wait_for(lambda: server.replaced({child}), 30, "the replacement")
+        return out
+    finally:
+        code = server.stop()
+        assert code == 0, f"kg serve exited with {code}: {log.read_text()[-2000:]}"
+
+
 def floor(imports: str, env: dict[str, str]) -> dict[str, float]:
     """A process that only imports ``imports``: wall and CPU time to its first statement after."""
     t0, out = run_child(FLOOR_CHILD.format(imports=imports), [], env)
@@ -184,6 +218,8 @@ def main() -> None:
                     floors[name].append(floor(imports, env))
 
         forked = forked_answers(reqs, expected, env, args.runs)
+        with tempfile.TemporaryDirectory(prefix="kg-serve-") as serve_dir:
+            restarts = serve_restarts(reqs, expected, env, args.runs, Path(serve_dir) / "serve.log")
         warm = []
         for _ in range(args.runs):
             t0 = time.perf_counter()
@@ -234,6 +270,8 @@ def main() -> None:
         row("  of which imports (from kg.dispatch import Session)", cached, "imports"),
         *(row(f"floor: Popen to done importing {name}", runs, "total") for name, runs in floors.items()),
         row("forked from a preloaded parent: fork to first answers (new Session, connect, restore)", forked, "total"),
+        row("kg serve --processes 1: kill -9 of the serving process → first answer from its replacement "
+            "(restored state), route over HTTP", [], ms=float(np.median(restarts)) * 1e3),
         row("restore in a running process (new Session, cold cache)", [], ms=float(np.median(warm)) * 1e3),
         row(f"replaying the {n} trajectories + {n} outcomes instead", [], ms=replay_s * 1e3),
     ]
@@ -244,7 +282,8 @@ def main() -> None:
             "target": "first answer from restored state under 50 ms",
             "reference": "~30 s to replay 200 trajectories in the engine users complained about"}
     path = save("workers_restore", {"meta": meta, "rows": rows, "fresh": fresh, "fresh_bytecode_cached": cached,
-                                    "floors_s": floors, "forked": forked, "warm_s": warm})
+                                    "floors_s": floors, "forked": forked, "serve_restart_s": restarts,
+                                    "warm_s": warm})
     print(f"\nrestore of an adapter + router trained on {n} trajectories (dim {dim}; blobs {blob_bytes} bytes), "
           f"median of {args.runs}, load {meta['load_average'][0]:.1f}\n")
     print("| what | median wall ms | median CPU ms |")

@@ -101,16 +101,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from kg.dispatch import Session
-    from workers.http import serve
+    from workers.prefork import CrashLoop, serve
 
-    with Session() as session:
-        try:
-            serve(session, args.host, args.port)
-        except OSError as exc:
-            print(f"kg serve: cannot listen: {exc.strerror}", file=sys.stderr)
-            return 2
-    return 0
+    try:
+        return serve(Settings.from_env(), args.host, args.port, args.processes)
+    except OSError as exc:
+        print(f"kg serve: cannot listen: {exc.strerror}", file=sys.stderr)
+        return 2
+    except CrashLoop as exc:
+        print(f"kg serve: {exc}", file=sys.stderr)
+        return 1
 
 
 def cmd_state_show(args: argparse.Namespace) -> int:
@@ -129,6 +129,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kg.demo import run_demo
 
     return run_demo(Path(args.data))
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve POST /v1/dispatch over HTTP (127.0.0.1 by default)")
     p.add_argument("--host", default=None, help="bind address (default KG_HTTP_HOST or 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default KG_HTTP_PORT or 8765)")
+    p.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                   help="serving processes forked by a preloading supervisor, which replaces one that "
+                        "dies (default 1)")
     p.set_defaults(fn=cmd_serve)
     state = sub.add_parser("state", help="inspect or roll back learned state in Redis")
     state_sub = state.add_subparsers(dest="state_command", required=True)

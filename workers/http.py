@@ -11,9 +11,11 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Iterator
 
 from kg.dispatch import VERBS, Session
 from workers.openapi import spec
@@ -49,12 +51,20 @@ class _Handler(BaseHTTPRequestHandler):
         return given is not None and hmac.compare_digest(given.encode(), key.encode())
 
     def do_GET(self) -> None:  # noqa: N802
+        with self.server.busy():
+            self._get()
+
+    def do_POST(self) -> None:  # noqa: N802
+        with self.server.busy():
+            self._post()
+
+    def _get(self) -> None:
         if self.path == "/openapi.json":
             self._send(200, self.server.openapi)
         else:
             self._send(404, {"ok": False, "verb": None, "error": "path: not found"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def _post(self) -> None:
         if self.path != "/v1/dispatch":
             self._drain_body()
             self._send(404, {"ok": False, "verb": None, "error": "path: not found"})
@@ -99,33 +109,77 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+BACKLOG = 128  # connections the kernel queues while every serving process is busy or restarting
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound once by the supervisor and shared by the processes it forks.
+
+    Non-blocking: every process polls it and only one wins a connection; a blocking ``accept`` in
+    the others would hang until the next connection (and hold up their shutdown).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def url_of(address: tuple) -> str:
+    host, port = address[:2]
+    return f"http://{host}:{port}"
+
+
 class DispatchServer(ThreadingHTTPServer):
+    """One process's HTTP front. With ``sock`` it serves an already listening socket (inherited
+    from the supervisor, :mod:`workers.prefork`) instead of binding its own; ``openapi`` is the
+    description built by the supervisor (~40 ms that a restarted process need not spend)."""
+
     daemon_threads = True
 
-    def __init__(self, session: Session, host: str | None = None, port: int | None = None) -> None:
+    def __init__(self, session: Session, host: str | None = None, port: int | None = None,
+                 sock: socket.socket | None = None, openapi: dict[str, Any] | None = None) -> None:
         ws = session.settings.workers
         self.session = session
         self.api_key = ws.api_key
-        self.openapi = spec(VERBS, bool(ws.api_key))
-        super().__init__((host or ws.http_host, ws.http_port if port is None else port), _Handler)
+        self.openapi = openapi or spec(VERBS, bool(ws.api_key))
+        self._busy = 0
+        self._idle = threading.Condition()
+        address = (host or ws.http_host, ws.http_port if port is None else port)
+        super().__init__(address, _Handler, bind_and_activate=sock is None)
+        if sock is not None:
+            self.socket.close()  # the unbound one socketserver made
+            self.socket = sock
+            self.server_address = sock.getsockname()
+            self.server_name, self.server_port = self.server_address[:2]
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return url_of(self.server_address)
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Count a request in flight (so that a stopping process can let it finish)."""
+        with self._idle:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False if some still are after ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def start_background(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, name="kg-http", daemon=True)
         thread.start()
         return thread
-
-
-def serve(session: Session, host: str | None = None, port: int | None = None) -> None:
-    """Serve until interrupted (``kg serve``)."""
-    server = DispatchServer(session, host, port)
-    print(f"kg: dispatch on {server.url}/v1/dispatch (OpenAPI at {server.url}/openapi.json)"
-          + ("; API key required" if server.api_key else ""), flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()

@@ -5,6 +5,7 @@ group so that a ``kill -9`` takes the pool children too. Not used by the service
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from typing import Iterator
 
 import redis
 
-from kg.stack import free_port  # noqa: F401  (re-exported for tests)
+from kg.stack import free_port, pid_alive
 
 REPO = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 6  # short, so a killed worker's tasks come back quickly
@@ -157,6 +158,96 @@ class Worker:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+
+def children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (read from /proc: this kernel has no
+    /proc/<pid>/task/*/children, and psutil is not a dependency)."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                state, ppid = fh.read().rsplit(")", 1)[1].split()[:2]
+        except OSError:
+            continue
+        if state != "Z" and int(ppid) == pid:
+            out.add(int(entry))
+    return out
+
+
+def post(port: int, request: dict, timeout: float = 60) -> dict:
+    """One dispatch request on a new connection (no keep-alive: each may reach another process)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", "/v1/dispatch", body=json.dumps(request).encode(),
+                     headers={"Content-Type": "application/json", "Connection": "close"})
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise AssertionError(f"HTTP {resp.status}: {body[:300]!r}")
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
+class Serve:
+    """``kg serve --processes N`` on a free port as a subprocess (output in ``log``)."""
+
+    def __init__(self, env: dict[str, str], processes: int, log: Path) -> None:
+        self.env = env
+        self.port = free_port()
+        self.processes = processes
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Serve":
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kg.cli", "serve", "--processes", str(self.processes),
+                 "--port", str(self.port)],
+                env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def children(self) -> set[int]:
+        return children(self.proc.pid)
+
+    def replaced(self, before: set[int]) -> set[int] | None:
+        """The serving processes once they differ from ``before`` and are N again."""
+        kids = self.children()
+        return kids if kids != before and len(kids) == self.processes else None
+
+    def wait_ready(self, timeout: float = 60) -> set[int]:
+        """Wait until it answers and runs all its serving processes; returns their pids."""
+        def ready() -> set[int] | None:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"kg serve exited: {self.log.read_text()[-3000:]}")
+            kids = self.children()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/openapi.json")
+                ok = conn.getresponse().status == 200
+                conn.close()
+            except OSError:
+                return None
+            return kids if ok and len(kids) == self.processes else None
+
+        return wait_for(ready, timeout, "kg serve to answer with all its processes", every=0.1)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM (the supervisor stops its processes); SIGKILL for all if that hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        kids = self.children()
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for pid in kids | self.children() | {self.proc.pid}:
+                if pid_alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+            return self.proc.wait(10)
 
 
 def worker_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
