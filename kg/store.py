@@ -8,7 +8,7 @@ re-reads the world every time.  All statements are named files in ``cypher/``.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -175,15 +175,74 @@ class EdgeStore:
                                known_at=known_at).single(strict=True)
                 if small["n"] < self.scan_limit:
                     return small["v"]
-                if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
-                    self._large_subjects.clear()  # a hint only: forgetting costs one more scan
-                self._large_subjects.add(subject)
+                self._remember_large(subject)
             keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
             return [r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)]
 
         found = self.graph.read(read)
         views = [Version.from_props(props).flat(ns) for props in found]
         return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
+
+    def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
+                      max_edges: int = 256) -> list[dict]:
+        """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
+
+        Breadth first, in one read transaction, each hop's whole frontier in one go; a hop
+        keeps the first edges by id that fit in ``max_edges``.  Rows hold ``src``, ``dst``,
+        ``relation``, ``weight``, ``valid_from`` and ``edge_id`` (attention's subgraph).
+        """
+        def read(tx: neo4j.ManagedTransaction) -> list[dict]:
+            seen, frontier, edges = {src}, [src], []
+            for _ in range(hops):
+                if not frontier or len(edges) >= max_edges:
+                    break
+                found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
+                frontier = []
+                for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
+                    edges.append(row)
+                    if row["dst"] not in seen:
+                        seen.add(row["dst"])
+                        frontier.append(row["dst"])
+                frontier.sort()
+            return edges
+
+        return self.graph.read(read)
+
+    def _edges_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str], t: int,
+                  known_at: int | None, limit: int) -> list[dict]:
+        """Edges of ``srcs`` valid at ``t``, with at least the first ``limit`` by id.
+
+        As in ``query_at``: subjects not known to be large are scanned whole in one
+        statement (a seek per subject), the others read by time keys (a seek per
+        subject and key).  A scan that fills its limit (``scan_limit`` per subject)
+        is not used: it names the subjects that filled ``scan_limit`` on their own,
+        which are remembered as large, and the whole frontier is read by keys.
+        """
+        current = known_at is None
+        keyed = [s for s in srcs if (ns, s) in self._large_subjects] if self.scan_limit else srcs
+        small = [s for s in srcs if (ns, s) not in self._large_subjects] if self.scan_limit else []
+        found: list[dict] = []
+        if small:
+            cap = self.scan_limit * len(small)
+            scanned = tx.run(q("scan_subjects_current" if current else "scan_subjects_known_at"), ns=ns,
+                             srcs=small, t=t, open=OPEN, known_at=known_at, limit=cap).single(strict=True)
+            if scanned["n"] < cap:
+                found = scanned["v"]
+            else:
+                for subject, count in Counter(scanned["srcs"]).items():
+                    if count >= self.scan_limit:
+                        self._remember_large((ns, subject))
+                keyed = srcs
+        if keyed:
+            keys = current_keys(t) if current else as_of_keys(t, known_at)
+            found += rows(tx, q("query_subjects_current" if current else "query_subjects_known_at"), ns=ns,
+                          srcs=keyed, t=t, open=OPEN, known_at=known_at, keys=keys, limit=limit)
+        return found
+
+    def _remember_large(self, subject: tuple[str, str]) -> None:
+        if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
+            self._large_subjects.clear()  # a hint only: forgetting costs one more scan
+        self._large_subjects.add(subject)
 
 
 def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:

@@ -112,11 +112,17 @@ class Model:
                         out.add((i, v.dst))
         return sorted(out)
 
+    def neighbourhood(self, src, t, known_at=None):
+        """Two hops out of ``src``: its edges, and those of each subject they reach."""
+        first = self.query(src, t, known_at)
+        second = [e for dst in sorted({d for _, d in first} - {src}) for e in self.query(dst, t, known_at)]
+        return sorted(set(first + second))
+
 
 ids = st.sampled_from(["e1", "e2", "e3", "e4", "e5"])
 srcs = st.sampled_from(["alice", "bob"])
 rels = st.sampled_from([FUNCTIONAL, "knows"])
-dsts = st.sampled_from(["acme", "globex", "initech"])
+dsts = st.sampled_from(["acme", "globex", "initech", "bob"])  # bob: a second hop
 times = st.integers(0, 12)  # a small domain makes equal stamps (the edge cases) common
 op = st.one_of(
     st.tuples(st.just("insert"), ids, srcs, rels, dsts, times, st.one_of(st.none(), st.integers(0, 14))),
@@ -189,6 +195,11 @@ def assert_store_matches(store, ns, model, clock):
                 expect = model.query(src, t, known_at)
                 actual = sorted((v["id"], v["dst"]) for v in reader.query_at(ns, src, t, known_at))
                 assert actual == expect, ("known_at", src, t, known_at, reader.scan_limit)
+    for reader, t in itertools.product((store, keyed), range(-1, 16, 2)):
+        for known_at in (None, 105, clock):
+            expect = model.neighbourhood("alice", t, known_at)
+            actual = sorted((r["edge_id"], r["dst"]) for r in reader.neighbourhood(ns, "alice", 2, t, known_at))
+            assert actual == expect, ("neighbourhood", t, known_at, reader.scan_limit)
 
     for i, versions in model.edges.items():
         stored = [(v["valid_from"], v["valid_to"], v["sys_from"], v["sys_to"], v["dst"])

@@ -288,3 +288,23 @@ def test_query_at_answers_a_subject_that_outgrows_the_whole_subject_scan(store, 
         assert [v["dst"] for v in small_scan.query_at(ns, "erin", 10 * k + 5)] == [f"org{k}"]
         assert [v["dst"] for v in small_scan.query_at(ns, "erin", 10 * k + 5, known_at=150)] == ["org1"]
     assert [v["dst"] for v in small_scan.query_at(ns, "erin", 5)] == []
+
+
+def test_neighbourhood_reads_a_frontier_with_a_large_subject_by_keys(store, ns):
+    """A hop scans its whole frontier at once; a scan cut short by a large subject is not used:
+    the hop is read by time keys, and the subject that filled the scan is remembered as large."""
+    small_scan = EdgeStore(store.graph, store.functional, scan_limit=3)
+    keyed = EdgeStore(store.graph, store.functional, scan_limit=0)
+    edges = [e(f"r-{d}", src="root", dst=d, valid_at=10) for d in ("hubby", "s1", "s2")]
+    edges += [e(f"h{k}", src="hubby", dst=f"org{k}", rel="works_at", valid_at=10 * k) for k in range(1, 9)]
+    edges += [e("s1-x", src="s1", dst="x", valid_at=10), e("s2-y", src="s2", dst="y", valid_at=10)]
+    assert store.insert_many(ns, edges).rejected == []
+    for t, known_at in ((85, None), (45, None), (45, 100), (5, None)):
+        expect = keyed.neighbourhood(ns, "root", 2, t, known_at)
+        got = small_scan.neighbourhood(ns, "root", 2, t, known_at)
+        assert got == expect, (t, known_at)
+    ids = sorted(r["edge_id"] for r in small_scan.neighbourhood(ns, "root", 2, 85))
+    assert ids == ["h8", "r-hubby", "r-s1", "r-s2", "s1-x", "s2-y"]
+    assert (ns, "hubby") in small_scan._large_subjects and (ns, "s1") not in small_scan._large_subjects
+    assert [r["edge_id"] for r in small_scan.neighbourhood(ns, "root", 2, 85, max_edges=4)] == \
+        ["r-hubby", "r-s1", "r-s2", "h8"]

@@ -450,7 +450,7 @@ def _attend(session: Session, body: Attend) -> dict:
             raise InvalidInput("t", "is required with src")
         from workers.subgraph import fetch
 
-        nodes, edges = fetch(session.graph, body.namespace, body.src, body.hops, body.t,
+        nodes, edges = fetch(session.store, body.namespace, body.src, body.hops, body.t,
                              body.known_at, body.max_edges)
         now = body.now_ms if body.now_ms is not None else body.t
         source = "graph"

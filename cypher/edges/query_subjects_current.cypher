@@ -1,4 +1,4 @@
-// subgraph_edges_current: current edges leaving any of the given subjects that are valid at $t (time filters after the index lookup, as in edges/query_current)
+// query_subjects_current: current edges leaving any of the given subjects that are valid at $t, looked up by time keys (one seek per subject and key: for subjects too large to scan); the time filters run after the index lookup, as in query_current
 MATCH ()-[r:FACT]->()
 WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
 WITH r

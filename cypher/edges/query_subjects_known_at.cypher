@@ -1,4 +1,4 @@
-// subgraph_edges_known_at: edges leaving any of the given subjects valid at $t as believed at $known_at
+// query_subjects_known_at: edges leaving any of the given subjects valid at $t as believed at $known_at, looked up by time keys (one seek per subject and key: for subjects too large to scan)
 MATCH ()-[r:FACT]->()
 WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
   AND r.sys_from <= $known_at AND $known_at < r.sys_to
