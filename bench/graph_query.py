@@ -9,7 +9,10 @@ each, only a few valid at any time).  Then, interleaved sample by sample, it
 times: the baseline (one indexed node lookup ``MATCH (n:Entity {ns, name})``
 through ``execute_read``, the cheapest round trip that touches an index), and
 ``EdgeStore.query_at`` for ordinary subjects and hubs, current and ``known_at``,
-at random times.  Reports p50/p99 and the p50 ratio to the baseline.
+at random times, and ``EdgeStore.neighbourhood`` (attention's subgraph) 3 hops out of
+an ordinary subject, current and ``known_at``, next to the same read with every hop
+by time keys (``scan_limit=0``, how it read before).  Reports p50/p99 and the p50
+ratio to the baseline.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from bench._common import percentiles, running_stack, save
 from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
 from kg.dispatch import Session
 from kg.errors import NotFound
+from kg.store import EdgeStore
 from kg.ingest import edges_from_records
 
 LOOKUP = "MATCH (n:Entity {ns: $ns, name: $name}) RETURN n.name AS name"  # the baseline, plain driver
@@ -43,8 +47,9 @@ def measure(session, ns: str, n: int, samples: int, seed: int = 11) -> dict:
     store, graph = session.store, session.graph
     subjects = max(1, (n - 5 * 1500) // 5)
     learned_to = LEARNED_FROM + n * MINUTE_MS
+    keyed = EdgeStore(graph, store.functional, scan_limit=0)
     kinds = {"lookup": [], "ordinary_current": [], "ordinary_known_at": [], "hub_current": [],
-             "hub_known_at": []}
+             "hub_known_at": [], "3_hops_current": [], "3_hops_known_at": [], "3_hops_by_keys_only": []}
     sizes = {k: [] for k in kinds}
 
     def timed(kind, fn):
@@ -62,6 +67,9 @@ def measure(session, ns: str, n: int, samples: int, seed: int = 11) -> dict:
         timed("ordinary_known_at", lambda: store.query_at(ns, person, t, known))
         timed("hub_current", lambda: store.query_at(ns, hub, t))
         timed("hub_known_at", lambda: store.query_at(ns, hub, t, known))
+        timed("3_hops_current", lambda: store.neighbourhood(ns, person, 3, t))
+        timed("3_hops_known_at", lambda: store.neighbourhood(ns, person, 3, t, known))
+        timed("3_hops_by_keys_only", lambda: keyed.neighbourhood(ns, person, 3, t))
     base = percentiles(kinds["lookup"])["p50_ms"]
     report = {}
     for kind, samples_s in kinds.items():
