@@ -92,6 +92,21 @@ def read_answers(dispatch, ns: str, xs: list[list[float]]) -> dict[str, list]:
     }
 
 
+def trained_reads(dispatch, ns: str, seed: int) -> tuple[list[dict], list[dict]]:
+    """Train ``ns`` with 20 update events through the workers; return the three read requests
+    (route, apply_adapter, ewc_penalty) on one probe and the running service's answers."""
+    for req in init_requests(ns) + update_requests(ns, 20, seed=seed):
+        out = dispatch(req)
+        assert out["ok"], out
+    x = probes(seed=seed + 1, n=1)[0]
+    reads = [{"verb": "route", "body": {"namespace": ns, "embedding": x, "estimated_tokens": 5000}},
+             {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": x}},
+             {"verb": "ewc_penalty", "body": {"namespace": ns, "param_id": "layer0", "params": x[:8]}}]
+    expected = [dispatch(r) for r in reads]
+    assert all(a["ok"] for a in expected), expected
+    return reads, expected
+
+
 def expected_answers(cores: dict[str, Any], xs: list[list[float]]) -> dict[str, list]:
     """The same answers computed from reference cores, outside the service."""
     instant, router, ewc = cores["instant"], cores["router"], cores["ewc"]

@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from _streams import init_requests, probes, update_requests
+from _streams import trained_reads
 
 # modules a process that only reads learned state must not import (email.parser: redis-py reading
 # its own version from the package metadata for each new connection, ~3 ms each)
@@ -30,15 +30,7 @@ print(json.dumps({"answers": answers, "imported": [m for m in json.loads(sys.arg
 def test_a_fresh_process_answers_reads_without_the_graph_driver_or_celery(env, workers, learn_session) -> None:
     ns = "cold"
     workers("w1")
-    for req in init_requests(ns) + update_requests(ns, 20, seed=3):
-        out = learn_session.dispatch(req)
-        assert out["ok"], out
-    x = probes(seed=4, n=1)[0]
-    reads = [{"verb": "route", "body": {"namespace": ns, "embedding": x, "estimated_tokens": 5000}},
-             {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": x}},
-             {"verb": "ewc_penalty", "body": {"namespace": ns, "param_id": "layer0", "params": x[:8]}}]
-    expected = [learn_session.dispatch(r) for r in reads]
-    assert all(a["ok"] for a in expected), expected
+    reads, expected = trained_reads(learn_session.dispatch, ns, seed=3)
 
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(NOT_ON_THE_READ_PATH), *map(json.dumps, reads)],
                          env=env, capture_output=True, text=True, timeout=120)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from _streams import init_requests, probes, update_requests
+from _streams import trained_reads
 from conftest import REPO, wait_for
 from kg.stack import pid_alive
 from workers.localproc import Serve, post
@@ -48,15 +48,7 @@ def test_a_killed_serving_process_is_replaced_and_answers_the_same(
         env, stack_settings, workers, learn_session, serve) -> None:
     ns = "prefork"
     workers("w1")
-    for req in init_requests(ns) + update_requests(ns, 20, seed=5):
-        out = learn_session.dispatch(req)
-        assert out["ok"], out
-    x = probes(seed=6, n=1)[0]
-    reads = [{"verb": "route", "body": {"namespace": ns, "embedding": x, "estimated_tokens": 5000}},
-             {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": x}},
-             {"verb": "ewc_penalty", "body": {"namespace": ns, "param_id": "layer0", "params": x[:8]}}]
-    expected = [learn_session.dispatch(r) for r in reads]
-    assert all(a["ok"] for a in expected), expected
+    reads, expected = trained_reads(learn_session.dispatch, ns, seed=5)
 
     graph_env = dict(env, KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password)
     server = serve(graph_env, 2)
@@ -83,7 +75,7 @@ def test_a_killed_serving_process_is_replaced_and_answers_the_same(
     assert not replaced & first
 
     # a replacement also takes updates (publishes the drain; the worker applies it)
-    update = {"verb": "feedback", "body": {"namespace": ns, "embedding": x, "model": "small",
+    update = {"verb": "feedback", "body": {"namespace": ns, "embedding": reads[1]["body"]["embedding"], "model": "small",
                                            "payload": {"quality": 0.9}, "now_ms": T1, "event_id": "after-kill"}}
     assert post(server.port, update)["ok"]
     after = [learn_session.dispatch(r) for r in reads]
