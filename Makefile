@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench clean
-setup: $(STAMP) tools/cypherlint/node_modules/.installed
+NEO4J_LAUNCHER := tools/neo4j/target/kg-neo4j-launcher-1.jar
+
+setup: $(STAMP) tools/cypherlint/node_modules/.installed $(NEO4J_LAUNCHER)
 	@command -v redis-server >/dev/null || { \
 	  echo "installing redis-server (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -16,6 +18,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev,local]'
 	touch $(STAMP)
+
+# Neo4j 5.26 Community and its launcher: Maven fetches the jars once (~120 MB, kept in
+# ~/.m2 and copied to tools/neo4j/target/lib); later starts need no network.
+$(NEO4J_LAUNCHER): tools/neo4j/pom.xml tools/neo4j/src/main/java/kg/neo4j/Launcher.java
+	@command -v mvn >/dev/null || { \
+	  echo "installing maven and a JDK 17 (Debian packages)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq maven openjdk-17-jdk-headless >/dev/null; }
+	mvn -q -B -f tools/neo4j/pom.xml package
+	touch $@
 
 tools/cypherlint/node_modules/.installed: tools/cypherlint/package-lock.json
 	npm ci --prefix tools/cypherlint --no-audit --no-fund --loglevel=error
@@ -33,4 +45,4 @@ bench: setup
 
 clean:
 	-$(VENV)/bin/kg down
-	rm -rf $(VENV) .kg tools/cypherlint/node_modules
+	rm -rf $(VENV) .kg tools/cypherlint/node_modules tools/neo4j/target

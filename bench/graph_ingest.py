@@ -2,6 +2,7 @@
 
     python -m bench.graph_ingest                 # YAGO11k + Wikidata12k, and a 1,000,000-edge stream
     python -m bench.graph_ingest --edges 100000  # a smaller generated stream
+    python -m bench.graph_ingest --servers neo4j # one server (default: neo4j,arcadedb, one after the other)
 
 A third small dataset, "job updates", has 2,000 subjects each taking a new job
 (``works_at``, functional) in each of 10 rounds: every batch cuts 2,000 stored
@@ -34,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench._common import RESULTS, running_stack, save
+from bench._common import RESULTS, running_graph, save, server_list
 from bench.graph_stream import job_updates, write_edges, write_jsonl
 from tqdm import tqdm
 
@@ -136,9 +137,9 @@ def _vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-def server_peak_rss_mb(home: Path) -> float | None:
+def server_peak_rss_mb(home: Path, server: str) -> float | None:
     try:
-        return _vm_hwm_kb(int((home / "run" / "arcadedb.pid").read_text())) / 1024 or None
+        return _vm_hwm_kb(int((home / "run" / f"{server}.pid").read_text())) / 1024 or None
     except (OSError, ValueError):
         return None
 
@@ -173,14 +174,25 @@ def main() -> None:
     parser.add_argument("--edges", type=int, default=1_000_000, help="size of the generated stream")
     parser.add_argument("--batch", type=int, default=2000, help="edges per transaction (kg ingest: KG_BATCH_SIZE)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each small dataset (median reported)")
+    parser.add_argument("--servers", type=server_list, default="neo4j,arcadedb",
+                        help="graph servers to measure, one after the other (default: neo4j,arcadedb)")
     parser.add_argument("--skip-datasets", action="store_true")
     parser.add_argument("--skip-memory", action="store_true", help="skip the separate kg ingest run")
     parser.add_argument("--memory-only", action="store_true", help="only the separate kg ingest run")
     args = parser.parse_args()
-    settings = running_stack()
     tag = str(int(time.time()))
-    results = []
     stream_path = write_jsonl(RESULTS / f"stream-{args.edges}.jsonl", args.edges)
+    payload = {"batch": args.batch, "cpus": os.cpu_count(), "servers": {}}
+    for server in args.servers:
+        print(f"\n== {server}", flush=True)
+        payload["servers"][server] = run_server(server, args, tag, stream_path)
+    print(f"results: {save('graph_ingest_memory' if args.memory_only else 'graph_ingest', payload)}")
+
+
+def run_server(server: str, args: argparse.Namespace, tag: str, stream_path: Path) -> dict:
+    """Every measurement on one graph server."""
+    settings = running_graph(server)
+    results = []
     with Session(settings) as session:
         graph, store = session.graph, session.store
         graph.write(lambda tx: tx.run(RAW_INDEX).consume())
@@ -198,9 +210,9 @@ def main() -> None:
         print(f"kg ingest of the stream in its own process: {memory['seconds']:.0f} s,"
               f" peak RSS {memory['peak_rss_mb']:.0f} MB (namespace stream{tag}-{args.edges};"
               f" reuse it with python -m bench.graph_query --namespace-prefix stream{tag})")
-    payload = {"batch": args.batch, "results": results, "kg_ingest_process": memory,
-               "server_peak_rss_mb": server_peak_rss_mb(settings.home), "cpus": os.cpu_count()}
-    print(f"results: {save('graph_ingest_memory' if args.memory_only else 'graph_ingest', payload)}")
+    peak = server_peak_rss_mb(settings.home, server)
+    print(f"{server} peak RSS so far: {peak or 0:,.0f} MB", flush=True)
+    return {"results": results, "kg_ingest_process": memory, "server_peak_rss_mb": peak}
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python -m bench.graph_query                       # 100,000 and 1,000,000 edges
     python -m bench.graph_query --sizes 100000        # one size
+    python -m bench.graph_query --servers neo4j       # one server (default: neo4j,arcadedb)
 
 For each size a namespace is loaded with the generated stream (bench.graph_stream:
 ordinary subjects with a few edges, 5 hubs with 1,500 edges and 3,900 versions
@@ -23,7 +24,7 @@ import time
 
 from tqdm import tqdm
 
-from bench._common import percentiles, running_stack, save
+from bench._common import percentiles, running_graph, save, server_list
 from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
 from kg.dispatch import Session
 from kg.errors import NotFound
@@ -84,28 +85,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--samples", type=int, default=400)
+    parser.add_argument("--servers", type=server_list, default="neo4j,arcadedb",
+                        help="graph servers to measure, one after the other (default: neo4j,arcadedb)")
     parser.add_argument("--namespace-prefix", default=None,
                         help="namespaces are <prefix>-<size>; one already loaded is reused")
     args = parser.parse_args()
-    settings = running_stack()
     prefix = args.namespace_prefix or f"q{int(time.time())}"
     results = {}
-    with Session(settings) as session:
-        for n in args.sizes:
-            ns = f"{prefix}-{n}"
-            load_s = None
-            try:
-                session.store.get_edge(ns, "hub0-job0")  # loaded by an earlier run: reuse it
-            except NotFound:
-                load_s = load(session.store, ns, n)
-            report = measure(session, ns, n, args.samples)
-            results[str(n)] = {"namespace": ns, "load_seconds": load_s, **report}
-            print(f"\n{n:,} edges (namespace {ns})")
-            print(f"{'query':<20} {'p50 ms':>8} {'p99 ms':>8} {'x lookup':>9} {'rows':>6}")
-            for kind, stats in report.items():
-                print(f"{kind:<20} {stats['p50_ms']:>8.2f} {stats['p99_ms']:>8.2f}"
-                      f" {stats['ratio_p50_to_lookup']:>9.2f} {stats['mean_rows']:>6.1f}")
-    print(f"results: {save('graph_query', {'samples': args.samples, 'sizes': results})}")
+    for server in args.servers:
+        settings = running_graph(server)
+        results[server] = {}
+        with Session(settings) as session:
+            for n in args.sizes:
+                ns = f"{prefix}-{n}"
+                load_s = None
+                try:
+                    session.store.get_edge(ns, "hub0-job0")  # loaded by an earlier run: reuse it
+                except NotFound:
+                    load_s = load(session.store, ns, n)
+                report = measure(session, ns, n, args.samples)
+                results[server][str(n)] = {"namespace": ns, "load_seconds": load_s, **report}
+                print(f"\n{server}, {n:,} edges (namespace {ns})")
+                print(f"{'query':<20} {'p50 ms':>8} {'p99 ms':>8} {'x lookup':>9} {'rows':>6}")
+                for kind, stats in report.items():
+                    print(f"{kind:<20} {stats['p50_ms']:>8.2f} {stats['p99_ms']:>8.2f}"
+                          f" {stats['ratio_p50_to_lookup']:>9.2f} {stats['mean_rows']:>6.1f}", flush=True)
+    print(f"results: {save('graph_query', {'samples': args.samples, 'servers': results})}")
 
 
 if __name__ == "__main__":

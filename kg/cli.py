@@ -75,7 +75,11 @@ def cmd_cypher(args: argparse.Namespace) -> int:
     at = text_to_ms(args.at, "--at") if args.at is not None else now_ms()
     known_at = text_to_ms(args.known_at, "--known-at") if args.known_at is not None else now_ms()
     with Session(settings) as session:
-        records = run_read_only(session.graph, args.query, t=at, known_at=known_at, ns=args.namespace)
+        records = run_read_only(session.graph, args.query, timeout_s=settings.cypher_timeout_s,
+                                max_rows=settings.cypher_max_rows, t=at, known_at=known_at, ns=args.namespace)
+    if records.truncated:
+        print(f"note: only the first {len(records):,} rows are shown (KG_CYPHER_MAX_ROWS); add LIMIT",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(records, ensure_ascii=False, default=str))
     else:
@@ -144,7 +148,7 @@ def positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the local stack (ArcadeDB, redis-server, a Celery worker and beat) and wait until healthy").set_defaults(fn=cmd_up)
+    sub.add_parser("up", help="start the local stack (Neo4j or ArcadeDB, redis-server, a Celery worker and beat) and wait until healthy").set_defaults(fn=cmd_up)
     sub.add_parser("status", help="report each part of the stack").set_defaults(fn=cmd_status)
     sub.add_parser("down", help="stop what `kg up` started").set_defaults(fn=cmd_down)
     sub.add_parser("dispatch", help="JSON requests on stdin, one per line; responses on stdout").set_defaults(fn=cmd_dispatch)

@@ -16,7 +16,13 @@ from pathlib import Path
 
 from kg.errors import ConfigError
 
-DEFAULT_DATABASE = "kg"
+import re
+
+GRAPH_SERVERS = ("neo4j", "arcadedb")
+# (user, database) of each server when the environment names none: Neo4j Community has one
+# standard database, `neo4j`; ArcadeDB creates the database it is told to (`kg`) for user root.
+SERVER_DEFAULTS = {"neo4j": ("neo4j", "neo4j"), "arcadedb": ("root", "kg")}
+_MEMORY = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -40,6 +46,14 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     if value != value or value in (float("inf"), float("-inf")):
         raise ConfigError(f"{name}: expected a finite number")
     return value
+
+
+def _memory(env: dict[str, str], name: str, default: str) -> str:
+    """A JVM-style size (``512m``, ``2g``): checked here, not by a server that fails to start."""
+    raw = (env.get(name) or default).strip()
+    if not _MEMORY.match(raw):
+        raise ConfigError(f"{name}: expected a size such as 512m or 2g")
+    return raw.lower()
 
 
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
@@ -161,13 +175,18 @@ class Settings:
 
     home: Path
     graph_uri: str | None = None
-    graph_user: str = "root"
+    graph_user: str = "neo4j"
     graph_password: str | None = field(default=None, repr=False)
-    graph_database: str = DEFAULT_DATABASE
+    graph_database: str = "neo4j"
+    graph_server: str = "neo4j"                 # KG_GRAPH_SERVER: neo4j (default) or arcadedb
+    graph_heap: str = "2g"                      # KG_GRAPH_HEAP: JVM heap of the server `kg up` starts
+    graph_pagecache: str = "2g"                 # KG_GRAPH_PAGECACHE: Neo4j's page cache
     redis_url: str | None = None
     batch_size: int = 2000
     functional_relations: tuple[str, ...] = ()
     max_request_bytes: int = 1_000_000
+    cypher_timeout_s: float = 5.0               # KG_CYPHER_TIMEOUT_S: `kg cypher` transaction timeout
+    cypher_max_rows: int = 10_000               # KG_CYPHER_MAX_ROWS: rows `kg cypher` reads at most
     workers: WorkerSettings = field(default_factory=WorkerSettings)
 
     @classmethod
@@ -181,17 +200,34 @@ class Settings:
             stack.get("graph_password") if not env.get("KG_GRAPH_URI") else None
         )
         functional = env.get("KG_FUNCTIONAL_RELATIONS")
+        server = (env.get("KG_GRAPH_SERVER") or stack.get("graph_server") or "neo4j").strip().lower()
+        if server not in GRAPH_SERVERS:
+            raise ConfigError(f"KG_GRAPH_SERVER: expected one of {', '.join(GRAPH_SERVERS)}")
+        default_user, default_database = SERVER_DEFAULTS[server]
+        heap = _memory(env, "KG_GRAPH_HEAP", "2g")
+        pagecache = _memory(env, "KG_GRAPH_PAGECACHE", "2g")
         batch = _int(env, "KG_BATCH_SIZE", 2000)
         if not 1 <= batch <= 50_000:
             raise ConfigError("KG_BATCH_SIZE: must be between 1 and 50000")
+        cypher_timeout = _float(env, "KG_CYPHER_TIMEOUT_S", 5.0)
+        if not 0 < cypher_timeout <= 3600:
+            raise ConfigError("KG_CYPHER_TIMEOUT_S: must be in (0, 3600]")
+        cypher_rows = _int(env, "KG_CYPHER_MAX_ROWS", 10_000)
+        if not 1 <= cypher_rows <= 1_000_000:
+            raise ConfigError("KG_CYPHER_MAX_ROWS: must be between 1 and 1000000")
         return cls(
             home=home,
             graph_uri=graph_uri,
-            graph_user=env.get("KG_GRAPH_USER") or "root",
+            graph_user=env.get("KG_GRAPH_USER") or default_user,
             graph_password=password,
-            graph_database=env.get("KG_GRAPH_DATABASE") or DEFAULT_DATABASE,
+            graph_database=env.get("KG_GRAPH_DATABASE") or default_database,
+            graph_server=server,
+            graph_heap=heap,
+            graph_pagecache=pagecache,
             redis_url=redis_url,
             batch_size=batch,
+            cypher_timeout_s=cypher_timeout,
+            cypher_max_rows=cypher_rows,
             functional_relations=tuple(
                 r.strip() for r in functional.split(",") if r.strip()
             )

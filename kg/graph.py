@@ -1,11 +1,12 @@
 """The Bolt boundary: one driver per process, managed transactions, error conversion.
 
 Writes go through ``execute_write`` and reads through ``execute_read`` so the
-driver retries transient errors (ArcadeDB maps commit conflicts to
-``DeadlockDetected``).  ArcadeDB also reports a lost race on a unique
-constraint as ``ConstraintValidationFailed``, a client error the driver does
-not retry; ``write`` retries it a bounded number of times, which is safe because
-every transaction function here re-reads what it acts on.
+driver retries transient errors (``Neo.TransientError.*``: Neo4j's deadlocks and
+lock timeouts; ArcadeDB maps its commit conflicts to ``DeadlockDetected``).  A
+lost race on a unique constraint (two writers creating the same version key) is
+``Neo.ClientError.Schema.ConstraintValidationFailed`` on both servers, a client
+error the driver does not retry; ``write`` retries it a bounded number of times,
+which is safe because every transaction function here re-reads what it acts on.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ from neo4j.exceptions import (
     Neo4jError,
     ServiceUnavailable,
     SessionExpired,
+    TransientError,
 )
 
 from kg.config import Settings
 from kg.cypher import in_area, q
-from kg.errors import GraphUnavailable
+from kg.errors import GraphError, GraphUnavailable
 
 T = TypeVar("T")
 CONSTRAINT_RETRIES = 20
@@ -44,10 +46,17 @@ class Graph:
             raise GraphUnavailable("no graph server configured: run `kg up` or set KG_GRAPH_URI")
         self.settings = settings
         self.database = settings.graph_database
+        self.server = settings.graph_server
+        self.driver_retry_s = retry_s
         auth = (settings.graph_user, settings.graph_password or "")
+        options: dict[str, Any] = {}
+        if self.server == "neo4j":
+            # the service's statements are fixed and checked by tests/test_plans.py: the
+            # server's hints about them are noise in every worker's log
+            options["notifications_min_severity"] = "OFF"
         self.driver = GraphDatabase.driver(
             settings.graph_uri, auth=auth, max_transaction_retry_time=retry_s,
-            connection_acquisition_timeout=30.0, connection_timeout=5.0,
+            connection_acquisition_timeout=30.0, connection_timeout=5.0, **options,
         )
 
     def close(self) -> None:
@@ -74,18 +83,28 @@ class Graph:
             try:
                 with self.driver.session(database=self.database, **session_options) as session:
                     return getattr(session, execute)(fn, *args, **kwargs)
-            except retry_on:
+            except retry_on as exc:
                 if attempt == CONSTRAINT_RETRIES - 1:
-                    raise
+                    raise GraphError(f"a write kept racing other writers ({_code(exc)}); "
+                                     f"gave up after {CONSTRAINT_RETRIES} attempts") from exc
                 _backoff(attempt)
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
                 raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+            except TransientError as exc:  # still failing after the driver's own retries
+                raise GraphUnavailable(f"graph server busy: {exc.code}, retried for "
+                                       f"{self.driver_retry_s:g} s") from exc
+            except Neo4jError as exc:  # the code names the failure; the message may echo values
+                raise GraphError(f"the graph server refused a statement: {exc.code}") from exc
         raise AssertionError("unreachable")
 
     def apply_schema(self) -> None:
         """Create constraints and indexes; each statement is ``IF NOT EXISTS``."""
         for statement in in_area("schema"):
             self.write(lambda tx, s=statement: tx.run(s).consume())
+
+
+def _code(exc: Exception) -> str:
+    return getattr(exc, "code", None) or type(exc).__name__
 
 
 def _backoff(attempt: int) -> None:
@@ -116,5 +135,5 @@ def ping_graph(settings: Settings) -> tuple[bool, str]:
         with Graph(settings, retry_s=0.0) as graph:
             value = graph.read(lambda tx: tx.run(q("ping")).single()["ok"])
         return value == 1, ""
-    except (GraphUnavailable, Neo4jError, OSError) as exc:
+    except (GraphUnavailable, GraphError, Neo4jError, OSError) as exc:
         return False, type(exc).__name__

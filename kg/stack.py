@@ -1,4 +1,5 @@
-"""The local stack: an ArcadeDB server (Bolt on 127.0.0.1), a redis-server with AOF, and the
+"""The local stack: a graph server (Neo4j by default, or ArcadeDB; Bolt on 127.0.0.1, see
+``kg.servers``), a redis-server with AOF, and the
 Celery workers (``KG_UP_WORKERS``, default one) and beat (``KG_UP_BEAT``, default on).
 
 ``up`` starts what is not running yet and waits until it answers; ``down`` stops
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -26,10 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kg.config import Settings
+from kg.config import GRAPH_SERVERS, Settings
 from kg.errors import StackError
+from kg.servers import Launch, arcadedb_launch, neo4j_launch, write_private
 
-ARCADEDB_VERSION = "26.10.2.post1"  # pinned in pyproject.toml too
 START_TIMEOUT_S = 90.0
 
 
@@ -51,9 +53,38 @@ class PartStatus:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free loopback port below the kernel's ephemeral range.
+
+    A port from the ephemeral range can be taken as the local end of some client's
+    connection while the server that had it restarts; below the range, only servers
+    bind, so ``kg up`` can bring a restarted part back on its recorded port.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low)
+        if _bindable(port):
+            return port
+    with socket.socket() as sock:  # a crowded range: any free port will do
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        # as the servers do: connections of a killed server in TIME_WAIT do not block the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -96,10 +127,9 @@ class Stack:
         return {}
 
     def _save(self, record: dict) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.stack_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record, indent=2))
-        os.chmod(tmp, 0o600)
+        write_private(tmp, json.dumps(record, indent=2))
         tmp.replace(self.stack_file)
 
     def _pid(self, name: str) -> int | None:
@@ -110,8 +140,8 @@ class Stack:
             return None
 
     def _write_pid(self, name: str, pid: int) -> None:
-        (self.home / "run").mkdir(parents=True, exist_ok=True)
-        (self.home / "run" / f"{name}.pid").write_text(str(pid))
+        (self.home / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(self.home / "run" / f"{name}.pid", str(pid))
 
     @property
     def graph_external(self) -> bool:
@@ -124,23 +154,13 @@ class Stack:
     # -- up ----------------------------------------------------------------
     def up(self, progress=print) -> dict:
         """Start what is missing and wait until every part answers; harmless twice."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         record = self._record()
         if not self.graph_external:
-            if not pid_alive(self._pid("arcadedb")):
-                record.setdefault("graph_password", secrets.token_urlsafe(18))
-                port = free_port()
-                http_port = free_port()
-                record["graph_uri"] = f"bolt://127.0.0.1:{port}"
-                record["graph_http_port"] = http_port
-                self._save(record)
-                progress(f"starting ArcadeDB {ARCADEDB_VERSION} (Bolt 127.0.0.1:{port})")
-                self._start_arcadedb(port, http_port, record["graph_password"])
-            else:
-                progress("ArcadeDB already running")
+            self._up_graph(record, progress)
         if not self.redis_external:
             if not pid_alive(self._pid("redis")):
-                port = free_port()
+                port = _reuse_port(record.get("redis_url"))
                 record["redis_url"] = f"redis://127.0.0.1:{port}/0"
                 self._save(record)
                 progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes)")
@@ -153,6 +173,54 @@ class Stack:
         self._start_workers(progress)
         self._wait_healthy(settings)
         return record
+
+    def _up_graph(self, record: dict, progress) -> None:
+        """Start the configured graph server unless it runs; a KG_HOME holds one kind only."""
+        server = self.settings.graph_server
+        other = next((s for s in GRAPH_SERVERS if s != server and pid_alive(self._pid(s))), None)
+        if other:
+            raise StackError(f"KG_GRAPH_SERVER: {server} asked, but this KG_HOME runs {other}; "
+                             "`kg down` first (the data of each server is kept apart)")
+        if pid_alive(self._pid(server)):
+            progress(f"{server} already running")
+            return
+        record.setdefault("graph_password", secrets.token_urlsafe(18))
+        port = _reuse_port(record.get("graph_uri") if record.get("graph_server", "arcadedb") == server else None)
+        record.update(graph_server=server, graph_uri=f"bolt://127.0.0.1:{port}")
+        root = self.home / server
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if server == "neo4j":
+            launch = neo4j_launch(self.settings, root, port, record["graph_password"])
+        else:
+            http_port = free_port()
+            record["graph_http_port"] = http_port
+            launch = arcadedb_launch(self.settings, root, port, http_port, record["graph_password"])
+        self._save(record)
+        progress(f"starting {launch.label} (Bolt 127.0.0.1:{port})")
+        log_offset = self._log_size(launch.name)
+        self._spawn(launch.name, launch.cmd, cwd=launch.cwd, env=launch.env)
+        if launch.ready_line:
+            self._wait_ready_line(launch, log_offset)
+
+    def _log_size(self, name: str) -> int:
+        path = self.home / "logs" / f"{name}.log"
+        return path.stat().st_size if path.exists() else 0
+
+    def _wait_ready_line(self, launch: Launch, offset: int) -> None:
+        """Wait for the line the launcher prints once the database answers (or for its death)."""
+        log = self.home / "logs" / f"{launch.name}.log"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                text = fh.read().decode("utf-8", "replace")
+            if launch.ready_line in text:
+                return
+            if not pid_alive(self._pid(launch.name)):
+                tail = "\n".join(text.strip().splitlines()[-5:])
+                raise StackError(f"{launch.label} exited during start-up; see {log}:\n{tail}")
+            time.sleep(0.2)
+        raise StackError(f"{launch.label} printed no ready line within {START_TIMEOUT_S:.0f} s; see {log}")
 
     # -- workers and beat ----------------------------------------------------------------
     def _worker_names(self) -> list[str]:
@@ -215,33 +283,6 @@ class Stack:
             parts.append(PartStatus(name, True, pid, running, healthy, self.celery_hostname(name), detail))
         return parts
 
-    def _start_arcadedb(self, port: int, http_port: int, password: str) -> None:
-        try:
-            import arcadedb_embedded
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise StackError("arcadedb-embedded is not installed: pip install -e '.[local]' "
-                             "(or point KG_GRAPH_URI at a running server)") from exc
-        pkg = Path(arcadedb_embedded.__file__).parent
-        java = pkg / "jre" / "bin" / "java"
-        root = self.home / "arcadedb"
-        root.mkdir(parents=True, exist_ok=True)
-        heap = os.environ.get("KG_ARCADEDB_HEAP", "2g")
-        cmd = [
-            str(java), f"-Xmx{heap}", "-cp", str(pkg / "jars" / "*"),
-            f"-Darcadedb.server.rootPath={root}",
-            f"-Darcadedb.server.databaseDirectory={root / 'databases'}",
-            f"-Darcadedb.server.rootPassword={password}",
-            "-Darcadedb.server.httpIncomingHost=127.0.0.1",
-            f"-Darcadedb.server.httpIncomingPort={http_port}",
-            "-Darcadedb.server.plugins=Bolt:com.arcadedb.bolt.BoltProtocolPlugin",
-            "-Darcadedb.bolt.host=127.0.0.1",
-            f"-Darcadedb.bolt.port={port}",
-            f"-Darcadedb.server.defaultDatabases={self.settings.graph_database}[root]",
-            "-Darcadedb.server.mode=production",
-            "com.arcadedb.server.ArcadeDBServer",
-        ]
-        self._spawn("arcadedb", cmd, cwd=root)
-
     def _start_redis(self, port: int) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -250,7 +291,7 @@ class Stack:
                 "(apt-get install redis-server), or set KG_REDIS_URL"
             )
         data = self.home / "redis"
-        data.mkdir(parents=True, exist_ok=True)
+        data.mkdir(mode=0o700, parents=True, exist_ok=True)
         cmd = [
             binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", os.environ.get("KG_REDIS_APPENDFSYNC", "everysec"),
@@ -261,10 +302,11 @@ class Stack:
 
     def _spawn(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         logs = self.home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(logs / f"{name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:
+            proc = subprocess.Popen(  # umask: every file a server writes is private
+                cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, umask=0o077,
                 stdin=subprocess.DEVNULL, start_new_session=True, env=env,
             )
         self._write_pid(name, proc.pid)
@@ -295,7 +337,7 @@ class Stack:
         from kg.graph import ping_graph
 
         managed = not self.graph_external
-        pid = self._pid("arcadedb") if managed else None
+        pid = self._pid(settings.graph_server) if managed else None
         running = pid_alive(pid) if managed else True
         healthy, detail = False, ""
         if settings.graph_uri and running:
@@ -324,7 +366,7 @@ class Stack:
     def down(self, progress=print, timeout_s: float = 30.0) -> None:
         """Stop what ``up`` started (SIGTERM, then SIGKILL after ``timeout_s``); workers first."""
         self.stop_workers(progress, timeout_s)
-        for name in ("redis", "arcadedb"):
+        for name in ("redis", *GRAPH_SERVERS):
             pid = self._pid(name)
             if not pid_alive(pid):
                 progress(f"{name}: not running")
@@ -371,6 +413,15 @@ def _terminate(pid: int, timeout_s: float) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def _reuse_port(uri: str | None) -> int:
+    """The recorded port when it is free (clients that cached it find the restarted part), else a new one."""
+    try:
+        port = int((uri or "").rsplit(":", 1)[1].split("/", 1)[0])
+    except (IndexError, ValueError):
+        port = 0
+    return port if port and _bindable(port) else free_port()
 
 
 def _with_record(settings: Settings, record: dict) -> Settings:

@@ -8,6 +8,7 @@ re-reads the world every time.  All statements are named files in ``cypher/``.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -286,7 +287,7 @@ def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tupl
         starts[pair] = min(starts.get(pair, edge.valid_at), edge.valid_at)
     pairs = [{"src": src, "relation": relation} for src, relation in sorted(starts)]
     latest = {}
-    for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs):
+    for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs, turn=secrets.token_hex(8)):
         if r["edge_id"] is not None and r["valid_from"] <= starts[(r["src"], r["relation"])]:
             latest[(r["src"], r["relation"])] = r["edge_id"]
     scan = set(starts) - set(latest)

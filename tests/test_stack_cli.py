@@ -2,9 +2,13 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+from kg.config import Settings
 from kg.stack import pid_alive
 
 
@@ -14,17 +18,33 @@ def kg(env, *args, timeout=180):
 
 
 def clean_env(home):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KG_") or k == "KG_GRAPH_SERVER"}
     env["KG_HOME"] = str(home)
     return env
 
 
+LABELS = {"neo4j": "starting Neo4j 5.26.", "arcadedb": "starting ArcadeDB"}
+
+
+def dispatch(env, *requests):
+    lines = "".join(json.dumps(r) + "\n" for r in requests)
+    out = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=lines, env=env,
+                         capture_output=True, text=True, timeout=120)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def private_tree(root: Path) -> list[str]:
+    """Files or folders under ``root`` that another user could read."""
+    return [str(p) for p in [root, *root.rglob("*")] if p.stat().st_mode & 0o077]
+
+
 def test_up_twice_status_down(tmp_path):
     env = clean_env(tmp_path / "home")
+    server = Settings.from_env(env).graph_server
     try:
         first = kg(env, "up")
         assert first.returncode == 0, first.stderr
-        assert "starting ArcadeDB" in first.stderr
+        assert LABELS[server] in first.stderr
         record = json.loads((tmp_path / "home" / "stack.json").read_text())
         assert record["graph_uri"].startswith("bolt://127.0.0.1:")
         assert oct((tmp_path / "home" / "stack.json").stat().st_mode)[-3:] == "600"
@@ -37,7 +57,11 @@ def test_up_twice_status_down(tmp_path):
         assert "healthy" in lines["graph"] and "healthy" in lines["redis"]
         assert "appendonly yes" in lines["redis"]
         pids = {p.stem: int(p.read_text()) for p in (tmp_path / "home" / "run").glob("*.pid")}
-        assert {"arcadedb", "redis"} <= set(pids)
+        assert {server, "redis"} <= set(pids)
+        record = json.loads((tmp_path / "home" / "stack.json").read_text())
+        cmdline = Path(f"/proc/{pids[server]}/cmdline").read_bytes()
+        assert record["graph_password"].encode() not in cmdline  # `ps` shows command lines to everyone
+        assert not private_tree(tmp_path / "home")
     finally:
         down = kg(env, "down")
     assert down.returncode == 0
@@ -49,12 +73,14 @@ def test_up_twice_status_down(tmp_path):
 def test_external_servers_start_nothing(tmp_path, stack_settings, ns):
     env = clean_env(tmp_path / "elsewhere")
     env.update(KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password,
+               KG_GRAPH_SERVER=stack_settings.graph_server,
                KG_REDIS_URL=stack_settings.redis_url)
     try:
         up = kg(env, "up")
         assert up.returncode == 0, up.stderr
-        assert "starting ArcadeDB" not in up.stderr and "starting redis" not in up.stderr
-        servers = {p.stem for p in (tmp_path / "elsewhere").glob("run/*.pid")} & {"arcadedb", "redis"}
+        assert not [line for line in up.stderr.splitlines()
+                    if line.startswith(("starting Neo4j", "starting ArcadeDB", "starting redis"))]
+        servers = {p.stem for p in (tmp_path / "elsewhere").glob("run/*.pid")} & {"neo4j", "arcadedb", "redis"}
         assert not servers
         assert "external" in kg(env, "status").stdout
         request = json.dumps({"verb": "insert_edge", "body": {"namespace": ns, "id": "x", "src": "a", "dst": "b",
@@ -74,3 +100,33 @@ def test_down_graph_gives_a_clear_error(tmp_path):
                          capture_output=True, text=True, timeout=120)
     answer = json.loads(out.stdout)
     assert answer["ok"] is False and "unavailable" in answer["error"]
+
+
+def test_up_after_kill9_of_the_graph_server_recovers_the_store(tmp_path):
+    """`kill -9` of the graph server, then `kg up`: committed facts are there, on the same port."""
+    env = clean_env(tmp_path / "home")
+    env.update(KG_UP_WORKERS="0", KG_UP_BEAT="false")
+    server = Settings.from_env(env).graph_server
+    edges = [{"verb": "insert_edge", "body": {"namespace": "crash", "id": f"e{i}", "src": "alice",
+                                              "dst": f"d{i}", "valid_at": i, "created_at": 100}}
+             for i in range(50)]
+    query = {"verb": "query_at", "body": {"namespace": "crash", "src": "alice", "t": 1000}}
+    try:
+        assert kg(env, "up").returncode == 0
+        assert all(answer["ok"] for answer in dispatch(env, *edges))
+        uri = json.loads((tmp_path / "home" / "stack.json").read_text())["graph_uri"]
+        pid = int((tmp_path / "home" / "run" / f"{server}.pid").read_text())
+        os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(pid)
+        again = kg(env, "up")
+        assert again.returncode == 0, again.stderr
+        assert LABELS[server] in again.stderr
+        assert json.loads((tmp_path / "home" / "stack.json").read_text())["graph_uri"] == uri
+        [answer] = dispatch(env, query)
+        assert answer["ok"], answer
+        assert sorted(e["id"] for e in answer["data"]) == sorted(f"e{i}" for i in range(50))
+    finally:
+        assert kg(env, "down").returncode == 0

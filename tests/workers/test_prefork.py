@@ -50,7 +50,8 @@ def test_a_killed_serving_process_is_replaced_and_answers_the_same(
     workers("w1")
     reads, expected = trained_reads(learn_session.dispatch, ns, seed=5)
 
-    graph_env = dict(env, KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password)
+    graph_env = dict(env, KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password,
+                     KG_GRAPH_SERVER=stack_settings.graph_server)
     server = serve(graph_env, 2)
     first = server.wait_ready()
     edge = {"verb": "insert_edge", "body": {"namespace": f"{ns}-{os.getpid()}-{server.port}", "id": "e1",
