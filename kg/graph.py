@@ -27,6 +27,7 @@ from neo4j.exceptions import (
 from kg.config import Settings
 from kg.cypher import in_area, q
 from kg.errors import GraphUnavailable
+from kg.redact import redact_url
 
 T = TypeVar("T")
 CONSTRAINT_RETRIES = 20
@@ -79,7 +80,7 @@ class Graph:
                     raise
                 _backoff(attempt)
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
-                raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+                raise GraphUnavailable(f"graph server at {redact_url(self.settings.graph_uri)} unavailable: {type(exc).__name__}") from exc
         raise AssertionError("unreachable")
 
     def apply_schema(self) -> None:
