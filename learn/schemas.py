@@ -1,7 +1,7 @@
 """Request bodies of the learning verbs of the dispatch surface, as strict pydantic models.
 
 Strict means: no string-to-number coercion, no booleans for numbers, finite floats only, unknown
-fields refused, bounded sizes. :func:`validate` turns any failure into a
+fields refused, bounded sizes (every bound is in :mod:`learn.limits`, with what it costs). :func:`validate` turns any failure into a
 :class:`~learn.errors.LearnInputError` whose ``field`` is the dotted location
 (``payload.quality``, ``embedding.3``); its message is pydantic's, which names the rule broken and
 never the value. Checks that need a live core (the embedding dimension of an initialised adapter,
@@ -29,9 +29,25 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from learn.errors import LearnInputError
+from learn.limits import (
+    ATTEND_MAX_VALUES,
+    ATTENTION_MAX_WEIGHTS,
+    MAX_DIM,
+    MAX_EDGES,
+    MAX_HEAD_DIM,
+    MAX_HEADS,
+    MAX_NAME,
+    MAX_NODES,
+    MAX_PARAMS,
+    MAX_RELATIONS,
+    MAX_TARGETS,
+    attention_weights,
+)
 
 __all__ = [
     "MAX_DIM",
@@ -40,15 +56,18 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_TARGETS",
     "VERBS",
+    "field_error",
     "validate",
 ]
 
-MAX_DIM = 8192
-MAX_TARGETS = 64
-MAX_PARAMS = 1 << 16
-MAX_NODES = 4096
-MAX_EDGES = 16384
-MAX_NAME = 256
+
+def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
+    """A validation error located at ``field``, for a model validator to raise (its own errors
+    have no field; pydantic keeps the location of a ValidationError raised inside)."""
+    return ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=PydanticCustomError("too_large", message), loc=(field,), input=value)]
+    )
+
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Vector = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
@@ -156,12 +175,12 @@ class RecordOutcome(_Body):
 
 class InitAttention(_Body):
     dim: Annotated[int, Field(ge=1, le=MAX_DIM)]
-    heads: Annotated[int, Field(ge=1, le=64)] = 8
-    head_dim: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = Field(
+    heads: Annotated[int, Field(ge=1, le=MAX_HEADS)] = 8
+    head_dim: Annotated[int, Field(ge=1, le=MAX_HEAD_DIM)] | None = Field(
         default=None, validate_default=True
     )
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-    relations: Annotated[list[Name], Field(max_length=1024)] = []
+    relations: Annotated[list[Name], Field(max_length=MAX_RELATIONS)] = []
 
     _relations = field_validator("relations")(_unique)
 
@@ -172,6 +191,21 @@ class InitAttention(_Body):
         if value is None and dim is not None and heads is not None and dim % heads:
             raise ValueError("dim must be divisible by heads when head_dim is not given")
         return value
+
+    @model_validator(mode="after")
+    def _within_budget(self) -> InitAttention:
+        """Each of the four projections holds dim x heads x head_dim floats: bounded before any
+        is allocated (the field named is the one the caller chose, or dim)."""
+        head_dim = self.head_dim if self.head_dim is not None else self.dim // self.heads
+        if attention_weights(self.dim, self.heads, head_dim) > ATTENTION_MAX_WEIGHTS:
+            field = "head_dim" if self.head_dim is not None else "dim"
+            raise field_error(
+                type(self).__name__, field,
+                f"dim x heads x head_dim (head_dim defaults to dim / heads) must be at most "
+                f"{ATTENTION_MAX_WEIGHTS:,}: lower dim, heads or head_dim",
+                getattr(self, field),
+            )
+        return self
 
 
 class Edge(_Body):
@@ -185,6 +219,13 @@ class Edge(_Body):
 class Subgraph(_Body):
     nodes: Annotated[dict[Name, Vector], Field(max_length=MAX_NODES)]
     edges: Annotated[list[Edge], Field(max_length=MAX_EDGES)] = []
+
+    @model_validator(mode="after")
+    def _values_within_budget(self) -> Subgraph:
+        if sum(map(len, self.nodes.values())) > ATTEND_MAX_VALUES:
+            raise field_error(type(self).__name__, "nodes",
+                             f"must hold at most {ATTEND_MAX_VALUES:,} values in all", len(self.nodes))
+        return self
 
 
 class Attend(_Body):
