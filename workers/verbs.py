@@ -469,7 +469,7 @@ def _attend(session: Session, body: Attend) -> dict:
 
         max_edges = graph_max_edges(body.max_edges, cur.core.dim)  # before the graph is read
         nodes, edges = fetch(session.store, body.namespace, body.src, body.hops, body.t,
-                             body.known_at, max_edges)
+                             body.known_at, max_edges, cur.core.dim)
         now = body.now_ms if body.now_ms is not None else body.t
         source = "graph"
     with learn_errors():

@@ -140,3 +140,25 @@ def test_worker_limits_are_settings_with_documented_defaults() -> None:
         with pytest.raises(ConfigError) as info:
             Settings.from_env({"KG_WORKER_MAX_MEMORY_MB": bad})
         assert str(info.value).startswith("KG_WORKER_MAX_MEMORY_MB")
+
+
+def test_attend_reads_from_the_graph_only_embeddings_of_its_dimension(store, ns) -> None:
+    """What an attend reads from the graph is bounded by (max_edges + 1) x dim: embeddings of
+    another length (up to MAX_DIM each) are not read at all (attention would skip them)."""
+    from workers.subgraph import fetch, upsert_embeddings
+
+    upsert_embeddings(store.graph, ns, [{"name": "fits", "embedding": [0.5] * 8},
+                                        {"name": "wide", "embedding": [0.5] * L.MAX_DIM}])
+    for i, dst in enumerate(["fits", "wide"]):
+        out = store.insert_edge(ns, _edge(f"e{i}", "alice", dst))
+        assert out
+    nodes, edges = fetch(store, ns, "alice", 1, 10, None, 16, 8)
+    assert sorted(e["dst"] for e in edges) == ["fits", "wide"]
+    assert list(nodes) == ["fits"]
+
+
+def _edge(edge_id: str, src: str, dst: str):
+    from kg.temporal import NewEdge
+
+    return NewEdge(id=edge_id, src=src, dst=dst, relation="knows", weight=1.0, attributes="{}",
+                   valid_at=0, invalid_at=None, created_at=0)
