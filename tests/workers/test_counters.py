@@ -45,3 +45,27 @@ def test_outcomes_count_record_outcome_calls_not_training_or_replay(workers, lea
     assert health["cores"]["router"]["boundaries"] == 0  # fewer than one 50-input window
     assert health["boundaries"] == 0 and health["fisher_keys"] == 0  # no loss or consolidate yet
     assert health["queue"]["pending_events"] == 0
+
+
+def test_adapter_and_ewc_counters_count_their_own_events_not_replays(workers, learn_session) -> None:
+    """The adapter replays a stored sample with every feedback once it holds 4: replays are steps,
+    not updates. ``losses_seen`` counts record_loss calls, ``fisher_keys`` param ids."""
+    d = learn_session.dispatch
+    workers("w1")
+    ns = "counters-instant"
+    assert d({"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}})["ok"]
+    rng = np.random.default_rng(1)
+    for i in range(7):
+        out = d({"verb": "feedback", "body": {"namespace": ns, "embedding": rng.standard_normal(4).tolist(),
+                                              "model": "ab"[i % 2], "payload": {"quality": 0.9}, "now_ms": i}})
+        assert out["ok"] and out["data"]["updates"] == i + 1, out
+    for i in range(5):
+        assert d({"verb": "record_loss", "body": {"namespace": ns, "loss": 1.0 + 0.01 * i}})["ok"]
+    for pid in ("w", "b", "w"):
+        assert d({"verb": "consolidate", "body": {"namespace": ns, "param_id": pid, "params": [1.0],
+                                                  "grads": [0.5]}})["ok"]
+    health = d({"verb": "health", "body": {"namespace": ns}})["data"]
+    assert health["updates"] == {"instant": 7, "router": 0, "ewc": 8, "attention": 0}
+    assert health["cores"]["ewc"]["losses_seen"] == 5
+    assert health["fisher_keys"] == health["cores"]["ewc"]["fisher_keys"] == 2
+    assert health["boundaries"] == 0
