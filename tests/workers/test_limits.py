@@ -162,3 +162,21 @@ def _edge(edge_id: str, src: str, dst: str):
 
     return NewEdge(id=edge_id, src=src, dst=dst, relation="knows", weight=1.0, attributes="{}",
                    valid_at=0, invalid_at=None, created_at=0)
+
+
+def test_a_serving_process_keeps_a_bounded_number_of_decoded_states(workers, learn_session, monkeypatch) -> None:
+    """Reads decode each state once and keep it; past READ_CACHE_MAX_BYTES the oldest go (they
+    were all kept before, so reading many large states grew the process without end)."""
+    monkeypatch.setattr("workers.service.READ_CACHE_MAX_BYTES", 3 * 200_000)
+    d = learn_session.dispatch
+    workers("w1")
+    names = [f"cache-{i}" for i in range(6)]
+    for ns in names:  # routers of 384 dims: ~0.2 MB each
+        assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 384}})["ok"]
+    lrn = learning(learn_session)
+    for _ in range(2):
+        for ns in names:
+            out = d({"verb": "route", "body": {"namespace": ns, "embedding": [0.1] * 384}})
+            assert out["ok"] and out["data"]["version"] == 1, out
+    assert 0 < lrn._current.bytes <= 3 * 200_000
+    assert sum(lrn._current.get((ns, "router")) is not None for ns in names) < len(names)
