@@ -76,6 +76,8 @@ Quality = Annotated[float, Field(ge=0.0, le=1.0)]
 TargetList = Annotated[list[Name], Field(min_length=1, max_length=MAX_TARGETS)]
 Logits = Annotated[list[float], Field(min_length=1, max_length=MAX_TARGETS)]
 Cost = Annotated[float, Field(ge=0.0)]
+Ms = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # a time; beyond 64 bits it overflows float
+Tokens = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class _Body(BaseModel):
@@ -104,7 +106,7 @@ class Feedback(_Body):
     embedding: Vector
     model: Name
     payload: FeedbackPayload
-    now_ms: int
+    now_ms: Ms
 
 
 class ApplyAdapter(_Body):
@@ -160,7 +162,7 @@ class InitRouter(_Body):
 
 class Route(_Body):
     embedding: Vector
-    estimated_tokens: Annotated[int, Field(ge=0)] | None = None
+    estimated_tokens: Tokens | None = None
     adapter_logits: Logits | None = None
 
 
@@ -168,7 +170,7 @@ class RecordOutcome(_Body):
     target: Name
     quality: Quality
     embedding: Vector | None = None
-    estimated_tokens: Annotated[int, Field(ge=0)] | None = None
+    estimated_tokens: Tokens | None = None
     temperature: Annotated[float, Field(ge=0.1, le=1.5)] | None = None
     top_p: Annotated[float, Field(ge=0.5, le=1.0)] | None = None
 
@@ -213,7 +215,7 @@ class Edge(_Body):
     dst: Name
     relation: Annotated[str, Field(max_length=MAX_NAME)] = ""
     weight: float = 1.0
-    t_ms: int | None = None
+    t_ms: Ms | None = None
 
 
 class Subgraph(_Body):
@@ -231,7 +233,7 @@ class Subgraph(_Body):
 class Attend(_Body):
     query: Vector
     subgraph: Subgraph
-    now_ms: int
+    now_ms: Ms
 
 
 VERBS: dict[str, type[_Body]] = {

@@ -125,7 +125,7 @@ class Attend(_Read):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
     query: ls.Vector
     subgraph: ls.Subgraph | None = None
-    now_ms: int | None = None
+    now_ms: ls.Ms | None = None
     src: Name | None = None
     hops: Annotated[int, Field(ge=1, le=limits.MAX_HOPS)] = 1
     t: Ms | None = None
