@@ -133,6 +133,7 @@ TABLE: list[tuple[str, str, str]] = [
     ("`train_router` `epochs × max_samples × in_dim`", f"{TRAIN_MAX_WORK:,}", "`TRAIN_MAX_WORK`"),
     ("beat: outcomes per training / replay / anchor event", f"{TRAIN_MAX} / {REPLAY_MAX} / {ANCHOR_MAX}",
      "`TRAIN_MAX`, `REPLAY_MAX`, `ANCHOR_MAX`"),
+    ("`now_ms`, `t_ms`, `estimated_tokens`", "64-bit integers", "(`learn/schemas.py`)"),
 ]
 """The bounds as the README shows them: (what, bound, name in this module)."""
 
