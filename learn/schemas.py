@@ -1,10 +1,10 @@
 """Request bodies of the learning verbs of the dispatch surface, as strict pydantic models.
 
 Strict means: no string-to-number coercion, no booleans for numbers, finite floats only, unknown
-fields refused, bounded sizes (every bound is in :mod:`learn.limits`, with what it costs). :func:`validate` turns any failure into a
-:class:`~learn.errors.LearnInputError` whose ``field`` is the dotted location
-(``payload.quality``, ``embedding.3``); its message is pydantic's, which names the rule broken and
-never the value. Checks that need a live core (the embedding dimension of an initialised adapter,
+fields refused, bounded sizes (every bound is in :mod:`learn.limits`, with what it costs).
+:func:`validate` turns any failure into a :class:`~learn.errors.LearnInputError` whose ``field``
+is the dotted location (``payload.quality``, ``embedding.3``); its message is pydantic's, which
+names the rule broken and never the value. Checks that need a live core (the embedding dimension of an initialised adapter,
 an unknown target) are done by the core's methods and name the field the same way.
 
 >>> validate("feedback", {"embedding": [0.1, 0.2], "model": "gpt", "payload": {"quality": 0.9},
