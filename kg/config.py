@@ -86,6 +86,7 @@ class WorkerSettings:
     applied_log_max: int = 100_000            # KG_APPLIED_LOG_MAX: applied-order log entries per state
     outcome_log_max: int = 10_000             # KG_OUTCOME_LOG_MAX: outcomes kept for router training
     concurrency: int = 1                      # KG_WORKER_CONCURRENCY: pool processes per worker
+    max_memory_per_child_mb: int = 1024       # KG_WORKER_MAX_MEMORY_MB: a pool process above this is replaced after its task
     up_workers: int = 1                       # KG_UP_WORKERS: workers `kg up` starts (0: none)
     up_beat: bool = True                      # KG_UP_BEAT: `kg up` starts beat
     beat_sweep_s: float = 15.0                # KG_BEAT_SWEEP_S: re-trigger stalled queues
@@ -117,6 +118,7 @@ class WorkerSettings:
             applied_log_max=_int(env, "KG_APPLIED_LOG_MAX", d.applied_log_max),
             outcome_log_max=_int(env, "KG_OUTCOME_LOG_MAX", d.outcome_log_max),
             concurrency=_int(env, "KG_WORKER_CONCURRENCY", d.concurrency),
+            max_memory_per_child_mb=_int(env, "KG_WORKER_MAX_MEMORY_MB", d.max_memory_per_child_mb),
             up_workers=_int(env, "KG_UP_WORKERS", d.up_workers),
             up_beat=_bool(env, "KG_UP_BEAT", d.up_beat),
             beat_sweep_s=_float(env, "KG_BEAT_SWEEP_S", d.beat_sweep_s),
@@ -154,7 +156,8 @@ class WorkerSettings:
             raise ConfigError("KG_WAIT_TIMEOUT_S: must be positive")
         for name, value in (("KG_STATE_HISTORY", self.history_keep), ("KG_STATE_SNAPSHOTS", self.snapshots_keep),
                             ("KG_EVENT_TTL_S", self.event_ttl_s), ("KG_APPLIED_LOG_MAX", self.applied_log_max),
-                            ("KG_OUTCOME_LOG_MAX", self.outcome_log_max), ("KG_WORKER_CONCURRENCY", self.concurrency)):
+                            ("KG_OUTCOME_LOG_MAX", self.outcome_log_max), ("KG_WORKER_CONCURRENCY", self.concurrency),
+                            ("KG_WORKER_MAX_MEMORY_MB", self.max_memory_per_child_mb)):
             if value < 1:
                 raise ConfigError(f"{name}: must be at least 1")
         if self.up_workers < 0:

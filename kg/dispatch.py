@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from kg import models as m
 from kg.config import Settings
 from kg.errors import Conflict, InvalidInput, KgError, Unavailable
+from kg.redact import redact_url
 
 if TYPE_CHECKING:  # the Bolt driver is imported on the first graph verb, not for learned-state reads
     from kg.graph import Graph
@@ -188,7 +189,7 @@ def _health(session: Session, body: m.Empty) -> dict:
 
     graph_ok, graph_detail = ping_graph(session.settings) if session.settings.graph_uri else (False, "not configured")
     report: dict[str, Any] = {
-        "graph": {"reachable": graph_ok, "uri": session.settings.graph_uri, "detail": graph_detail},
+        "graph": {"reachable": graph_ok, "uri": redact_url(session.settings.graph_uri), "detail": graph_detail},
         "redis": _redis_health(session.settings),
     }
     for hook in HEALTH_HOOKS.values():
@@ -210,7 +211,7 @@ def _redis_health(settings: Settings) -> dict:
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, driver_info=DRIVER_INFO)
         try:
-            return {"reachable": bool(client.ping()), "url": settings.redis_url}
+            return {"reachable": bool(client.ping()), "url": redact_url(settings.redis_url)}
         finally:
             client.close()
     except redis.RedisError as exc:

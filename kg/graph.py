@@ -29,6 +29,7 @@ from neo4j.exceptions import (
 from kg.config import Settings
 from kg.cypher import in_area, q
 from kg.errors import GraphError, GraphUnavailable
+from kg.redact import redact_url
 
 T = TypeVar("T")
 CONSTRAINT_RETRIES = 20
@@ -89,7 +90,7 @@ class Graph:
                                      f"gave up after {CONSTRAINT_RETRIES} attempts") from exc
                 _backoff(attempt)
             except (ServiceUnavailable, SessionExpired, AuthError, OSError) as exc:
-                raise GraphUnavailable(f"graph server at {self.settings.graph_uri} unavailable: {type(exc).__name__}") from exc
+                raise GraphUnavailable(f"graph server at {redact_url(self.settings.graph_uri)} unavailable: {type(exc).__name__}") from exc
             except TransientError as exc:  # still failing after the driver's own retries
                 raise GraphUnavailable(f"graph server busy: {exc.code}, retried for "
                                        f"{self.driver_retry_s:g} s") from exc

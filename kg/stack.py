@@ -30,6 +30,7 @@ from pathlib import Path
 
 from kg.config import GRAPH_SERVERS, Settings
 from kg.errors import StackError
+from kg.redact import redact_url
 from kg.servers import Launch, arcadedb_launch, neo4j_launch, write_private
 
 START_TIMEOUT_S = 90.0
@@ -342,7 +343,7 @@ class Stack:
         healthy, detail = False, ""
         if settings.graph_uri and running:
             healthy, detail = ping_graph(settings)
-        return PartStatus("graph", managed, pid, running, healthy, settings.graph_uri or "-", detail)
+        return PartStatus("graph", managed, pid, running, healthy, redact_url(settings.graph_uri) or "-", detail)
 
     def _redis_status(self, settings: Settings) -> PartStatus:
         import redis
@@ -360,7 +361,7 @@ class Stack:
                 client.close()
             except redis.RedisError as exc:
                 detail = type(exc).__name__
-        return PartStatus("redis", managed, pid, running, healthy, settings.redis_url or "-", detail)
+        return PartStatus("redis", managed, pid, running, healthy, redact_url(settings.redis_url) or "-", detail)
 
     # -- down ----------------------------------------------------------------
     def down(self, progress=print, timeout_s: float = 30.0) -> None:

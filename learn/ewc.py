@@ -22,6 +22,7 @@ import numpy as np
 
 from learn import _check
 from learn.errors import LearnInputError, StateError
+from learn.limits import EWC_MAX_KEYS, EWC_MAX_VALUES
 from learn.shift import ZRing
 from learn.state import State, expect_array, register
 
@@ -71,6 +72,25 @@ class EWC:
     def fisher_keys(self) -> int:
         return len(self._fisher)
 
+    @property
+    def values(self) -> int:
+        """Fisher entries over all param ids (the state holds twice as many floats, with the
+        snapshots)."""
+        return sum(f.size for f in self._fisher.values())
+
+    def check_room(self, param_id: Any, size: int) -> None:
+        """Refuse a consolidate that would take the state past :mod:`learn.limits`' bounds
+        (``EWC_MAX_KEYS`` ids, ``EWC_MAX_VALUES`` values); an id already held never grows."""
+        pid = _param_id(param_id)
+        if pid in self._fisher:
+            return
+        if len(self._fisher) >= EWC_MAX_KEYS:
+            raise LearnInputError("param_id", f"at most {EWC_MAX_KEYS:,} param ids are kept")
+        if self.values + size > EWC_MAX_VALUES:
+            raise LearnInputError(
+                "params", f"the Fisher store would exceed {EWC_MAX_VALUES:,} values over all param ids"
+            )
+
     def param_ids(self) -> list[str]:
         return sorted(self._fisher)
 
@@ -94,6 +114,7 @@ class EWC:
         old = self._fisher.get(pid)
         if old is not None and old.shape != p.shape:
             raise LearnInputError("params", f"param_id holds shape {old.shape}")
+        self.check_room(pid, p.size)
         base = np.zeros_like(p) if old is None else old
         self._fisher[pid] = self.decay * base + (1.0 - self.decay) * (g * g)
         self._snapshot[pid] = p.copy()

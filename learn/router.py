@@ -293,6 +293,7 @@ class FastGRNNRouter:
 
     @property
     def outcome_counts(self) -> dict[str, int]:
+        """Outcomes recorded per target (``record_outcome`` calls; training passes add none)."""
         return {t: int(self._outcomes[i]) for i, t in enumerate(self.targets)}
 
     @property
@@ -454,8 +455,10 @@ class FastGRNNRouter:
         """Passes over logged outcomes (background jobs); returns the last epoch's mean loss.
 
         Samples are visited in an order drawn from the router's generator, so a batch run is as
-        reproducible as the online path. They do not feed the input-shift monitor: logged outcomes
-        were already seen online, and a batch's order says nothing about the time of a shift.
+        reproducible as the online path. They do not feed the input-shift monitor, and they are not
+        counted in :attr:`outcome_counts`: logged outcomes were already seen (and counted) online,
+        and a batch's order says nothing about the time of a shift. :attr:`updates` counts the
+        steps they take.
         """
         X = _check.array(embeddings, "embeddings")
         if X.ndim != 2 or X.shape[1] != self.in_dim:
@@ -481,7 +484,6 @@ class FastGRNNRouter:
                 k, q = ks[i], float(qs[i])
                 baseline = float(self._ema[k])
                 self._ema[k] = (1.0 - self.ema_alpha) * self._ema[k] + self.ema_alpha * q
-                self._outcomes[k] += 1
                 self._update_norm(X[i])
                 total += self._sgd(self._standardise(X[i]), k, q, buckets[i], None, None, baseline)
             loss = total / m

@@ -1,10 +1,10 @@
 """Request bodies of the learning verbs of the dispatch surface, as strict pydantic models.
 
 Strict means: no string-to-number coercion, no booleans for numbers, finite floats only, unknown
-fields refused, bounded sizes. :func:`validate` turns any failure into a
-:class:`~learn.errors.LearnInputError` whose ``field`` is the dotted location
-(``payload.quality``, ``embedding.3``); its message is pydantic's, which names the rule broken and
-never the value. Checks that need a live core (the embedding dimension of an initialised adapter,
+fields refused, bounded sizes (every bound is in :mod:`learn.limits`, with what it costs).
+:func:`validate` turns any failure into a :class:`~learn.errors.LearnInputError` whose ``field``
+is the dotted location (``payload.quality``, ``embedding.3``); its message is pydantic's, which
+names the rule broken and never the value. Checks that need a live core (the embedding dimension of an initialised adapter,
 an unknown target) are done by the core's methods and name the field the same way.
 
 >>> validate("feedback", {"embedding": [0.1, 0.2], "model": "gpt", "payload": {"quality": 0.9},
@@ -29,9 +29,25 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from learn.errors import LearnInputError
+from learn.limits import (
+    ATTEND_MAX_VALUES,
+    ATTENTION_MAX_WEIGHTS,
+    MAX_DIM,
+    MAX_EDGES,
+    MAX_HEAD_DIM,
+    MAX_HEADS,
+    MAX_NAME,
+    MAX_NODES,
+    MAX_PARAMS,
+    MAX_RELATIONS,
+    MAX_TARGETS,
+    attention_weights,
+)
 
 __all__ = [
     "MAX_DIM",
@@ -40,15 +56,18 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_TARGETS",
     "VERBS",
+    "field_error",
     "validate",
 ]
 
-MAX_DIM = 8192
-MAX_TARGETS = 64
-MAX_PARAMS = 1 << 16
-MAX_NODES = 4096
-MAX_EDGES = 16384
-MAX_NAME = 256
+
+def field_error(model: str, field: str, message: str, value: Any) -> ValidationError:
+    """A validation error located at ``field``, for a model validator to raise (its own errors
+    have no field; pydantic keeps the location of a ValidationError raised inside)."""
+    return ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=PydanticCustomError("too_large", message), loc=(field,), input=value)]
+    )
+
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 Vector = Annotated[list[float], Field(min_length=1, max_length=MAX_DIM)]
@@ -57,6 +76,8 @@ Quality = Annotated[float, Field(ge=0.0, le=1.0)]
 TargetList = Annotated[list[Name], Field(min_length=1, max_length=MAX_TARGETS)]
 Logits = Annotated[list[float], Field(min_length=1, max_length=MAX_TARGETS)]
 Cost = Annotated[float, Field(ge=0.0)]
+Ms = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # a time; beyond 64 bits it overflows float
+Tokens = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
 
 class _Body(BaseModel):
@@ -85,7 +106,7 @@ class Feedback(_Body):
     embedding: Vector
     model: Name
     payload: FeedbackPayload
-    now_ms: int
+    now_ms: Ms
 
 
 class ApplyAdapter(_Body):
@@ -141,7 +162,7 @@ class InitRouter(_Body):
 
 class Route(_Body):
     embedding: Vector
-    estimated_tokens: Annotated[int, Field(ge=0)] | None = None
+    estimated_tokens: Tokens | None = None
     adapter_logits: Logits | None = None
 
 
@@ -149,19 +170,19 @@ class RecordOutcome(_Body):
     target: Name
     quality: Quality
     embedding: Vector | None = None
-    estimated_tokens: Annotated[int, Field(ge=0)] | None = None
+    estimated_tokens: Tokens | None = None
     temperature: Annotated[float, Field(ge=0.1, le=1.5)] | None = None
     top_p: Annotated[float, Field(ge=0.5, le=1.0)] | None = None
 
 
 class InitAttention(_Body):
     dim: Annotated[int, Field(ge=1, le=MAX_DIM)]
-    heads: Annotated[int, Field(ge=1, le=64)] = 8
-    head_dim: Annotated[int, Field(ge=1, le=MAX_DIM)] | None = Field(
+    heads: Annotated[int, Field(ge=1, le=MAX_HEADS)] = 8
+    head_dim: Annotated[int, Field(ge=1, le=MAX_HEAD_DIM)] | None = Field(
         default=None, validate_default=True
     )
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-    relations: Annotated[list[Name], Field(max_length=1024)] = []
+    relations: Annotated[list[Name], Field(max_length=MAX_RELATIONS)] = []
 
     _relations = field_validator("relations")(_unique)
 
@@ -173,24 +194,46 @@ class InitAttention(_Body):
             raise ValueError("dim must be divisible by heads when head_dim is not given")
         return value
 
+    @model_validator(mode="after")
+    def _within_budget(self) -> InitAttention:
+        """Each of the four projections holds dim x heads x head_dim floats: bounded before any
+        is allocated (the field named is the one the caller chose, or dim)."""
+        head_dim = self.head_dim if self.head_dim is not None else self.dim // self.heads
+        if attention_weights(self.dim, self.heads, head_dim) > ATTENTION_MAX_WEIGHTS:
+            field = "head_dim" if self.head_dim is not None else "dim"
+            raise field_error(
+                type(self).__name__, field,
+                f"dim x heads x head_dim (head_dim defaults to dim / heads) must be at most "
+                f"{ATTENTION_MAX_WEIGHTS:,}: lower dim, heads or head_dim",
+                getattr(self, field),
+            )
+        return self
+
 
 class Edge(_Body):
     src: Name
     dst: Name
     relation: Annotated[str, Field(max_length=MAX_NAME)] = ""
     weight: float = 1.0
-    t_ms: int | None = None
+    t_ms: Ms | None = None
 
 
 class Subgraph(_Body):
     nodes: Annotated[dict[Name, Vector], Field(max_length=MAX_NODES)]
     edges: Annotated[list[Edge], Field(max_length=MAX_EDGES)] = []
 
+    @model_validator(mode="after")
+    def _values_within_budget(self) -> Subgraph:
+        if sum(map(len, self.nodes.values())) > ATTEND_MAX_VALUES:
+            raise field_error(type(self).__name__, "nodes",
+                             f"must hold at most {ATTEND_MAX_VALUES:,} values in all", len(self.nodes))
+        return self
+
 
 class Attend(_Body):
     query: Vector
     subgraph: Subgraph
-    now_ms: int
+    now_ms: Ms
 
 
 VERBS: dict[str, type[_Body]] = {

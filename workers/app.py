@@ -11,7 +11,12 @@ environment once (:class:`kg.config.Settings`, see docs/workers.md):
   that always kills its process;
 - prefetch 1, so a worker reserves only what it runs;
 - the visibility timeout (broker and result backend alike) exceeds the hard time limit, so a slow
-  task is never handed to a second worker while it still runs.
+  task is never handed to a second worker while it still runs;
+- no single task can starve the others: a task is stopped at the hard time limit
+  (``KG_TASK_TIME_LIMIT_S``, soft limit first), and a pool process whose memory grew past
+  ``KG_WORKER_MAX_MEMORY_MB`` is replaced after its task (``worker_max_memory_per_child``), so
+  memory a large task left behind is given back. What one task may allocate in the first place is
+  bounded by the request limits of :mod:`learn.limits`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def configure(app: Celery, settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         task_time_limit=ws.task_time_limit_s,
         task_soft_time_limit=ws.task_soft_time_limit_s,
+        worker_max_memory_per_child=ws.max_memory_per_child_mb * 1024,  # KiB
         task_default_queue=QUEUE,
         task_ignore_result=False,
         result_expires=ws.event_ttl_s,

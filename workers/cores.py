@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA
+from learn.limits import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX  # noqa: F401  (beat's event sizes, here since before)
 from workers.weight_store import Event, pack_vectors
 
 CORE_OF_VERB: dict[str, str] = {
@@ -42,9 +43,6 @@ CORE_OF_VERB: dict[str, str] = {
     "init_attention": "attention",
 }
 INIT_VERBS = {"init_instant": "instant", "init_router": "router", "init_attention": "attention"}
-TRAIN_MAX = 256  # outcomes per router training event
-REPLAY_MAX = 128  # outcomes per replay event
-ANCHOR_MAX = 128  # outcomes behind one Fisher anchor
 FAULT_VERB = "_crash"  # fault injection for the crash tests; refused unless KG_FAULT_INJECTION=1
 
 # learn names some arguments differently from the request bodies

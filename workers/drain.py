@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,23 +44,66 @@ class DrainReport:
     dead: int = 0
 
 
-class CoreCache:
-    """Decoded cores by state, valid for one version (a drain reuses what it committed)."""
+CACHE_MAX_BYTES = 128 << 20
+"""State bytes a worker process keeps decoded (about twice that resident: the blob and the core).
+Least recently used first out, so a process that drains many large states stays bounded."""
 
-    def __init__(self) -> None:
-        self._cores: dict[tuple[str, str], tuple[int, Record, Any]] = {}
+
+class CoreCache:
+    """Decoded cores by state, valid for one version (a drain reuses what it committed).
+
+    >>> from learn import EWC
+    >>> cache = CoreCache(max_bytes=10)
+    >>> cache.put("a", "ewc", Record("ewc", "a", 1, 0, b"x" * 6, 0), EWC())
+    >>> cache.put("b", "ewc", Record("ewc", "b", 1, 0, b"x" * 6, 0), EWC())  # evicts "a"
+    >>> cache.get("a", "ewc", 1) is None, cache.get("b", "ewc", 1) is not None, cache.bytes
+    (True, True, 6)
+    """
+
+    def __init__(self, max_bytes: int = CACHE_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._cores: OrderedDict[tuple[str, str], tuple[int, Record, Any]] = OrderedDict()
 
     def get(self, ns: str, kind: str, version: int) -> tuple[Record, Any] | None:
         hit = self._cores.get((ns, kind))
         if hit is None or hit[0] != version:
             return None
+        self._cores.move_to_end((ns, kind))
         return hit[1], hit[2]
 
     def put(self, ns: str, kind: str, record: Record, core: Any) -> None:
+        self.drop(ns, kind)
         self._cores[(ns, kind)] = (record.version, record, core)
+        self.bytes += len(record.state)
+        while self.bytes > self.max_bytes and len(self._cores) > 1:
+            _, (_, old, _) = self._cores.popitem(last=False)
+            self.bytes -= len(old.state)
 
     def drop(self, ns: str, kind: str) -> None:
-        self._cores.pop((ns, kind), None)
+        hit = self._cores.pop((ns, kind), None)
+        if hit is not None:
+            self.bytes -= len(hit[1].state)
+
+
+def next_batch(batch: int, applied: int, took_s: float, budget_s: float, most: int) -> int:
+    """Events for the next batch, so that one batch takes about the drain budget at most.
+
+    A batch is applied and committed as a whole, and the budget is checked between batches: 2,048
+    outcomes of a router at the largest size take ~30 s, which would keep every other state of
+    the worker waiting. The cost per event is measured on the batch just applied (including its
+    commit, so the estimate errs on the small side and grows back as batches speed up).
+
+    >>> next_batch(2048, 2048, 30.0, 5.0, 2048)   # 15 ms per event: a 5 s batch holds 341
+    341
+    >>> next_batch(341, 341, 0.02, 5.0, 2048)     # fast again: back to the configured size
+    2048
+    >>> next_batch(8, 0, 0.01, 5.0, 2048)         # nothing applied: unchanged
+    8
+    """
+    if applied <= 0 or took_s <= 0:
+        return batch
+    return max(1, min(most, int(budget_s * applied / took_s)))
 
 
 class Drainer:
@@ -104,7 +148,9 @@ class Drainer:
     def _run(self, ns: str, kind: str, token: str, naive: bool, max_events: int | None,
              budget_s: float | None) -> DrainReport:
         report = DrainReport("drained")
-        deadline = time.monotonic() + (budget_s or self.ws.drain_budget_s)
+        budget = budget_s or self.ws.drain_budget_s
+        deadline = time.monotonic() + budget
+        batch = self.ws.drain_batch  # shrinks when events are slow (large states): see below
         try:
             while True:
                 if naive and report.applied >= max_events:
@@ -113,9 +159,13 @@ class Drainer:
                 if time.monotonic() > deadline:
                     report.status = "handed_over"
                     return report
-                limit = min(self.ws.drain_batch, max_events - report.applied) if naive else self.ws.drain_batch
+                limit = min(self.ws.drain_batch, max_events - report.applied) if naive else batch
                 before = report.applied
-                if not self._step(ns, kind, token, limit, report, isolate=not naive):
+                started = time.monotonic()
+                more = self._step(ns, kind, token, limit, report, isolate=not naive)
+                batch = next_batch(batch, report.applied - before, time.monotonic() - started, budget,
+                                   self.ws.drain_batch)
+                if not more:
                     if naive or self.store.finish(ns, kind, token):
                         return report
                 elif 0 < report.applied - before < limit // 4 and self.ws.drain_linger_ms:

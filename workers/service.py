@@ -36,6 +36,8 @@ from workers.freshness import Probes
 from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
 
 MAX_EPOCH_RETRIES = 5
+READ_CACHE_MAX_BYTES = 128 << 20
+"""State bytes one process keeps decoded for reads (each state at most 40 MiB, learn.limits)."""
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,44 @@ def parse_ticket(ticket: str) -> tuple[str, str, str]:
     return unquote(ns), core, event_id
 
 
+class ReadCache:
+    """The decoded current states of one process, by (namespace, core): at most ``max_bytes`` of
+    state, the oldest put first out, so that reads of many large states keep memory bounded.
+
+    ``get`` is a plain dict lookup (the read path); ``put`` returns the keys it evicted.
+
+    >>> cache = ReadCache(max_bytes=10)
+    >>> state = lambda n: Current(Record("ewc", "ns", 1, 0, b"x" * n, 0), None)
+    >>> cache.put(("a", "ewc"), state(6)), cache.put(("b", "ewc"), state(6))
+    ([], [('a', 'ewc')])
+    >>> cache.get(("a", "ewc")) is None, cache.bytes
+    (True, 6)
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self.max_bytes = READ_CACHE_MAX_BYTES if max_bytes is None else max_bytes
+        self.bytes = 0
+        self._items: dict[tuple[str, str], Current] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Current | None:
+        return self._items.get(key)
+
+    def put(self, key: tuple[str, str], cur: Current) -> list[tuple[str, str]]:
+        evicted = []
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.bytes -= len(old.record.state)
+            self._items[key] = cur
+            self.bytes += len(cur.record.state)
+            while self.bytes > self.max_bytes and len(self._items) > 1:
+                gone = next(iter(self._items))
+                self.bytes -= len(self._items.pop(gone).record.state)
+                evicted.append(gone)
+        return evicted
+
+
 @dataclass(frozen=True)
 class Current:
     """A state as a read sees it: the record (version, update count) and the decoded core."""
@@ -101,7 +141,7 @@ class Learning:
         self._store: WeightStore | None = None
         self._probes: Probes | None = None
         self._lock = threading.Lock()
-        self._current: dict[tuple[str, str], Current] = {}
+        self._current = ReadCache()
         self._shapes: dict[tuple[str, str], tuple[int, Any]] = {}
 
     # -- connections ----------------------------------------------------------------------------
@@ -173,9 +213,7 @@ class Learning:
             record = store.load(ns, core)
         if record is None:
             return None
-        cur = Current(record, record.core())
-        self._current[(ns, core)] = cur
-        return cur
+        return self._keep(ns, core, Current(record, record.core()))
 
     def read(self, ns: str, core: str, answer: Callable[[Current | None], T]) -> T:
         """``answer(current)`` on the current state (None when never initialised).
@@ -224,8 +262,11 @@ class Learning:
             record = self.store.load(ns, core)
         if record is None:
             return None
-        cur = Current(record, record.core())
-        self._current[(ns, core)] = cur
+        return self._keep(ns, core, Current(record, record.core()))
+
+    def _keep(self, ns: str, core: str, cur: Current) -> Current:
+        for gone in self._current.put((ns, core), cur):
+            self._shapes.pop(gone, None)  # holds the same core: let it go too
         return cur
 
     def require(self, ns: str, core: str, init_verb: str) -> Current:

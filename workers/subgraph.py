@@ -25,13 +25,15 @@ def upsert_embeddings(graph: Graph, ns: str, nodes: list[dict[str, Any]]) -> int
 
 
 def fetch(store: EdgeStore, ns: str, src: str, hops: int, t: int, known_at: int | None,
-          max_edges: int) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
-    """(nodes with embeddings, edges) of the ``hops``-neighbourhood of ``src`` valid at ``t``."""
+          max_edges: int, dim: int) -> tuple[dict[str, list[float]], list[dict[str, Any]]]:
+    """(nodes with embeddings of ``dim`` values, edges) of the ``hops``-neighbourhood of ``src``
+    valid at ``t``. Embeddings of another length are not read: attention skips them, and this
+    way at most ``(max_edges + 1) x dim`` values come back (``learn.limits.ATTEND_MAX_VALUES``)."""
     found = store.neighbourhood(ns, src, hops, t, known_at, max_edges)
     edges = [{"src": r["src"], "dst": r["dst"], "relation": r["relation"], "weight": float(r["weight"]),
               "t_ms": int(r["valid_from"])} for r in found]
     names = sorted({src} | {r["dst"] for r in found})
-    embedded = store.graph.read(lambda tx: rows(tx, q("node_embeddings"), ns=ns, names=names))
+    embedded = store.graph.read(lambda tx: rows(tx, q("node_embeddings"), ns=ns, names=names, dim=dim))
     nodes = {r["name"]: [float(x) for x in r["embedding"]]  # by name: the answer's last bits
              for r in sorted(embedded, key=lambda r: r["name"])  # depend on the nodes' order
              if isinstance(r["embedding"], list)}

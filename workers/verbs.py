@@ -21,22 +21,22 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Callable, Iterator
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kg import models as m
 from kg.dispatch import HEALTH_HOOKS, Session, register
 from kg.errors import InvalidInput, KgError
 from kg.models import DEFAULT_NAMESPACE, Ms, Name
 from learn import LearnInputError
+from learn import limits
 from learn import schemas as ls
-from workers.cores import TRAIN_MAX
+from learn.limits import MAX_BATCH, TRAIN_MAX
 from workers.errors import NotInitialised, StateCorrupt
 from workers.service import Current, Learning, redis_errors
 from workers.weight_store import KINDS, VECTOR_KEYS
 
 Namespace = Annotated[str, Field(min_length=1, max_length=128)]
 EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
-MAX_BATCH = 10_000  # events per feedback_batch (also the most a drain applies per commit)
 
 
 class _Update(BaseModel):
@@ -68,6 +68,14 @@ class FeedbackBatch(_Read):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     events: Annotated[list[FeedbackItem], Field(min_length=1, max_length=MAX_BATCH)]
 
+    @model_validator(mode="after")
+    def _values_within_budget(self) -> "FeedbackBatch":
+        if sum(len(ev.embedding) for ev in self.events) > limits.BATCH_MAX_VALUES:
+            raise ls.field_error(type(self).__name__, "events",
+                                f"must hold at most {limits.BATCH_MAX_VALUES:,} embedding values in all",
+                                len(self.events))
+        return self
+
 
 class ResetAdapter(ls.Empty, _Update):
     pass
@@ -91,7 +99,7 @@ class RecordOutcome(ls.RecordOutcome, _Update):
 
 class TrainRouter(_Update):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    epochs: Annotated[int, Field(ge=1, le=10)] = 1
+    epochs: Annotated[int, Field(ge=1, le=limits.MAX_EPOCHS)] = 1
     max_samples: Annotated[int, Field(ge=1, le=TRAIN_MAX)] = TRAIN_MAX
 
 
@@ -117,12 +125,12 @@ class Attend(_Read):
     model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
     query: ls.Vector
     subgraph: ls.Subgraph | None = None
-    now_ms: int | None = None
+    now_ms: ls.Ms | None = None
     src: Name | None = None
-    hops: Annotated[int, Field(ge=1, le=3)] = 1
+    hops: Annotated[int, Field(ge=1, le=limits.MAX_HOPS)] = 1
     t: Ms | None = None
     known_at: Ms | None = None
-    max_edges: Annotated[int, Field(ge=1, le=ls.MAX_EDGES)] = 1024
+    max_edges: Annotated[int, Field(ge=1, le=limits.MAX_EDGES)] | None = None  # default: graph_max_edges
 
 
 class UpsertNode(_Read):
@@ -202,6 +210,9 @@ def _check_consolidate(core: Any, body: Consolidate) -> None:
     held = None if core is None else core.fisher(body.param_id)
     if held is not None and held.shape != (len(body.params),):
         raise InvalidInput("params", f"param_id holds {held.size} values, got {len(body.params)}")
+    if core is not None:
+        with learn_errors():
+            core.check_room(body.param_id, len(body.params))
 
 
 def _check_outcome(core: Any, body: RecordOutcome) -> None:
@@ -266,6 +277,8 @@ def submit_many(session: Session, namespace: str, verb: str, bodies: list[dict])
     nothing is queued unless all pass. Returns one ``{ticket, status, event_id}`` per body.
     """
     spec = UPDATES[verb]
+    if len(bodies) > MAX_BATCH:
+        raise InvalidInput("bodies", f"at most {MAX_BATCH:,} per call")
     models = [m.parse(spec.model, dict(b, namespace=namespace), prefix=f"{i}.") for i, b in enumerate(bodies)]
     items = [(model.event_id, queued_body(session, verb, model)) for model in models]
     return learning(session).submit_many(namespace, verb, items, check=_check_each(spec.check, models, ""),
@@ -326,6 +339,10 @@ def _train_router(session: Session, body: TrainRouter, async_: bool) -> dict:
     lrn = learning(session)
     cur = lrn.require(body.namespace, "router", "init_router")
     router = cur.core
+    if body.epochs * body.max_samples * router.in_dim > limits.TRAIN_MAX_WORK:
+        raise InvalidInput("epochs", f"epochs x max_samples x in_dim must be at most {limits.TRAIN_MAX_WORK:,} "
+                                     f"(here at most {max(limits.TRAIN_MAX_WORK // (body.max_samples * router.in_dim), 0)} "
+                                     "epochs)")
     with redis_errors():
         rows = lrn.store.outcomes(body.namespace, body.max_samples)
     samples = [{k: v for k, v in (("embedding", o["embedding"]), ("target", o["target"]),
@@ -450,14 +467,27 @@ def _attend(session: Session, body: Attend) -> dict:
             raise InvalidInput("t", "is required with src")
         from workers.subgraph import fetch
 
+        max_edges = graph_max_edges(body.max_edges, cur.core.dim)  # before the graph is read
         nodes, edges = fetch(session.store, body.namespace, body.src, body.hops, body.t,
-                             body.known_at, body.max_edges)
+                             body.known_at, max_edges, cur.core.dim)
         now = body.now_ms if body.now_ms is not None else body.t
         source = "graph"
     with learn_errors():
         vector, weights = cur.core.attend(body.query, nodes, edges, now)
     return {"vector": vector.tolist(), "weights": weights, "nodes": len(weights), "edges": len(edges),
             "source": source, "version": cur.version}
+
+
+def graph_max_edges(requested: int | None, dim: int) -> int:
+    """The edges an attend may read from the graph: its nodes (at most edges + 1) times ``dim``
+    stay within ``ATTEND_MAX_VALUES``; unset, the most that fits, at most 1,024."""
+    fits = limits.ATTEND_MAX_VALUES // dim - 1
+    if requested is None:
+        return min(1024, fits)  # fits >= 127: MAX_DIM is 8,192
+    if requested > fits:
+        raise InvalidInput("max_edges", f"(max_edges + 1) x dim must be at most {limits.ATTEND_MAX_VALUES:,} "
+                                        f"(here at most {max(fits, 0)} edges)")
+    return requested
 
 
 @register("upsert_node", UpsertNode)

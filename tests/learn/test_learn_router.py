@@ -387,3 +387,21 @@ def test_ewc_anchor_with_adagrad_pulls_entries_to_the_snapshot(rng):
     held = np.linalg.norm(r.params()["skip.W"] - snap["skip.W"])
     moved = np.linalg.norm(free.params()["skip.W"] - snap["skip.W"])
     assert held < 0.2 * moved
+
+
+def test_batch_training_and_replay_do_not_count_as_outcomes(rng):
+    """``outcomes`` counts record_outcome calls (issue 12 item 10: 15 calls read 45 after the
+    beat's training and replay passed over the logged samples)."""
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=0)
+    xs = [unit(rng, 8) for _ in range(15)]
+    ts = ["ab"[i % 2] for i in range(15)]
+    qs = [float(x[0] > 0) for x in xs]
+    for x, t, q in zip(xs, ts, qs):
+        r.record_outcome(t, q, embedding=x)
+    assert r.outcome_counts == {"a": 8, "b": 7}
+    steps = r.updates
+    r.train_batch(xs, ts, qs, epochs=2)  # batch training over the log
+    r.train_batch(xs[:6], ts[:6], qs[:6])  # a replay of older samples
+    assert r.outcome_counts == {"a": 8, "b": 7}
+    assert r.updates == steps + 2 * 15 + 6, "training steps are counted as steps"
+    assert FastGRNNRouter.from_state(r.to_state()).outcome_counts == {"a": 8, "b": 7}

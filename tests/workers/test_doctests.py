@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["workers.weight_store", "workers.cores"]
+MODULES = ["workers.weight_store", "workers.cores", "workers.drain", "workers.service"]
 
 
 @pytest.mark.parametrize("name", MODULES)
