@@ -98,9 +98,12 @@ def pid_alive(pid: int | None) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie child of ours is not alive
+    try:  # a zombie is not alive, but a zombie thread-group leader whose other threads are
+        # still exiting is: a killed JVM holds its sockets until its last thread is gone
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
+            if fh.read().split(") ", 1)[1][0] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
     except OSError:
         return True
 
