@@ -82,3 +82,12 @@ def test_reads_are_planned_as_reads(neo4j_graph):
     for name in ("query_current", "query_known_at", "scan_subject_current", "history", "versions_by_ids"):
         query_type, _, _ = explain(neo4j_graph, load_all()[name])
         assert query_type == "r", name
+
+
+def test_the_default_graph_server_is_neo4j_itself(stack_settings, neo4j_graph):
+    """The Bolt agent names Neo4j 5.26 (ArcadeDB's says "Neo4j/5.26.0 compatible (ArcadeDB …)")."""
+    with neo4j_graph.driver.session(database=neo4j_graph.database) as session:
+        agent = session.run("RETURN 1").consume().server.agent
+    assert agent.startswith("Neo4j/5.26.") and "compatible" not in agent and "ArcadeDB" not in agent
+    if stack_settings.graph_server == "neo4j":  # unless KG_GRAPH_SERVER says otherwise
+        assert stack_settings.graph_uri == neo4j_graph.settings.graph_uri

@@ -22,8 +22,21 @@ def test_defaults_and_overrides() -> None:
     ({"KG_DRAIN_LINGER_MS": "-1"}, "KG_DRAIN_LINGER_MS"),
     ({"KG_TASK_SOFT_TIME_LIMIT_S": "500"}, "KG_TASK_SOFT_TIME_LIMIT_S"),
     ({"KG_HTTP_PORT": "70000"}, "KG_HTTP_PORT"),
+    ({"KG_GRAPH_SERVER": "mysql"}, "KG_GRAPH_SERVER"),
+    ({"KG_GRAPH_HEAP": "2 gigs"}, "KG_GRAPH_HEAP"),
+    ({"KG_GRAPH_PAGECACHE": "-1g"}, "KG_GRAPH_PAGECACHE"),
+    ({"KG_CYPHER_TIMEOUT_S": "0"}, "KG_CYPHER_TIMEOUT_S"),
+    ({"KG_CYPHER_MAX_ROWS": "0"}, "KG_CYPHER_MAX_ROWS"),
 ])
 def test_bad_values_name_the_variable(env: dict, name: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert str(info.value).startswith(name)
+
+
+def test_each_graph_server_has_its_own_user_and_database(tmp_path) -> None:
+    neo4j = Settings.from_env({"KG_HOME": str(tmp_path)})
+    assert (neo4j.graph_server, neo4j.graph_user, neo4j.graph_database) == ("neo4j", "neo4j", "neo4j")
+    arcade = Settings.from_env({"KG_HOME": str(tmp_path), "KG_GRAPH_SERVER": "ArcadeDB ", "KG_GRAPH_HEAP": "512M"})
+    assert (arcade.graph_server, arcade.graph_user, arcade.graph_database, arcade.graph_heap) == (
+        "arcadedb", "root", "kg", "512m")
