@@ -11,7 +11,7 @@ from kg.config import Settings
 from kg.errors import KgError
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "temporal-kg"
+DEFAULT_DATA = REPO / "data" / "temporal-kg"  # shipped in the repository (data/temporal-kg/README.md)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -51,8 +51,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from kg.dispatch import Session
-    from kg.ingest import ingest
+    from kg.ingest import ingest, require_path
 
+    require_path(Path(args.file))  # named before any connection is tried
     settings = Settings.from_env()
     session = Session(settings)
     try:
