@@ -45,7 +45,7 @@ def test_contradict_and_ingest_verbs(session, ns):
     out = call(session, "ingest", {"namespace": ns, "edges": rows, "created_at": 5})
     assert out["ok"] and out["data"]["inserted"] == 5
     assert out["data"]["rejected"][0]["index"] == 5 and "src" in out["data"]["rejected"][0]["error"]
-    assert out["data"]["rejected"][1] == {"index": 6, "error": "attributes: is nested too deeply"}
+    assert out["data"]["rejected"][1] == {"index": 6, "error": "attributes: is nested deeper than 32 levels"}
     again = call(session, "ingest", {"namespace": ns, "edges": rows[:5], "created_at": 9})
     assert again["data"]["inserted"] == 0 and again["data"]["unchanged"] == 5
 
