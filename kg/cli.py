@@ -41,7 +41,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from kg.dispatch import Session
 
     with Session() as session:
-        for line in sys.stdin:
+        for line in sys.stdin.buffer:  # bytes: a line that is not UTF-8 is answered, not fatal
             if not line.strip():
                 continue
             sys.stdout.write(session.dispatch_line(line) + "\n")

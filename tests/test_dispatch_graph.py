@@ -136,3 +136,32 @@ def test_kg_dispatch_answers_every_line_in_order(kg_env, ns):
 def test_health_reports_graph_and_redis(session):
     data = call(session, "health", {})["data"]
     assert data["graph"]["reachable"] is True and data["redis"]["reachable"] is True
+
+
+# -- issue 12: what the answer echoes, lines that are not UTF-8 --------------------
+
+@pytest.mark.parametrize("verb", [["health"], {"v": "health"}, 7, True, None, "no-such-verb"])
+def test_the_answer_echoes_only_a_known_verb(session, verb):
+    out = session.dispatch({"verb": verb, "body": {}})
+    assert out["ok"] is False and out["verb"] is None and out["error"].startswith("verb: ")
+    line = json.loads(session.dispatch_line(json.dumps({"verb": verb, "body": {}})))
+    assert line["verb"] is None
+
+
+def test_kg_dispatch_answers_a_line_that_is_not_utf8_and_goes_on(kg_env, ns):
+    good = json.dumps({"verb": "query_at", "body": {"namespace": ns, "src": "alice", "t": 1}}).encode()
+    stdin = b"\n".join([good, b"\xff\xfe", good, b'{"verb": "get_edge", "body": {"edge_id": "\xc3"}}', good]) + b"\n"
+    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=stdin, env=kg_env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [o["ok"] for o in out] == [True, False, True, False, True]
+    assert out[1] == out[3] == {"ok": False, "verb": None, "error": "request: not valid UTF-8"}
+
+
+def test_kg_dispatch_names_a_huge_weight(kg_env, ns):
+    line = json.dumps({"verb": "insert_edge", "body": {**BASE, "namespace": ns, "weight": 10**400}})
+    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=line + "\n", env=kg_env,
+                          capture_output=True, text=True, timeout=120)
+    out = json.loads(proc.stdout)
+    assert out["ok"] is False and out["error"].startswith("weight: must be a finite number"), out
