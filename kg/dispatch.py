@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:  # the Bolt driver is imported on the first graph verb, not fo
     from kg.store import EdgeStore
 
 log = logging.getLogger(__name__)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -96,11 +98,12 @@ class Session:
     def dispatch(self, request: Any) -> dict:
         """Answer one request; never raises for bad input or a down backend.
 
-        The answer's ``verb`` is the request's verb when that is a known verb's name, else
-        null: the response schema says string or null, and an unknown value is not echoed.
+        The answer's ``verb`` is the request's verb when that is a string, else null (the
+        response schema says string or null); a string that cannot be encoded as UTF-8 (a lone
+        surrogate) is not echoed either, so the answer can always be written out.
         """
         verb_name = request.get("verb") if isinstance(request, dict) else None
-        if not (isinstance(verb_name, str) and verb_name in VERBS):
+        if not isinstance(verb_name, str) or _LONE_SURROGATE.search(verb_name):
             verb_name = None
         try:
             if not isinstance(request, dict):
@@ -110,9 +113,9 @@ class Session:
                 raise InvalidInput(sorted(extra)[0], "is not a known request field")
             if not isinstance(request.get("verb"), str):
                 raise InvalidInput("verb", "is required and must be a string")
-            if verb_name is None:
+            verb = VERBS.get(verb_name) if verb_name is not None else None
+            if verb is None:
                 raise InvalidInput("verb", "is not a known verb")
-            verb = VERBS[verb_name]
             async_ = request.get("async", False)
             if not isinstance(async_, bool):
                 raise InvalidInput("async", "must be true or false")

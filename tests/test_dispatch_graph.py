@@ -140,12 +140,18 @@ def test_health_reports_graph_and_redis(session):
 
 # -- issue 12: what the answer echoes, lines that are not UTF-8 --------------------
 
-@pytest.mark.parametrize("verb", [["health"], {"v": "health"}, 7, True, None, "no-such-verb"])
-def test_the_answer_echoes_only_a_known_verb(session, verb):
+@pytest.mark.parametrize("verb", [["health"], {"v": "health"}, 7, True, None, "\ud800"])
+def test_the_answer_echoes_only_a_string_verb(session, verb):
     out = session.dispatch({"verb": verb, "body": {}})
     assert out["ok"] is False and out["verb"] is None and out["error"].startswith("verb: ")
     line = json.loads(session.dispatch_line(json.dumps({"verb": verb, "body": {}})))
     assert line["verb"] is None
+
+
+def test_a_string_verb_is_echoed_known_or_not(session):
+    assert session.dispatch({"verb": "no-such-verb", "body": {}}) == {
+        "ok": False, "verb": "no-such-verb", "error": "verb: is not a known verb"}
+    assert session.dispatch({"verb": "health", "body": {"x": 1}})["verb"] == "health"
 
 
 def test_kg_dispatch_answers_a_line_that_is_not_utf8_and_goes_on(kg_env, ns):
