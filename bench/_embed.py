@@ -1,6 +1,6 @@
 """MMLU routing data and prompt embeddings for the learning benchmarks (not part of the service).
 
-Data: RouteLLM's MMLU outcomes (``../shared/data/routing/mmlu``), GPT-4-1106 vs Mixtral-8x7B
+Data: RouteLLM's MMLU outcomes (``data/routing/mmlu``, shipped in the repository), GPT-4-1106 vs Mixtral-8x7B
 correctness per prompt, minus the 5 prompts RouteLLM flags as contaminated.
 
 Embeddings:
@@ -29,7 +29,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(
-    os.environ.get("KG_ROUTING_DATA", ROOT.parent / "shared" / "data" / "routing" / "mmlu")
+    os.environ.get("KG_ROUTING_DATA", ROOT / "data" / "routing" / "mmlu")
 )
 RESULTS = ROOT / "bench" / "results"
 STRONG = "gpt-4-1106-preview"

@@ -45,7 +45,7 @@ from kg.graph import Graph
 from kg.ingest import IngestReport, load_batches, now_ms, open_source, validated_batches
 from kg.store import EdgeStore
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "temporal-kg"
+DATA = Path(__file__).resolve().parents[1] / "data" / "temporal-kg"
 RAW = """
 UNWIND $rows AS row
 MERGE (a:RawEntity {ns: $ns, name: row.src})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from kg.config import Settings
 from kg.errors import KgError
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "temporal-kg"
+DEFAULT_DATA = REPO / "data" / "temporal-kg"  # shipped in the repository (data/temporal-kg/README.md)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -41,7 +42,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from kg.dispatch import Session
 
     with Session() as session:
-        for line in sys.stdin:
+        for line in sys.stdin.buffer:  # bytes: a line that is not UTF-8 is answered, not fatal
             if not line.strip():
                 continue
             sys.stdout.write(session.dispatch_line(line) + "\n")
@@ -51,8 +52,9 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from kg.dispatch import Session
-    from kg.ingest import ingest
+    from kg.ingest import ingest, require_path
 
+    require_path(Path(args.file))  # named before any connection is tried
     settings = Settings.from_env()
     session = Session(settings)
     try:
@@ -135,6 +137,48 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.data))
 
 
+# Options whose value is a time (ms or ISO-8601); filled by ``add_time_option``.
+TIME_OPTIONS: set[str] = set()
+# A time value that starts with "-": a negative ISO year ("-0431-03-15", "-12000") or negative ms.
+_NEGATIVE_TIME = re.compile(r"-\d+(?:-\d\d(?:-\d\d(?:T[0-9:.]+(?:Z|[+-]\d\d:?\d\d)?)?)?)?")
+
+
+def add_time_option(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    """Add an option taking a time; ``attach_negative_times`` lets its value start with '-'."""
+    TIME_OPTIONS.add(name)
+    parser.add_argument(name, help=help + "; a negative year works as is (--known-at -0431-03-15)")
+
+
+def attach_negative_times(argv: list[str]) -> list[str]:
+    """``--at -0431-03-15`` as ``--at=-0431-03-15``.
+
+    argparse takes any argument that starts with "-" and is not a plain negative number for an
+    option, so a BC date given as the next argument was refused ("expected one argument").
+    The ``=`` form is what argparse documents for such values; this writes it for the user.
+
+    >>> attach_negative_times(["cypher", "q", "--known-at", "-0431-03-15", "--at", "2019"])
+    ['cypher', 'q', '--known-at=-0431-03-15', '--at', '2019']
+    """
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            out.append(arg)
+            out.extend(args)
+            break
+        if arg in TIME_OPTIONS:
+            value = next(args, None)
+            if value is not None and _NEGATIVE_TIME.fullmatch(value):
+                out.append(f"{arg}={value}")
+                continue
+            out.append(arg)
+            if value is not None:
+                out.append(value)
+            continue
+        out.append(arg)
+    return out
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -161,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_ingest)
     p = sub.add_parser("cypher", help="run a read-only Cypher query with $t, $known_at and $ns bound")
     p.add_argument("query")
-    p.add_argument("--at", help="valid time bound to $t (ms or ISO-8601; default now)")
-    p.add_argument("--known-at", help="system time bound to $known_at (default now)")
+    add_time_option(p, "--at", help="valid time bound to $t (ms or ISO-8601; default now)")
+    add_time_option(p, "--known-at", help="system time bound to $known_at (ms or ISO-8601; default now)")
     p.add_argument("--namespace", "-n", default="default", help="bound to $ns")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_cypher)
@@ -198,8 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    return parser.parse_args(attach_negative_times(sys.argv[1:] if argv is None else list(argv)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.fn(args)
     except KgError as exc:

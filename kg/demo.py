@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kg.config import Settings
 from kg.dispatch import Session
-from kg.ingest import ingest, now_ms
+from kg.ingest import ingest, now_ms, require_path
 from kg.stack import Stack
 from kg.timeparse import from_ms, to_ms
 
@@ -29,6 +29,8 @@ def _say(text: str = "") -> None:
 
 
 def run_demo(data: Path) -> int:
+    require_path(data, "--data")  # before starting anything
+    require_path(data / "yago11k", "--data")
     settings = Settings.from_env()
     Stack(settings).up(progress=lambda m: print(m, file=sys.stderr))
     settings = Settings.from_env()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # the Bolt driver is imported on the first graph verb, not fo
     from kg.store import EdgeStore
 
 log = logging.getLogger(__name__)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -95,17 +97,24 @@ class Session:
         self.close()
 
     def dispatch(self, request: Any) -> dict:
-        """Answer one request; never raises for bad input or a down backend."""
+        """Answer one request; never raises for bad input or a down backend.
+
+        The answer's ``verb`` is the request's verb when that is a string, else null (the
+        response schema says string or null); a string that cannot be encoded as UTF-8 (a lone
+        surrogate) is not echoed either, so the answer can always be written out.
+        """
         verb_name = request.get("verb") if isinstance(request, dict) else None
+        if not isinstance(verb_name, str) or _LONE_SURROGATE.search(verb_name):
+            verb_name = None
         try:
             if not isinstance(request, dict):
                 raise InvalidInput("request", "must be a JSON object with verb and body")
             extra = set(request) - {"verb", "body", "async"}
             if extra:
                 raise InvalidInput(sorted(extra)[0], "is not a known request field")
-            if not isinstance(verb_name, str):
+            if not isinstance(request.get("verb"), str):
                 raise InvalidInput("verb", "is required and must be a string")
-            verb = VERBS.get(verb_name)
+            verb = VERBS.get(verb_name) if verb_name is not None else None
             if verb is None:
                 raise InvalidInput("verb", "is not a known verb")
             async_ = request.get("async", False)
@@ -122,11 +131,18 @@ class Session:
             log.exception("verb %s failed", verb_name)
             return {"ok": False, "verb": verb_name, "error": f"internal error: {type(exc).__name__}"}
 
-    def dispatch_line(self, line: str) -> str:
-        """One JSON line in, one JSON line out (``kg dispatch``)."""
-        if len(line.encode()) > self.settings.max_request_bytes:
+    def dispatch_line(self, line: str | bytes) -> str:
+        """One JSON line in, one JSON line out (``kg dispatch``); bytes that are not
+        UTF-8 get an answer like any other bad line (the next line is still read)."""
+        size = len(line) if isinstance(line, bytes) else len(line.encode("utf-8", "surrogatepass"))
+        if size > self.settings.max_request_bytes:
             return json.dumps({"ok": False, "verb": None,
                                "error": f"request: larger than {self.settings.max_request_bytes} bytes"})
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError:
+                return json.dumps({"ok": False, "verb": None, "error": "request: not valid UTF-8"})
         try:
             request = json.loads(line)
         except ValueError:

@@ -30,6 +30,7 @@ from kg.temporal import NewEdge
 
 
 T = TypeVar("T")
+SKIP_EXAMPLES = 3  # places named per skip reason in the summary
 
 
 def now_ms() -> int:
@@ -48,8 +49,16 @@ def edges_from_records(records: Iterable[dict], created_at: int | None) -> tuple
     return edges, rejected
 
 
+def require_path(path: Path, field: str = "file") -> None:
+    """Refuse a path that does not exist, naming it (the caller's own argument, not data),
+    before anything else is said about it ("unknown format", a traceback)."""
+    if not path.exists():
+        raise InvalidInput(field, f"no such file: {path}")
+
+
 def open_source(path: Path) -> Iterator[sources.Row | sources.Skip]:
     """Pick the reader by what ``path`` is: a HyTE dataset folder, JSON Lines, CSV or TSV."""
+    require_path(path)
     if path.is_dir():
         return sources.read_temporal_kg(path)
     suffix = path.suffix.lower()
@@ -68,9 +77,20 @@ class IngestReport:
     resumed_from: int = 0
     result: BatchResult = field(default_factory=BatchResult)
     skipped: Counter = field(default_factory=Counter)
-    skip_examples: list[str] = field(default_factory=list)
+    skip_examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> first few places
     seconds: float = 0.0
     interrupted: bool = False
+
+    def skip(self, reason: str, source: str, line: int, edge_id: Any = None) -> None:
+        """Count a skipped line and keep where the first few of each reason are, so a user
+        can find them in the file (``train.txt:7436``, with the id when the line had one)."""
+        self.skipped[reason] += 1
+        examples = self.skip_examples.setdefault(reason, [])
+        if len(examples) < SKIP_EXAMPLES:
+            where = f"{Path(source).name}:{line}"
+            if isinstance(edge_id, str) and edge_id:
+                where += f" (id {edge_id[:60]!r})"
+            examples.append(where)
 
     @property
     def rate(self) -> float:
@@ -87,7 +107,10 @@ class IngestReport:
             f"  {self.seconds:.1f} s, {self.rate:,.0f} edges/s",
         ]
         for reason, count in self.skipped.most_common():
-            lines.append(f"  skipped {count:,}: {reason}")
+            examples = self.skip_examples.get(reason, [])
+            more = f", and {count - len(examples):,} more" if count > len(examples) else ""
+            where = f" (at {', '.join(examples)}{more})" if examples else ""
+            lines.append(f"  skipped {count:,}: {reason}{where}")
         for edge_id, reason in r.rejected[:10]:
             lines.append(f"  rejected {edge_id}: {reason}")
         if self.interrupted:
@@ -132,12 +155,12 @@ def validated_batches(items: Iterable[sources.Row | sources.Skip], report: Inges
         if index <= skip:
             continue
         if isinstance(item, sources.Skip):
-            report.skipped[item.reason] += 1
+            report.skip(item.reason, item.source, item.line)
             continue
         try:
             edge = parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at)
         except InvalidInput as exc:
-            report.skipped[f"invalid {exc.field}"] += 1
+            report.skip(f"invalid {exc.field}", item.source, item.line, item.record.get("id"))
             continue
         edge.first_version.row  # noqa: B018 - built (and cached) here, off the transaction's path
         batch.append(edge)
@@ -242,6 +265,7 @@ def ingest(store: EdgeStore, namespace: str, path: Path, home: Path, batch_size:
     """Load ``path`` into ``namespace``; resumable after a crash or Ctrl-C."""
     from tqdm import tqdm
 
+    require_path(path)
     checkpoint = Checkpoint(home, path, namespace)
     state = checkpoint.load() if resume else {}
     created_at = state.get("created_at") or now_ms()

@@ -10,15 +10,16 @@ import math
 from itertools import repeat
 from typing import Annotated, Any
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictFloat, StrictInt, ValidationError,
                       WithJsonSchema, field_validator)
 
 from kg.errors import InvalidInput
+from kg.limits import (FIRST_TIME, LAST_TIME, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ID_CHARS,
+                       MAX_NAMESPACE_CHARS, deeper_than, may_nest_deeper, name_problem)
 from kg.temporal import NewEdge, canonical_json
 from kg.timeparse import MAX_MS, MIN_MS, to_ms
 
-MAX_ID = 512
-MAX_ATTRIBUTES_BYTES = 64_000
+MAX_ID = MAX_ID_CHARS  # the name earlier releases exported
 DEFAULT_NAMESPACE = "default"
 DEFAULT_RELATION = "related_to"
 
@@ -34,6 +35,21 @@ def _ms(value: Any) -> Any:
         raise ValueError(exc.message) from None
 
 
+def _stated_ms(value: Any) -> Any:
+    """A time a fact is stated with: strictly inside the 64-bit range, whose top is the open end."""
+    value = _ms(value)
+    if value is not None and not FIRST_TIME <= value <= LAST_TIME:
+        raise ValueError("must be before the open end 9223372036854775807 and after -9223372036854775807")
+    return value
+
+
+def _name(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 def _attributes_json(value: Any) -> str:
     """A JSON object of attributes as canonical JSON text, checked and encoded once.
 
@@ -44,10 +60,11 @@ def _attributes_json(value: Any) -> str:
         raise ValueError("must be a JSON object")
     if not value:
         return "{}"
+    too_deep = f"is nested deeper than {MAX_ATTRIBUTES_DEPTH} levels"
     try:
         text = canonical_json(value)
     except RecursionError:
-        raise ValueError("is nested too deeply") from None
+        raise ValueError(too_deep) from None
     except (TypeError, ValueError):
         raise ValueError("must be a JSON object of finite values") from None
     try:
@@ -56,17 +73,21 @@ def _attributes_json(value: Any) -> str:
         raise ValueError("must be valid Unicode text (holds a lone surrogate)") from None
     if size > MAX_ATTRIBUTES_BYTES:
         raise ValueError(f"must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+    if may_nest_deeper(text) and deeper_than(value, MAX_ATTRIBUTES_DEPTH):
+        raise ValueError(too_deep)
     return text
 
 
 Ms = Annotated[int, BeforeValidator(_ms)]
-Name = Annotated[str, Field(min_length=1, max_length=MAX_ID)]
+StatedMs = Annotated[int, BeforeValidator(_stated_ms)]  # a time written into history
+Name = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_name)]
+Namespace = Annotated[str, Field(min_length=1, max_length=MAX_NAMESPACE_CHARS), AfterValidator(_name)]
 AttributesJson = Annotated[str, BeforeValidator(_attributes_json), WithJsonSchema({"type": "object"})]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    namespace: Annotated[str, Field(min_length=1, max_length=128)] = DEFAULT_NAMESPACE
+    namespace: Namespace = DEFAULT_NAMESPACE
 
 
 class EdgeFields(BaseModel):
@@ -79,30 +100,28 @@ class EdgeFields(BaseModel):
     relation: Name = DEFAULT_RELATION
     weight: StrictFloat | StrictInt = 1.0
     attributes: AttributesJson = Field("{}", json_schema_extra={"default": {}})  # an object in, its text kept
-    valid_at: Ms
-    invalid_at: Ms | None = None
-    created_at: Ms
-
-    @field_validator("id", "src", "dst", "relation")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    valid_at: StatedMs
+    invalid_at: StatedMs | None = None
+    created_at: StatedMs
 
     @field_validator("weight")
     @classmethod
     def _finite(cls, value: float) -> float:
+        try:  # an integer beyond float's range (10**400) overflows here, not in the store
+            value = float(value)
+        except OverflowError:
+            raise ValueError("must be a finite number (at most about 1.8e308 in magnitude)") from None
         if not math.isfinite(value):
             raise ValueError("must be a finite number")
-        return float(value)
+        return value
 
     def to_new_edge(self, default_created_at: int | None = None) -> NewEdge:
         created_at = self.created_at if self.created_at is not None else default_created_at
         if created_at is None:
             raise InvalidInput("created_at", "is required")
-        if self.invalid_at is not None and self.invalid_at < self.valid_at:
-            raise InvalidInput("invalid_at", "must not be earlier than valid_at")
+        if self.invalid_at is not None and self.invalid_at <= self.valid_at:
+            raise InvalidInput("invalid_at", "must be later than valid_at (a fact holds during "
+                                             "[valid_at, invalid_at), which must not be empty)")
         return NewEdge(
             id=self.id, src=self.src, dst=self.dst, relation=self.relation,
             weight=float(self.weight),
@@ -112,7 +131,7 @@ class EdgeFields(BaseModel):
 
 
 class InsertEdge(EdgeFields):
-    namespace: Annotated[str, Field(min_length=1, max_length=128)] = DEFAULT_NAMESPACE
+    namespace: Namespace = DEFAULT_NAMESPACE
 
 
 class GetEdge(Body):
@@ -131,27 +150,27 @@ class QueryAt(Body):
 
 class InvalidateEdge(Body):
     edge_id: Name
-    invalid_at: Ms
-    expired_at: Ms
+    invalid_at: StatedMs
+    expired_at: StatedMs
 
 
 class StatedEdge(EdgeFields):
     """An edge whose ``created_at`` may be left to the service (contradict, ingest)."""
 
-    created_at: Ms | None = None
+    created_at: StatedMs | None = None
 
 
 class Contradict(Body):
     new_edge: StatedEdge
     contradicts: Annotated[list[Name], Field(max_length=1000)]
-    now_ms: Ms
+    now_ms: StatedMs
 
 
 class Ingest(Body):
     """Bulk insert of edges given inline (files go through ``kg ingest``)."""
 
     edges: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=50_000)]
-    created_at: Ms | None = None
+    created_at: StatedMs | None = None
 
 
 class Empty(Body):

@@ -20,7 +20,7 @@ CSV / TSV (``read_delimited``)
     (``2019`` is read as the year, not as 2019 ms).
 
 YAGO11k / Wikidata12k (``read_temporal_kg``)
-    The HyTE files in ``shared/data/temporal-kg``; their dates turn into a
+    The HyTE files in ``data/temporal-kg``; their dates turn into a
     half-open interval ``[valid_at, invalid_at)`` in epoch ms (proleptic
     Gregorian, UTC), ``#`` standing for an unknown digit:
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from kg.errors import Conflict, InvalidInput, NotFound
 from kg.interval_index import OPEN, OPEN_KEY, time_key
+from kg.limits import read_attributes
 
 # Canonical JSON: sorted keys, no spaces, unicode kept, NaN refused.  Built once:
 # json.dumps with options builds a new encoder on every call, which showed in ingest profiles.
@@ -181,7 +182,7 @@ class Version:
             "dst": self.dst,
             "relation": self.relation,
             "weight": self.weight,
-            "attributes": json.loads(self.attributes),
+            "attributes": read_attributes(self.attributes),
             "namespace": namespace,
             "valid_at": self.valid_from,
             "invalid_at": None if self.valid_to == OPEN else self.valid_to,
@@ -236,8 +237,8 @@ class Plan:
     # -- operations --------------------------------------------------------
     def insert(self, edge: NewEdge) -> str:
         """'inserted' or 'unchanged'; raises Conflict for the same id with other content."""
-        if edge.invalid_at is not None and edge.invalid_at < edge.valid_at:
-            raise InvalidInput("invalid_at", "must not be earlier than valid_at")
+        if edge.invalid_at is not None and edge.invalid_at <= edge.valid_at:
+            raise InvalidInput("invalid_at", "must be later than valid_at")
         digest = edge.content_hash
         existing = self.head(edge.id)
         if existing is not None:

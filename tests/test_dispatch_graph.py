@@ -45,7 +45,7 @@ def test_contradict_and_ingest_verbs(session, ns):
     out = call(session, "ingest", {"namespace": ns, "edges": rows, "created_at": 5})
     assert out["ok"] and out["data"]["inserted"] == 5
     assert out["data"]["rejected"][0]["index"] == 5 and "src" in out["data"]["rejected"][0]["error"]
-    assert out["data"]["rejected"][1] == {"index": 6, "error": "attributes: is nested too deeply"}
+    assert out["data"]["rejected"][1] == {"index": 6, "error": "attributes: is nested deeper than 32 levels"}
     again = call(session, "ingest", {"namespace": ns, "edges": rows[:5], "created_at": 9})
     assert again["data"]["inserted"] == 0 and again["data"]["unchanged"] == 5
 
@@ -136,3 +136,38 @@ def test_kg_dispatch_answers_every_line_in_order(kg_env, ns):
 def test_health_reports_graph_and_redis(session):
     data = call(session, "health", {})["data"]
     assert data["graph"]["reachable"] is True and data["redis"]["reachable"] is True
+
+
+# -- issue 12: what the answer echoes, lines that are not UTF-8 --------------------
+
+@pytest.mark.parametrize("verb", [["health"], {"v": "health"}, 7, True, None, "\ud800"])
+def test_the_answer_echoes_only_a_string_verb(session, verb):
+    out = session.dispatch({"verb": verb, "body": {}})
+    assert out["ok"] is False and out["verb"] is None and out["error"].startswith("verb: ")
+    line = json.loads(session.dispatch_line(json.dumps({"verb": verb, "body": {}})))
+    assert line["verb"] is None
+
+
+def test_a_string_verb_is_echoed_known_or_not(session):
+    assert session.dispatch({"verb": "no-such-verb", "body": {}}) == {
+        "ok": False, "verb": "no-such-verb", "error": "verb: is not a known verb"}
+    assert session.dispatch({"verb": "health", "body": {"x": 1}})["verb"] == "health"
+
+
+def test_kg_dispatch_answers_a_line_that_is_not_utf8_and_goes_on(kg_env, ns):
+    good = json.dumps({"verb": "query_at", "body": {"namespace": ns, "src": "alice", "t": 1}}).encode()
+    stdin = b"\n".join([good, b"\xff\xfe", good, b'{"verb": "get_edge", "body": {"edge_id": "\xc3"}}', good]) + b"\n"
+    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=stdin, env=kg_env,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
+    out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [o["ok"] for o in out] == [True, False, True, False, True]
+    assert out[1] == out[3] == {"ok": False, "verb": None, "error": "request: not valid UTF-8"}
+
+
+def test_kg_dispatch_names_a_huge_weight(kg_env, ns):
+    line = json.dumps({"verb": "insert_edge", "body": {**BASE, "namespace": ns, "weight": 10**400}})
+    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=line + "\n", env=kg_env,
+                          capture_output=True, text=True, timeout=120)
+    out = json.loads(proc.stdout)
+    assert out["ok"] is False and out["error"].startswith("weight: must be a finite number"), out

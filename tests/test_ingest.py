@@ -13,7 +13,7 @@ from kg.ingest import Checkpoint, ingest
 from kg.timeparse import to_ms
 from kg.usercypher import run_read_only
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "temporal-kg"
+DATA = Path(__file__).resolve().parents[1] / "data" / "temporal-kg"
 COUNT = "MATCH ()-[r:FACT]->() WHERE r.ns = $ns RETURN count(r) AS versions, count(DISTINCT r.edge_id) AS ids"
 
 
@@ -54,6 +54,7 @@ def test_csv_and_tsv_with_iso_dates(store, ns, tmp_path):
                         "c3,alice,carol,knows,not-a-date,,\n")
     report = ingest(store, ns, csv_path, tmp_path, progress=False)
     assert report.result.inserted == 2 and report.skipped["invalid valid_at"] == 1
+    assert "invalid valid_at (at edges.csv:4 (id 'c3'))" in report.summary()
     assert store.get_edge(ns, "c1")["attributes"] == {"k": "v, with comma"}
     tsv_path = tmp_path / "edges.tsv"
     tsv_path.write_text("id\tsrc\tdst\tvalid_at\nt1\tx\ty\t1999-12-31T23:00:00+01:00\n")
@@ -101,6 +102,9 @@ def test_real_yago11k(store, session, ns, tmp_path):
     assert report.skipped == {"inverted interval": 70,
                               "malformed start date '307-13047-09'": 1,
                               "malformed start date '1963-64-65'": 1}
+    summary = report.summary()
+    assert "malformed start date '307-13047-09' (at train.txt:7436)" in summary
+    assert "skipped 70: inverted interval (at " in summary and ", and 67 more)" in summary
     married = store.query_at(ns, "Frances_Howard_(actress)", to_ms("1950-01-01", "t"))
     assert [e["dst"] for e in married] == ["Samuel_Goldwyn"]
 
@@ -131,3 +135,25 @@ def test_prefetched_keeps_order_hands_over_errors_and_stops_its_thread():
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("name", ["missing.jsonl", "missing-folder"])
+def test_a_missing_file_or_folder_is_named(store, ns, tmp_path, name):
+    from kg.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as info:
+        ingest(store, ns, tmp_path / name, tmp_path, progress=False)
+    assert str(info.value) == f"file: no such file: {tmp_path / name}"
+
+
+@pytest.mark.parametrize("argv", [["ingest", "{missing}", "-n", "x"], ["demo", "--data", "{missing}"]])
+def test_kg_ingest_and_demo_name_a_missing_path(tmp_path, argv):
+    """Checked before anything starts: no stack is needed (KG_HOME is an empty folder)."""
+    missing = tmp_path / "no-such-dataset"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KG_")}
+    env["KG_HOME"] = str(tmp_path / "home")
+    out = subprocess.run([sys.executable, "-m", "kg.cli", *[a.format(missing=missing) for a in argv]],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert f"no such file: {missing}" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "home" / "stack.json").exists()

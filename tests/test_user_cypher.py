@@ -60,6 +60,17 @@ def test_kg_cypher_cli_binds_t_and_known_at(kg_env, alice):
     assert "Globex" in table.stdout and "employer" in table.stdout.splitlines()[0]
 
 
+def test_kg_cypher_cli_takes_negative_iso_years(kg_env, ns):
+    """A BC date after --at / --known-at is a value, not an option (it was "expected one argument")."""
+    from kg.timeparse import to_ms
+
+    out = subprocess.run([sys.executable, "-m", "kg.cli", "cypher", "RETURN $t AS t, $known_at AS k", "-n", ns,
+                          "--at", "-0431", "--known-at", "-0431-03-15", "--json"],
+                         env=kg_env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"t": to_ms("-0431", "t"), "k": to_ms("-0431-03-15", "k")}]
+
+
 @pytest.mark.parametrize("query", [
     "CREATE (n:Entity {ns: $ns, name: 'intruder'}) RETURN n.name AS name",
     "MATCH (a:Entity {ns: $ns, name: 'alice'}) SET a.hacked = true RETURN a.name AS name",

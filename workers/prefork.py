@@ -89,13 +89,13 @@ class Supervisor:
                         "serving process(es)")
                     self.stop()
                     return 0
-                for pid, status in self._reap():
-                    self._replace(pid, status)
+                for pid, status, started in self._reap():
+                    self._replace(pid, status, started)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, self._mask)
 
-    def _replace(self, pid: int, status: int) -> None:
-        uptime = time.monotonic() - self.children.pop(pid)
+    def _replace(self, pid: int, status: int, started: float) -> None:
+        uptime = time.monotonic() - started
         self._quick_deaths = self._quick_deaths + 1 if uptime < self.min_uptime_s else 0
         if self._quick_deaths >= self.crash_loop:
             self.stop()
@@ -125,8 +125,11 @@ class Supervisor:
         self.children[pid] = time.monotonic()
         return pid
 
-    def _reap(self) -> list[tuple[int, int]]:
-        """Children that exited since the last call (pid, wait status)."""
+    def _reap(self) -> list[tuple[int, int, float]]:
+        """Children that exited since the last call (pid, wait status, start), no longer in
+        ``children``: a reaped pid must leave it at once, or a crash loop found at the first of
+        several deaths reaped together made ``stop`` wait for children already gone (15 s, then
+        ``ChildProcessError`` from ``waitpid``)."""
         out = []
         while self.children:
             try:
@@ -136,7 +139,7 @@ class Supervisor:
             if pid == 0:
                 break
             if pid in self.children:
-                out.append((pid, status))
+                out.append((pid, status, self.children.pop(pid)))
         return out
 
     def stop(self) -> None:
@@ -145,8 +148,7 @@ class Supervisor:
         self._signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout_s
         while self.children:
-            for pid, _status in self._reap():
-                self.children.pop(pid)
+            self._reap()
             left = deadline - time.monotonic()
             if not self.children:
                 break
@@ -160,7 +162,10 @@ class Supervisor:
                 break
         self._signal_all(signal.SIGKILL)
         for pid in list(self.children):
-            os.waitpid(pid, 0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:  # reaped elsewhere already
+                pass
             self.children.pop(pid)
 
     def _signal_all(self, sig: int) -> None:

@@ -35,7 +35,7 @@ from workers.errors import NotInitialised, StateCorrupt
 from workers.service import Current, Learning, redis_errors
 from workers.weight_store import KINDS, VECTOR_KEYS
 
-Namespace = Annotated[str, Field(min_length=1, max_length=128)]
+Namespace = m.Namespace  # the graph verbs' rule: not blank, no control characters
 EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
 
 

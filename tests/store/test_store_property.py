@@ -144,8 +144,8 @@ def test_store_matches_reference_model(store, ops):
         if kind == "insert":
             _, i, src, rel, dst, vf, vt = o
             vt_m = INF if vt is None else vt
-            if vt is not None and vt < vf:
-                continue  # rejected at the boundary (pydantic), covered elsewhere
+            if vt is not None and vt <= vf:
+                continue  # rejected at the boundary (pydantic): an empty or inverted interval
             try:
                 model.insert(i, src, rel, dst, vf, vt_m, clock)
             except Exception as exc:
@@ -216,7 +216,7 @@ def test_functional_batches_match_reference_model(store, facts, cuts):
     """insert_many of functional facts, in and out of order and split into batches, applies the rules one by one."""
     ns = f"prop-batch-{next(_ns)}-{id(facts)}"
     edges = [NewEdge(f"f{n}", src, dst, FUNCTIONAL, 1.0, "{}", vf, vt, 100 + n)
-             for n, (src, dst, vf, vt) in enumerate(facts) if vt is None or vf <= vt]
+             for n, (src, dst, vf, vt) in enumerate(facts) if vt is None or vf < vt]
     bounds = [0, *sorted({c for c in cuts if c < len(edges)}), len(edges)]
     model = Model()
     for lo, hi in zip(bounds, bounds[1:]):

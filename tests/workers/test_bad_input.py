@@ -205,7 +205,7 @@ def test_deeply_nested_values_are_refused_naming_the_field(ready) -> None:
             assert not out["error"].startswith("internal error"), (verb, field, out)
     edge = {"namespace": NS, "id": "deep", "src": "a", "dst": "b", "valid_at": 0, "created_at": 0,
             "attributes": {"k": deep}}
-    assert d({"verb": "insert_edge", "body": edge})["error"] == "attributes: is nested too deeply"
+    assert d({"verb": "insert_edge", "body": edge})["error"] == "attributes: is nested deeper than 32 levels"
     lone = dict(edge, attributes={"k": "\ud800"})
     assert d({"verb": "insert_edge", "body": lone})["error"] == \
         "attributes: must be valid Unicode text (holds a lone surrogate)"

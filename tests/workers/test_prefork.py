@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,25 @@ except CrashLoop as exc:
     assert "5 serving processes in a row died within 1 s of starting" in out.stdout, out.stdout + out.stderr
     assert ": exit status 3); not starting another" in out.stdout and out.stdout.rstrip().endswith("| no child left")
     assert out.stderr.count("died (exit status 3)") == 4, out.stderr  # the 5th was not replaced
+
+
+def test_children_reaped_together_all_leave_the_supervisor() -> None:
+    """Several children that died before one reap: every one leaves ``children`` at once, so a
+    crash loop found at the first of them does not make ``stop`` wait for the others (it waited
+    15 s and then failed with ChildProcessError, issue 12)."""
+    from workers.prefork import Supervisor
+
+    sup = Supervisor(1, lambda: 3)
+    pids = [sup._spawn() for _ in range(3)]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(_is_zombie(pid) for pid in pids):
+        time.sleep(0.01)
+    reaped = sup._reap()
+    assert sorted(pid for pid, _, _ in reaped) == sorted(pids)
+    assert sup.children == {}
+    sup.stop()  # nothing left to wait for: returns at once
+
+
+def _is_zombie(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
