@@ -165,10 +165,11 @@ class Stack:
         if not self.redis_external:
             if not pid_alive(self._pid("redis")):
                 port = _reuse_port(record.get("redis_url"))
-                record["redis_url"] = f"redis://127.0.0.1:{port}/0"
+                password = record.setdefault("redis_password", secrets.token_urlsafe(18))
+                record["redis_url"] = f"redis://:{password}@127.0.0.1:{port}/0"
                 self._save(record)
-                progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes)")
-                self._start_redis(port)
+                progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes, password)")
+                self._start_redis(port, password)
             else:
                 progress("redis-server already running")
         self._save(record)
@@ -287,7 +288,9 @@ class Stack:
             parts.append(PartStatus(name, True, pid, running, healthy, self.celery_hostname(name), detail))
         return parts
 
-    def _start_redis(self, port: int) -> None:
+    def _start_redis(self, port: int, password: str) -> None:
+        """redis-server with AOF and a password (from a private config file, not the command
+        line): no other local user can rewrite weight blobs or queue tasks."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise StackError(
@@ -296,8 +299,10 @@ class Stack:
             )
         data = self.home / "redis"
         data.mkdir(mode=0o700, parents=True, exist_ok=True)
+        conf = data / "redis.conf"
+        write_private(conf, f"requirepass {password}\n")
         cmd = [
-            binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
+            binary, str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
             "--appendonly", "yes", "--appendfsync", os.environ.get("KG_REDIS_APPENDFSYNC", "everysec"),
             "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes",

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from kg.config import Settings
 from kg.stack import pid_alive
 
@@ -62,6 +64,12 @@ def test_up_twice_status_down(tmp_path):
         cmdline = Path(f"/proc/{pids[server]}/cmdline").read_bytes()
         assert record["graph_password"].encode() not in cmdline  # `ps` shows command lines to everyone
         assert not private_tree(tmp_path / "home")
+        import redis
+
+        assert record["redis_password"].encode() not in Path(f"/proc/{pids['redis']}/cmdline").read_bytes()
+        with pytest.raises(redis.AuthenticationError):  # no password, no access
+            redis.Redis(port=int(record["redis_url"].rsplit(":", 1)[1].split("/")[0])).ping()
+        assert redis.Redis.from_url(record["redis_url"]).ping()
     finally:
         down = kg(env, "down")
     assert down.returncode == 0
