@@ -181,6 +181,8 @@ class Settings:
     graph_user: str = "neo4j"
     graph_password: str | None = field(default=None, repr=False)
     graph_database: str = "neo4j"
+    graph_external: bool = False                # KG_GRAPH_URI given: `kg up` starts no graph server
+    redis_external: bool = False                # KG_REDIS_URL given: `kg up` starts no redis-server
     graph_server: str = "neo4j"                 # KG_GRAPH_SERVER: neo4j (default) or arcadedb
     graph_heap: str = "2g"                      # KG_GRAPH_HEAP: JVM heap of the server `kg up` starts
     graph_pagecache: str = "2g"                 # KG_GRAPH_PAGECACHE: Neo4j's page cache
@@ -225,6 +227,8 @@ class Settings:
             graph_password=password,
             graph_database=env.get("KG_GRAPH_DATABASE") or default_database,
             graph_server=server,
+            graph_external=bool(env.get("KG_GRAPH_URI")),
+            redis_external=bool(env.get("KG_REDIS_URL")),
             graph_heap=heap,
             graph_pagecache=pagecache,
             redis_url=redis_url,

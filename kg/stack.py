@@ -149,11 +149,11 @@ class Stack:
 
     @property
     def graph_external(self) -> bool:
-        return bool(os.environ.get("KG_GRAPH_URI"))
+        return self.settings.graph_external
 
     @property
     def redis_external(self) -> bool:
-        return bool(os.environ.get("KG_REDIS_URL"))
+        return self.settings.redis_external
 
     # -- up ----------------------------------------------------------------
     def up(self, progress=print) -> dict:
@@ -439,7 +439,7 @@ def _with_record(settings: Settings, record: dict) -> Settings:
 
     return replace(
         settings,
-        graph_uri=settings.graph_uri if os.environ.get("KG_GRAPH_URI") else record.get("graph_uri", settings.graph_uri),
-        graph_password=settings.graph_password if os.environ.get("KG_GRAPH_URI") else record.get("graph_password", settings.graph_password),
-        redis_url=settings.redis_url if os.environ.get("KG_REDIS_URL") else record.get("redis_url", settings.redis_url),
+        graph_uri=settings.graph_uri if settings.graph_external else record.get("graph_uri", settings.graph_uri),
+        graph_password=settings.graph_password if settings.graph_external else record.get("graph_password", settings.graph_password),
+        redis_url=settings.redis_url if settings.redis_external else record.get("redis_url", settings.redis_url),
     )

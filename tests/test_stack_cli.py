@@ -138,3 +138,19 @@ def test_up_after_kill9_of_the_graph_server_recovers_the_store(tmp_path):
         assert sorted(e["id"] for e in answer["data"]) == sorted(f"e{i}" for i in range(50))
     finally:
         assert kg(env, "down").returncode == 0
+
+
+def test_external_parts_come_from_the_settings_env_not_this_process(tmp_path, stack_settings):
+    """A Stack built in-process from an env naming the servers starts none of them (the
+    benchmarks and tests build such stacks; this process's own environment names none)."""
+    from kg.stack import Stack
+
+    env = clean_env(tmp_path / "inproc")
+    env.update(KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password,
+               KG_GRAPH_SERVER=stack_settings.graph_server, KG_REDIS_URL=stack_settings.redis_url,
+               KG_UP_WORKERS="0", KG_UP_BEAT="false")
+    assert "KG_REDIS_URL" not in os.environ
+    said: list[str] = []
+    Stack(Settings.from_env(env)).up(progress=said.append)
+    assert not [line for line in said if line.startswith("starting")], said
+    assert not list((tmp_path / "inproc").glob("run/*.pid"))
