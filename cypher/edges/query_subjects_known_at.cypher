@@ -1,5 +1,6 @@
-// query_subjects_known_at: edges leaving any of the given subjects valid at $t as believed at $known_at, looked up by time keys (one seek per subject and key: for subjects too large to scan)
+// query_subjects_known_at: edges leaving any of the given subjects valid at $t as believed at $known_at, looked up by time keys (one seek per subject and key: for subjects too large to scan); the index hint keeps Neo4j on the subject index (by statistics it chose the (ns, edge_id, version) one and read the whole namespace; ArcadeDB ignores the hint)
 MATCH ()-[r:FACT]->()
+USING INDEX r:FACT(ns, src, tkey, edge_id, version)
 WHERE r.ns = $ns AND r.src IN $srcs AND r.tkey IN $keys AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
   AND r.sys_from <= $known_at AND $known_at < r.sys_to
   AND r.valid_from <= $t AND $t < r.valid_to
