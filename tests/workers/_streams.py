@@ -26,6 +26,17 @@ def init_requests(ns: str) -> list[dict]:
     ]
 
 
+def every_core_requests(ns: str) -> list[dict]:
+    """Small states of every core in ``ns``, and one consolidated EWC parameter."""
+    return [
+        {"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}},
+        {"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}},
+        {"verb": "init_attention", "body": {"namespace": ns, "dim": 8}},
+        {"verb": "consolidate", "body": {"namespace": ns, "param_id": "w", "params": [1.0, 2.0],
+                                         "grads": [0.5, 0.5]}},
+    ]
+
+
 def update_requests(ns: str, n: int, seed: int, prefix: str = "e") -> list[dict]:
     """``n`` feedback / loss / consolidate / outcome requests with client event ids."""
     rng = np.random.default_rng(seed)

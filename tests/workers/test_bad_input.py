@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from _streams import every_core_requests
+
 from kg.dispatch import VERBS
 from workers.verbs import learning
 from workers.weight_store import KINDS, StateKeys
@@ -93,13 +95,7 @@ def ready(workers, learn_session):
     """A namespace with every core initialised and one consolidated parameter."""
     d = learn_session.dispatch
     workers("w1")
-    for req in [
-        {"verb": "init_instant", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
-        {"verb": "init_router", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
-        {"verb": "init_attention", "body": {"namespace": NS, "dim": 8}},
-        {"verb": "consolidate", "body": {"namespace": NS, "param_id": "w", "params": [1.0, 2.0],
-                                         "grads": [0.5, 0.5]}},
-    ]:
+    for req in every_core_requests(NS):
         assert d(req)["ok"], req
     return learn_session
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from _streams import every_core_requests
 from conftest import wait_for
 from kg.errors import InvalidInput
 from learn import limits as L
@@ -33,11 +34,7 @@ def ready(workers, learn_session):
     d = learn_session.dispatch
     worker = workers("w1")
     for req in [
-        {"verb": "init_instant", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
-        {"verb": "init_router", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 4}},
-        {"verb": "init_attention", "body": {"namespace": NS, "dim": 8}},
-        {"verb": "consolidate", "body": {"namespace": NS, "param_id": "w", "params": [1.0, 2.0],
-                                         "grads": [0.5, 0.5]}},
+        *every_core_requests(NS),
         {"verb": "init_router", "body": {"namespace": BIG, "targets": ["a"], "in_dim": L.MAX_DIM}},
         {"verb": "init_attention", "body": {"namespace": BIG, "dim": L.MAX_DIM, "head_dim": 16}},
     ]:
