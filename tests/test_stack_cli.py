@@ -154,3 +154,35 @@ def test_external_parts_come_from_the_settings_env_not_this_process(tmp_path, st
     Stack(Settings.from_env(env)).up(progress=said.append)
     assert not [line for line in said if line.startswith("starting")], said
     assert not list((tmp_path / "inproc").glob("run/*.pid"))
+
+
+def test_kill9_of_redis_then_kg_up_learning_goes_on(tmp_path):
+    """Issue 12: after redis-server died, `kg up` started a new one on a new port while the
+    workers kept retrying the old one, and learning stopped silently. Now it comes back on its
+    recorded port, the running worker reconnects, and every acknowledged update is applied once."""
+    env = clean_env(tmp_path / "home")
+    env.update(KG_UP_BEAT="false")
+    ns = "redis-restart"
+    feedback = [{"verb": "feedback", "body": {"namespace": ns, "embedding": [1.0, 0.5, -0.5, 0.25],
+                                              "model": "a", "payload": {"quality": 0.9}, "now_ms": 1000 + i}}
+                for i in range(10)]
+    try:
+        assert kg(env, "up").returncode == 0
+        answers = dispatch(env, {"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"],
+                                                                  "in_dim": 4}}, *feedback[:5])
+        assert all(a["ok"] for a in answers), answers
+        record = json.loads((tmp_path / "home" / "stack.json").read_text())
+        redis_pid = int((tmp_path / "home" / "run" / "redis.pid").read_text())
+        os.killpg(redis_pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while pid_alive(redis_pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        again = kg(env, "up")
+        assert again.returncode == 0, again.stderr
+        assert "starting redis-server" in again.stderr
+        assert json.loads((tmp_path / "home" / "stack.json").read_text())["redis_url"] == record["redis_url"]
+        answers = dispatch(env, *feedback[5:], {"verb": "health", "body": {"namespace": ns}})
+        assert all(a["ok"] for a in answers), answers
+        assert answers[-1]["data"]["cores"]["instant"]["updates"] == 10, answers[-1]["data"]
+    finally:
+        assert kg(env, "down").returncode == 0
