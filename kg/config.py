@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.errors import ConfigError
-
-import re
 
 GRAPH_SERVERS = ("neo4j", "arcadedb")
 # (user, database) of each server when the environment names none: Neo4j Community has one

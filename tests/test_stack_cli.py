@@ -35,6 +35,14 @@ def dispatch(env, *requests):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
+def wait_gone(pid: int, timeout_s: float = 30.0) -> None:
+    """Until a killed process (all its threads) is gone."""
+    deadline = time.monotonic() + timeout_s
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(pid)
+
+
 def private_tree(root: Path) -> list[str]:
     """Files or folders under ``root`` that another user could read."""
     return [str(p) for p in [root, *root.rglob("*")] if p.stat().st_mode & 0o077]
@@ -125,10 +133,7 @@ def test_up_after_kill9_of_the_graph_server_recovers_the_store(tmp_path):
         uri = json.loads((tmp_path / "home" / "stack.json").read_text())["graph_uri"]
         pid = int((tmp_path / "home" / "run" / f"{server}.pid").read_text())
         os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not pid_alive(pid)
+        wait_gone(pid)
         again = kg(env, "up")
         assert again.returncode == 0, again.stderr
         assert LABELS[server] in again.stderr
@@ -174,9 +179,7 @@ def test_kill9_of_redis_then_kg_up_learning_goes_on(tmp_path):
         record = json.loads((tmp_path / "home" / "stack.json").read_text())
         redis_pid = int((tmp_path / "home" / "run" / "redis.pid").read_text())
         os.killpg(redis_pid, signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while pid_alive(redis_pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_gone(redis_pid)
         again = kg(env, "up")
         assert again.returncode == 0, again.stderr
         assert "starting redis-server" in again.stderr
