@@ -34,10 +34,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _base_env(home: Path) -> dict[str, str]:
-    """The caller's environment without KG_ settings, except the choice of graph server."""
+    """The caller's environment without KG_ settings, except the choice of graph server and
+    its memory (a machine running several suites at once gives each a smaller graph server)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
-    if os.environ.get("KG_GRAPH_SERVER"):
-        env["KG_GRAPH_SERVER"] = os.environ["KG_GRAPH_SERVER"]
+    for name in ("KG_GRAPH_SERVER", "KG_GRAPH_HEAP", "KG_GRAPH_PAGECACHE"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     env["KG_HOME"] = str(home)
     return env
 
