@@ -40,7 +40,7 @@ from bench.graph_stream import job_updates, write_edges, write_jsonl
 from tqdm import tqdm
 
 from kg import sources
-from kg.dispatch import Session
+from service.root import Session
 from kg.graph import Graph
 from kg.ingest import IngestReport, load_batches, now_ms, open_source, validated_batches
 from kg.store import EdgeStore
@@ -111,7 +111,7 @@ def kg_ingest_peak_rss(path: Path, ns: str, batch: int, home: Path) -> dict:
     start = time.perf_counter()
     peak_kb = 0
     with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "kg.cli", "ingest", str(path), "-n", ns,
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "ingest", str(path), "-n", ns,
                                  "--batch-size", str(batch), "--restart", "--quiet"],
                                 env=env, stderr=err)
         while proc.poll() is None:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from bench._common import percentiles, running_graph, save, server_list
 from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
-from kg.dispatch import Session
+from service.root import Session
 from kg.errors import NotFound
 from kg.store import EdgeStore
 from kg.ingest import edges_from_records

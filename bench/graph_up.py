@@ -34,7 +34,7 @@ QUERY = json.dumps({"verb": "query_at", "body": {"namespace": "cold", "src": "al
 def kg(env: dict[str, str], *args: str, stdin: str | None = None) -> float:
     """Seconds one ``kg`` command took; exits on a failure."""
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "kg.cli", *args], env=env, input=stdin,
+    out = subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, input=stdin,
                          capture_output=True, text=True, timeout=300)
     seconds = time.perf_counter() - start
     answered = not stdin or all(json.loads(line)["ok"] for line in out.stdout.splitlines())
@@ -57,7 +57,7 @@ def one_run(server: str, redis_url: str) -> dict:
             restart = kg(env, "up")
             restart_first = kg(env, "dispatch", stdin=QUERY)
         finally:
-            subprocess.run([sys.executable, "-m", "kg.cli", "down"], env=env, capture_output=True, timeout=120)
+            subprocess.run([sys.executable, "-m", "service.cli", "down"], env=env, capture_output=True, timeout=120)
     return {"up_s": up, "first_answer_s": up + first, "warm_dispatch_s": warm,
             "restart_first_answer_s": restart + restart_first, "server_peak_rss_mb": peak}
 

@@ -122,7 +122,7 @@ def vm_hwm_kib(pid: int) -> int:
 def through_worker() -> dict[str, Any]:
     """Each init at the bounds through a real worker; the pool process's peak memory after each."""
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
     from workers.localproc import RedisServer, Worker, children, wait_for, worker_env
 
     out: dict[str, Any] = {}

@@ -8,7 +8,7 @@ Then, timed:
 
 - **fresh process**: ``python -c`` that builds a ``Session`` and answers ``route`` and
   ``apply_adapter``, from ``Popen`` to the moment both answers are there, split into interpreter
-  start, imports (``from kg.dispatch import Session``) and the restore (connect, GET version,
+  start, imports (``from service.root import Session``) and the restore (connect, GET version,
   GET blob, check SHA-256 and schema, deserialise, answer). Parent and child read the same clock
   (``time.monotonic``, system-wide on Linux). Each part is also given as the child's CPU time
   (user + sys): the process is single-threaded (``OPENBLAS_NUM_THREADS=1``) and its round trips
@@ -59,7 +59,7 @@ from bench._common import save
 CHILD = r"""
 import json, sys, time
 marks = {"started": (time.monotonic(), time.process_time())}
-from kg.dispatch import Session
+from service.root import Session
 marks["imported"] = (time.monotonic(), time.process_time())
 req = json.loads(sys.argv[1])
 with Session() as s:
@@ -71,7 +71,7 @@ print(json.dumps({"marks": marks, "heavy_modules": heavy, "route": route, "adapt
 """
 PRELOADED_PARENT = r"""
 import json, os, sys, time
-from kg.dispatch import Session
+from service.root import Session
 req = json.loads(sys.argv[1])
 for _ in sys.stdin:  # one forked child per line; the parent itself never connects
     forked_at = time.monotonic()
@@ -179,10 +179,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
     from workers.cores import replay
+    from workers.verbs import UPDATES
     from workers.localproc import scratch_service
-    from workers.verbs import learning
     from workers.weight_store import Event
 
     ns, n, dim = "restore", args.trajectories, args.dim
@@ -205,7 +205,7 @@ def main() -> None:
         reqs = {"route": {"verb": "route", "body": {"namespace": ns, "embedding": probe}},
                 "apply_adapter": {"verb": "apply_adapter", "body": {"namespace": ns, "embedding": probe}}}
         expected = {k: d(v) for k, v in reqs.items()}
-        blob_bytes = {c: len(learning(session).store.load(ns, c).encode()) for c in ("instant", "router")}
+        blob_bytes = {c: len(session.learning.store.load(ns, c).encode()) for c in ("instant", "router")}
 
         fresh, cached, floors = [], [], {name: [] for name in FLOORS}
         with tempfile.TemporaryDirectory(prefix="kg-pycache-") as cache_dir:
@@ -228,7 +228,7 @@ def main() -> None:
                 assert s2.dispatch(reqs["apply_adapter"]) == expected["apply_adapter"]
             warm.append(time.perf_counter() - t0)
 
-        store = learning(session).store
+        store = session.learning.store
         events = {c: [] for c in ("instant", "router")}
         for c in events:
             for seq, eid, _, _ in store.applied_log(ns, c):
@@ -246,7 +246,7 @@ def main() -> None:
             bodies["instant"][i + 1]["payload"]["quality"] = q
             bodies["router"][i + 1]["quality"] = q
         t0 = time.perf_counter()
-        rebuilt = {c: replay(c, [Event(e.seq, e.id, e.verb, b) for e, b in zip(events[c], bodies[c])]).core
+        rebuilt = {c: replay(UPDATES, c, [Event(e.seq, e.id, e.verb, b) for e, b in zip(events[c], bodies[c])]).core
                    for c in events}
         replay_s = time.perf_counter() - t0
         from learn import to_bytes
@@ -264,10 +264,10 @@ def main() -> None:
     rows = [
         row("fresh process: Popen to first answers (route + apply_adapter)", fresh, "total"),
         row("  of which interpreter start (Popen to the script's first line)", fresh, "start"),
-        row("  of which imports (from kg.dispatch import Session)", fresh, "imports"),
+        row("  of which imports (from service.root import Session)", fresh, "imports"),
         row("  of which restore: connect, load, check, deserialise, answer", fresh, "restore"),
         row("the same with the project's bytecode cached: Popen to first answers", cached, "total"),
-        row("  of which imports (from kg.dispatch import Session)", cached, "imports"),
+        row("  of which imports (from service.root import Session)", cached, "imports"),
         *(row(f"floor: Popen to done importing {name}", runs, "total") for name, runs in floors.items()),
         row("forked from a preloaded parent: fork to first answers (new Session, connect, restore)", forked, "total"),
         row("kg serve --processes 1: kill -9 of the serving process → first answer from its replacement "

@@ -67,9 +67,9 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     args = ap.parse_args()
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
     from workers.localproc import scratch_service
-    from workers.verbs import learning, route_read
+    from workers.reads import route_read
     from workers.weight_store import StateKeys
 
     rows = []
@@ -89,7 +89,7 @@ def main() -> None:
         line = json.dumps(req)
         first = d(req)
         assert first["ok"] and first["data"]["algo"] == "fastgrnn", first
-        lrn = learning(session)
+        lrn = session.learning
         pooled = lrn.store.r
         key = StateKeys.of("lat", "router").ver
         cur = lrn.current("lat", "router")

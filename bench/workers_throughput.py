@@ -56,7 +56,7 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
             out: mp.Queue, bulk: bool) -> None:
     os.environ.update({"KG_REDIS_URL": url, "KG_HOME": home})
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
 
     rng = np.random.default_rng(seed)
     xs = rng.standard_normal((64, dim)).round(6).tolist()
@@ -133,9 +133,8 @@ def _cpu_row(total: int, callers_s: float, workers_s: float, redis_s: float) -> 
 def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: int, n_states: int,
                   label: str, bulk: bool = False) -> dict:
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
     from workers.localproc import RedisServer, Worker, worker_env
-    from workers.verbs import learning
     from workers.weight_store import StateKeys
 
     server = RedisServer(root / label.replace(" ", "_").replace(",", ""))
@@ -151,7 +150,7 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
             out = session.dispatch({"verb": "init_instant", "body": {
                 "namespace": ns, "targets": ["a", "b", "c"], "in_dim": dim}})
             assert out["ok"], out
-        store = learning(session).store
+        store = session.learning.store
         base = {ns: int(store.r.get(StateKeys.of(ns, "instant").done) or 0) for ns in namespaces}
         per = events // callers
         queue: mp.Queue = mp.get_context("spawn").Queue()
@@ -192,10 +191,9 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
 
 def naive(root: Path, events: int, dim: int) -> dict:
     from kg.config import Settings
-    from kg.dispatch import Session
+    from service.root import Session
     from workers.app import publisher
     from workers.localproc import RedisServer, Worker, worker_env
-    from workers.verbs import learning
     from workers.weight_store import event_bytes
 
     server = RedisServer(root / "naive")
@@ -209,7 +207,7 @@ def naive(root: Path, events: int, dim: int) -> dict:
         session = Session(settings)
         assert session.dispatch({"verb": "init_instant", "body": {
             "namespace": "naive", "targets": ["a", "b", "c"], "in_dim": dim}})["ok"]
-        store = learning(session).store
+        store = session.learning.store
         rng = np.random.default_rng(RNG_SEED)
         xs = rng.standard_normal((64, dim)).round(6).tolist()
         items = [(f"n{i}", event_bytes(f"n{i}", "feedback", {

@@ -1,12 +1,12 @@
-"""The JSON dispatch surface: ``{"verb", "body"}`` in, ``{"ok", "verb", "data"|"error"}`` out.
+"""The JSON dispatch protocol: ``{"verb", "body"}`` in, ``{"ok", "verb", "data"|"error"}`` out.
 
-``Session`` owns the connections of one process and maps each verb to a
-validated body model and a handler.  Every failure becomes ``ok: false`` with
-an error that names the field; a request that fails validation touches nothing.
-Other packages add verbs with ``register`` (the learning verbs live in
-``workers.verbs``, imported at the end of this module).  A verb registered with
-``async_ok`` also receives the request's ``"async"`` flag (updates that can
-answer with a ticket instead of waiting); other verbs refuse ``"async": true``.
+``Session`` owns the connections of one process and answers requests from a verb table it is
+given (the composition root, :mod:`service.root`, builds it from the graph verbs of
+:mod:`kg.verbs` and the learning verbs of :mod:`workers.verbs`); nothing registers itself by
+being imported.  Every failure becomes ``ok: false`` with an error that names the field; a
+request that fails validation touches nothing.  A verb with ``async_ok`` also receives the
+request's ``"async"`` flag (updates that can answer with a ticket instead of waiting); other
+verbs refuse ``"async": true``.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from pydantic import BaseModel
 
 from kg import models as m
 from kg.config import Settings
 from kg.errors import Conflict, InvalidInput, KgError, Unavailable
-from kg.redact import redact_url
 
 if TYPE_CHECKING:  # the Bolt driver is imported on the first graph verb, not for learned-state reads
     from kg.graph import Graph
@@ -34,35 +33,41 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 @dataclass(frozen=True)
 class Verb:
+    """One verb of the surface: ``handler(session, body)`` answers a ``model`` body; with
+    ``async_ok`` the handler is ``handler(session, body, async_)``."""
+
+    name: str
     model: type[BaseModel]
     handler: Callable[..., Any]
     async_ok: bool = False
+    summary: str = ""
 
 
-VERBS: dict[str, Verb] = {}
+HealthSection = Callable[["Session", Any], dict]
+"""A part of the ``health`` answer: ``section(session, body) -> dict``, merged in order."""
 
 
-def register(name: str, model: type[BaseModel], *, async_ok: bool = False) -> Callable:
-    """Decorator: ``handler(session, body)`` answers ``name`` with a ``model`` body.
-
-    With ``async_ok`` the handler is ``handler(session, body, async_)``.
-    """
-    def wrap(handler: Callable[..., Any]) -> Callable:
-        if name in VERBS:
-            raise ValueError(f"verb {name!r} registered twice")
-        VERBS[name] = Verb(model, handler, async_ok)
-        return handler
-    return wrap
+def verb_table(*tables: Sequence[Verb]) -> dict[str, Verb]:
+    """The verbs of ``tables`` by name; a name given twice is a programming error."""
+    verbs: dict[str, Verb] = {}
+    for table in tables:
+        for verb in table:
+            if verb.name in verbs:
+                raise ValueError(f"verb {verb.name!r} defined twice")
+            verbs[verb.name] = verb
+    return verbs
 
 
 class Session:
     """One process's entry point to the service; thread-safe, reuse it."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.from_env()
+    def __init__(self, settings: Settings, verbs: Mapping[str, Verb],
+                 health: Sequence[HealthSection] = ()) -> None:
+        self.settings = settings
+        self.verbs = verbs
+        self.health_sections = tuple(health)
         self._graph: Graph | None = None
         self._store: EdgeStore | None = None
-        self.extensions: dict[str, Any] = {}
 
     @property
     def graph(self) -> Graph:
@@ -84,9 +89,14 @@ class Session:
             self._store = EdgeStore(self.graph, self.settings.functional_relations)
         return self._store
 
+    def health(self, body: Any) -> dict:
+        """The ``health`` answer: every section's report, in order."""
+        report: dict[str, Any] = {}
+        for section in self.health_sections:
+            report.update(section(self, body))
+        return report
+
     def close(self) -> None:
-        for ext in self.extensions.values():
-            getattr(ext, "close", lambda: None)()
         if self._graph is not None:
             self._graph.close()
 
@@ -114,7 +124,7 @@ class Session:
                 raise InvalidInput(sorted(extra)[0], "is not a known request field")
             if not isinstance(request.get("verb"), str):
                 raise InvalidInput("verb", "is required and must be a string")
-            verb = VERBS.get(verb_name) if verb_name is not None else None
+            verb = self.verbs.get(verb_name) if verb_name is not None else None
             if verb is None:
                 raise InvalidInput("verb", "is not a known verb")
             async_ = request.get("async", False)
@@ -150,88 +160,3 @@ class Session:
         except RecursionError:
             return json.dumps({"ok": False, "verb": None, "error": "request: nested too deeply"})
         return json.dumps(self.dispatch(request), ensure_ascii=False)
-
-
-# -- graph verbs ------------------------------------------------------------
-
-@register("insert_edge", m.InsertEdge)
-def _insert_edge(session: Session, body: m.InsertEdge) -> dict:
-    return session.store.insert_edge(body.namespace, body.to_new_edge())
-
-
-@register("get_edge", m.GetEdge)
-def _get_edge(session: Session, body: m.GetEdge) -> dict:
-    return session.store.get_edge(body.namespace, body.edge_id)
-
-
-@register("history", m.History)
-def _history(session: Session, body: m.History) -> list[dict]:
-    return session.store.history(body.namespace, body.edge_id)
-
-
-@register("query_at", m.QueryAt)
-def _query_at(session: Session, body: m.QueryAt) -> list[dict]:
-    return session.store.query_at(body.namespace, body.src, body.t, body.known_at)
-
-
-@register("invalidate_edge", m.InvalidateEdge)
-def _invalidate(session: Session, body: m.InvalidateEdge) -> dict:
-    return session.store.invalidate_edge(body.namespace, body.edge_id, body.invalid_at, body.expired_at)
-
-
-@register("contradict", m.Contradict)
-def _contradict(session: Session, body: m.Contradict) -> dict:
-    edge = body.new_edge.to_new_edge(default_created_at=body.now_ms)
-    return session.store.contradict(body.namespace, edge, list(body.contradicts), body.now_ms)
-
-
-@register("ingest", m.Ingest)
-def _ingest(session: Session, body: m.Ingest) -> dict:
-    from kg.ingest import edges_from_records
-
-    edges, rejected = edges_from_records(body.edges, body.created_at)
-    result = session.store.insert_many(body.namespace, edges)
-    return {
-        "inserted": result.inserted, "unchanged": result.unchanged,
-        "invalidated": result.invalidated,
-        "rejected": [{"index": i, "error": e} for i, e in rejected]
-        + [{"id": i, "error": e} for i, e in result.rejected],
-    }
-
-
-@register("health", m.Empty)
-def _health(session: Session, body: m.Empty) -> dict:
-    from kg.graph import ping_graph
-
-    graph_ok, graph_detail = ping_graph(session.settings) if session.settings.graph_uri else (False, "not configured")
-    report: dict[str, Any] = {
-        "graph": {"reachable": graph_ok, "uri": redact_url(session.settings.graph_uri), "detail": graph_detail},
-        "redis": _redis_health(session.settings),
-    }
-    for hook in HEALTH_HOOKS.values():
-        report.update(hook(session, body))
-    return report
-
-
-# Extra health sections: ``hook(session, body) -> dict``, merged into the report.
-HEALTH_HOOKS: dict[str, Callable[[Session, Any], dict]] = {}
-
-
-def _redis_health(settings: Settings) -> dict:
-    import redis
-
-    from workers.connect import DRIVER_INFO
-
-    if not settings.redis_url:
-        return {"reachable": False, "detail": "not configured"}
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, driver_info=DRIVER_INFO)
-        try:
-            return {"reachable": bool(client.ping()), "url": redact_url(settings.redis_url)}
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        return {"reachable": False, "detail": type(exc).__name__}
-
-
-import workers.verbs  # noqa: E402,F401  (registers the learning verbs and their health section)

@@ -116,7 +116,7 @@ def neo4j_settings(graph_settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def session(stack_settings: Settings):
-    from kg.dispatch import Session
+    from service.root import Session
 
     with Session(stack_settings) as s:
         yield s

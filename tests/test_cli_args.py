@@ -2,7 +2,7 @@
 
 import pytest
 
-from kg.cli import TIME_OPTIONS, parse_args
+from service.cli import TIME_OPTIONS, parse_args
 from kg.timeparse import text_to_ms
 
 

@@ -125,7 +125,7 @@ def test_kg_dispatch_answers_every_line_in_order(kg_env, ns):
         {"verb": "get_edge", "body": {"namespace": ns, "edge_id": "e1"}},
     ]
     text = "\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n"
-    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=text, env=kg_env,
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=text, env=kg_env,
                           capture_output=True, text=True, timeout=120)
     out = [json.loads(l) for l in proc.stdout.splitlines()]
     assert [o["ok"] for o in out] == [True, False, False, True, True], proc.stderr
@@ -157,7 +157,7 @@ def test_a_string_verb_is_echoed_known_or_not(session):
 def test_kg_dispatch_answers_a_line_that_is_not_utf8_and_goes_on(kg_env, ns):
     good = json.dumps({"verb": "query_at", "body": {"namespace": ns, "src": "alice", "t": 1}}).encode()
     stdin = b"\n".join([good, b"\xff\xfe", good, b'{"verb": "get_edge", "body": {"edge_id": "\xc3"}}', good]) + b"\n"
-    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=stdin, env=kg_env,
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=stdin, env=kg_env,
                           capture_output=True, timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-2000:]
     out = [json.loads(line) for line in proc.stdout.decode().splitlines()]
@@ -167,7 +167,7 @@ def test_kg_dispatch_answers_a_line_that_is_not_utf8_and_goes_on(kg_env, ns):
 
 def test_kg_dispatch_names_a_huge_weight(kg_env, ns):
     line = json.dumps({"verb": "insert_edge", "body": {**BASE, "namespace": ns, "weight": 10**400}})
-    proc = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=line + "\n", env=kg_env,
+    proc = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=line + "\n", env=kg_env,
                           capture_output=True, text=True, timeout=120)
     out = json.loads(proc.stdout)
     assert out["ok"] is False and out["error"].startswith("weight: must be a finite number"), out

@@ -64,7 +64,7 @@ def test_csv_and_tsv_with_iso_dates(store, ns, tmp_path):
 
 def _run_ingest(kg_env, path, ns, home):
     env = dict(kg_env)
-    return subprocess.Popen([sys.executable, "-m", "kg.cli", "ingest", str(path), "-n", ns, "--batch-size", "200", "-q"],
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "ingest", str(path), "-n", ns, "--batch-size", "200", "-q"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -152,7 +152,7 @@ def test_kg_ingest_and_demo_name_a_missing_path(tmp_path, argv):
     missing = tmp_path / "no-such-dataset"
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KG_")}
     env["KG_HOME"] = str(tmp_path / "home")
-    out = subprocess.run([sys.executable, "-m", "kg.cli", *[a.format(missing=missing) for a in argv]],
+    out = subprocess.run([sys.executable, "-m", "service.cli", *[a.format(missing=missing) for a in argv]],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, out.stderr
     assert f"no such file: {missing}" in out.stderr and "Traceback" not in out.stderr

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from kg.cli import DEFAULT_DATA
+from service.cli import DEFAULT_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 # a path that climbs out of the repository to the reference copies: "../shared", / "shared" /

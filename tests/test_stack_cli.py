@@ -15,7 +15,7 @@ from kg.stack import pid_alive
 
 
 def kg(env, *args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "kg.cli", *args], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -30,7 +30,7 @@ LABELS = {"neo4j": "starting Neo4j 5.26.", "arcadedb": "starting ArcadeDB"}
 
 def dispatch(env, *requests):
     lines = "".join(json.dumps(r) + "\n" for r in requests)
-    out = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=lines, env=env,
+    out = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=lines, env=env,
                          capture_output=True, text=True, timeout=120)
     return [json.loads(line) for line in out.stdout.splitlines()]
 
@@ -101,7 +101,7 @@ def test_external_servers_start_nothing(tmp_path, stack_settings, ns):
         assert "external" in kg(env, "status").stdout
         request = json.dumps({"verb": "insert_edge", "body": {"namespace": ns, "id": "x", "src": "a", "dst": "b",
                                                               "valid_at": 1, "created_at": 2}})
-        out = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=request + "\n", env=env,
+        out = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=request + "\n", env=env,
                              capture_output=True, text=True, timeout=120)
         assert json.loads(out.stdout)["ok"] is True
     finally:
@@ -112,7 +112,7 @@ def test_down_graph_gives_a_clear_error(tmp_path):
     env = clean_env(tmp_path / "nothing")
     env.update(KG_GRAPH_URI="bolt://127.0.0.1:1", KG_GRAPH_PASSWORD="x", KG_REDIS_URL="redis://127.0.0.1:1/0")
     request = json.dumps({"verb": "query_at", "body": {"src": "a", "t": 1}})
-    out = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=request + "\n", env=env,
+    out = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=request + "\n", env=env,
                          capture_output=True, text=True, timeout=120)
     answer = json.loads(out.stdout)
     assert answer["ok"] is False and "unavailable" in answer["error"]

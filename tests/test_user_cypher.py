@@ -51,7 +51,7 @@ def test_belief_changes_example(session, alice):
 
 def test_kg_cypher_cli_binds_t_and_known_at(kg_env, alice):
     query = example("works_at_as_known")
-    base = [sys.executable, "-m", "kg.cli", "cypher", query, "-n", alice, "--at", "2021-07-01"]
+    base = [sys.executable, "-m", "service.cli", "cypher", query, "-n", alice, "--at", "2021-07-01"]
     out = subprocess.run(base + ["--known-at", str(C2 - 1), "--json"], env=kg_env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -64,7 +64,7 @@ def test_kg_cypher_cli_takes_negative_iso_years(kg_env, ns):
     """A BC date after --at / --known-at is a value, not an option (it was "expected one argument")."""
     from kg.timeparse import to_ms
 
-    out = subprocess.run([sys.executable, "-m", "kg.cli", "cypher", "RETURN $t AS t, $known_at AS k", "-n", ns,
+    out = subprocess.run([sys.executable, "-m", "service.cli", "cypher", "RETURN $t AS t, $known_at AS k", "-n", ns,
                           "--at", "-0431", "--known-at", "-0431-03-15", "--json"],
                          env=kg_env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -88,7 +88,7 @@ def test_writes_are_refused_and_leave_nothing(session, alice, query):
 
 
 def test_kg_cypher_cli_refuses_a_write(kg_env, ns):
-    out = subprocess.run([sys.executable, "-m", "kg.cli", "cypher", "CREATE (n:Entity {ns: $ns, name: 'x'})", "-n", ns],
+    out = subprocess.run([sys.executable, "-m", "service.cli", "cypher", "CREATE (n:Entity {ns: $ns, name: 'x'})", "-n", ns],
                          env=kg_env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "refused" in out.stderr
 

@@ -27,6 +27,7 @@ import redis
 
 from kg.stack import pid_alive
 from workers.cores import apply_batch
+from workers.verbs import UPDATES
 from workers.errors import StateCorrupt
 from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
 
@@ -219,7 +220,7 @@ class Drainer:
                 report.dead += 1
                 return True
         self.cache.drop(ns, kind)  # the core is about to be mutated in place
-        batch = apply_batch(kind, core, updates, events)
+        batch = apply_batch(UPDATES, kind, core, updates, events)
         new_version = pend.version + 1 if batch.changed else pend.version
         new_record = (Record.of(batch.core, ns, new_version, batch.updates) if batch.changed else None)
         applied = [Applied(e, r | {"version": new_version}) for e, r in zip(events, batch.results)]

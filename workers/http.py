@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 
-from kg.dispatch import VERBS, Session
+from service.root import VERBS, Session
 from workers.openapi import spec
 
 log = logging.getLogger(__name__)

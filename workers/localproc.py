@@ -205,7 +205,7 @@ class Serve:
     def start(self) -> "Serve":
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kg.cli", "serve", "--processes", str(self.processes),
+                [sys.executable, "-m", "service.cli", "serve", "--processes", str(self.processes),
                  "--port", str(self.port)],
                 env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         return self

@@ -8,7 +8,7 @@ dies it forks a replacement, which only has to connect and restore (~25 ms). Con
 arrive meanwhile wait in the socket's backlog instead of being refused.
 
 Fork safety: before forking, the supervisor opens no Redis or graph connection and starts no
-thread; each child builds its own :class:`kg.dispatch.Session` (its own connections).
+thread; each child builds its own :class:`service.root.Session` (its own connections).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import traceback
 from typing import Any, Callable
 
 from kg.config import Settings
-from kg.dispatch import VERBS, Session
+from service.root import VERBS, Session
 from workers.http import DispatchServer, listen, url_of
 from workers.openapi import spec
 
@@ -187,7 +187,7 @@ def preload() -> None:
     import pydantic  # noqa: F401
     import redis  # noqa: F401
 
-    import kg.dispatch  # noqa: F401  (also registers the learning verbs: workers.verbs)
+    import service.root  # noqa: F401  (the verb tables, imported once before forking)
     import kg.graph  # noqa: F401
     import kg.ingest  # noqa: F401
     import kg.store  # noqa: F401

@@ -1,6 +1,6 @@
 """The caller's side of learning: queue updates for the workers, read the current blobs in-process.
 
-One :class:`Learning` per ``Session`` (``session.extensions["learn"]``); thread-safe.
+One :class:`Learning` per ``Session`` (``session.learning``); thread-safe.
 
 - **Updates** are checked against the core of the current *epoch* (the version of the last
   ``init_*``), then appended to the state's queue by ``enqueue.lua``, which refuses the event if
@@ -30,7 +30,6 @@ import redis
 from kg.config import Settings
 from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
 from workers.connect import redis_client
-from workers.cores import CORE_OF_VERB
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
 from workers.freshness import Probes
 from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
@@ -288,7 +287,7 @@ class Learning:
         self._shapes[(ns, core)] = shape
         return shape
 
-    def submit(self, ns: str, verb: str, body: dict[str, Any], *, event_id: str | None = None,
+    def submit(self, ns: str, core: str, verb: str, body: dict[str, Any], *, event_id: str | None = None,
                wait: bool = True, check: Callable[[Any], None] | None = None,
                epoch_bound: bool = True) -> dict[str, Any]:
         """Queue one update; wait for its result (the result's ``data``) or return a ticket.
@@ -297,7 +296,6 @@ class Learning:
         raises naming the field; ``epoch_bound`` makes the queue refuse the event if the core
         was re-initialised after the check.
         """
-        core = CORE_OF_VERB[verb]
         eid = event_id or uuid.uuid4().hex
         payload = event_bytes(eid, verb, body, wait)
         for attempt in range(MAX_EPOCH_RETRIES):
@@ -324,7 +322,7 @@ class Learning:
             raise WorkerTimeout(ticket, self.ws.wait_timeout_s)
         return self.unwrap(result)
 
-    def submit_many(self, ns: str, verb: str, items: list[tuple[str | None, dict[str, Any]]], *,
+    def submit_many(self, ns: str, core: str, verb: str, items: list[tuple[str | None, dict[str, Any]]], *,
                     check: Callable[[Any], None] | None = None, epoch_bound: bool = True,
                     wait: bool = False) -> list[dict[str, Any]]:
         """Queue many events of one verb, in order, in one round trip (``enqueue_bulk.lua``).
@@ -335,7 +333,6 @@ class Learning:
         ``{ticket, status, event_id}`` per item (status ``queued`` or ``duplicate``); with
         ``wait`` each also carries the event's stored ``result`` once all are applied.
         """
-        core = CORE_OF_VERB[verb]
         base = uuid.uuid4().hex
         ids = [eid or f"{base}.{i}" for i, (eid, _) in enumerate(items)]
         last = len(ids) - 1

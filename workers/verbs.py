@@ -1,558 +1,198 @@
-"""The learning verbs of the dispatch surface, registered on ``kg.dispatch``.
+"""The learning verbs: one table, ``LEARNING_VERBS``, one entry per verb.
 
-Bodies are learn's strict models (:mod:`learn.schemas`) plus an optional ``namespace`` and, for
-updates, an optional ``event_id`` (a retried request with the same id takes effect once).
+An entry names the verb, the core it belongs to and its request body (:mod:`workers.requests`),
+and says what it does:
 
-Updates run in the workers (see :mod:`workers.service`): ``init_instant``, ``feedback``,
-``reset_adapter``, ``record_loss``, ``consolidate``, ``init_router``, ``record_outcome``,
-``train_router``, ``init_attention``. By default the call answers with the applied result; with
-``"async": true`` it answers at once with a ticket for ``poll``.
+- an **update** has ``apply(core, event_body) -> (core, data)``, run by a worker on the state's
+  queue in arrival order (``init`` when it replaces the core); ``check(core, body)`` runs in the
+  caller against the current core before anything is queued, and ``epoch_bound`` makes the queue
+  refuse the event if the core was re-initialised after the check;
+- a **read** has ``read(current, body) -> data``, answered in the caller from the current core
+  (:mod:`workers.reads`), changing nothing;
+- anything else has its own ``handler`` (:mod:`workers.handlers`).
 
-Reads run here, on the current blob: ``apply_adapter``, ``route``, ``ewc_penalty``, ``attend``.
-``upsert_node`` stores a node embedding in the graph for ``attend``. ``health`` gains the state of
-each core, the update counts, Fisher keys, boundaries, queue depth and live workers.
+The workers' routing (``UPDATES``, ``CORE_OF_VERB``), the dispatch handlers (``DISPATCH_VERBS``),
+the OpenAPI document and the docs' verb table are all derived from this table, so a new verb is a
+core method and an entry here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import struct
-from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from kg import models as m
-from kg.dispatch import HEALTH_HOOKS, Session, register
-from kg.errors import InvalidInput, KgError
-from kg.models import DEFAULT_NAMESPACE, Ms, Name
-from learn import LearnInputError
-from learn import limits
-from learn import schemas as ls
-from learn.limits import MAX_BATCH, TRAIN_MAX
-from workers.errors import NotInitialised, StateCorrupt
-from workers.service import Current, Learning, redis_errors
-from workers.weight_store import KINDS, VECTOR_KEYS
-
-Namespace = m.Namespace  # the graph verbs' rule: not blank, no control characters
-EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
-
-
-class _Update(BaseModel):
-    namespace: Namespace = DEFAULT_NAMESPACE
-    event_id: EventId | None = None
-
-
-class _Read(BaseModel):
-    namespace: Namespace = DEFAULT_NAMESPACE
-
-
-class InitInstant(ls.InitInstant, _Update):
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-
-
-class Feedback(ls.Feedback, _Update):
-    pass
-
-
-class FeedbackItem(ls.Feedback):
-    """One event of ``feedback_batch``: a ``feedback`` body with its own optional ``event_id``."""
-
-    event_id: EventId | None = None
-
-
-class FeedbackBatch(_Read):
-    """Many ``feedback`` events for one namespace, applied in the given order."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    events: Annotated[list[FeedbackItem], Field(min_length=1, max_length=MAX_BATCH)]
-
-    @model_validator(mode="after")
-    def _values_within_budget(self) -> "FeedbackBatch":
-        if sum(len(ev.embedding) for ev in self.events) > limits.BATCH_MAX_VALUES:
-            raise ls.field_error(type(self).__name__, "events",
-                                f"must hold at most {limits.BATCH_MAX_VALUES:,} embedding values in all",
-                                len(self.events))
-        return self
-
-
-class ResetAdapter(ls.Empty, _Update):
-    pass
-
-
-class RecordLoss(ls.RecordLoss, _Update):
-    pass
-
-
-class Consolidate(ls.Consolidate, _Update):
-    pass
-
-
-class InitRouter(ls.InitRouter, _Update):
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
-
-
-class RecordOutcome(ls.RecordOutcome, _Update):
-    pass
-
-
-class TrainRouter(_Update):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    epochs: Annotated[int, Field(ge=1, le=limits.MAX_EPOCHS)] = 1
-    max_samples: Annotated[int, Field(ge=1, le=TRAIN_MAX)] = TRAIN_MAX
-
-
-class InitAttention(ls.InitAttention, _Update):
-    pass
-
-
-class ApplyAdapter(ls.ApplyAdapter, _Read):
-    pass
-
-
-class Route(ls.Route, _Read):
-    pass
-
-
-class EwcPenalty(ls.EwcPenalty, _Read):
-    pass
-
-
-class Attend(_Read):
-    """Either ``subgraph`` (+ ``now_ms``) in the body, or ``src`` + ``t`` to read it from the graph."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
-    query: ls.Vector
-    subgraph: ls.Subgraph | None = None
-    now_ms: ls.Ms | None = None
-    src: Name | None = None
-    hops: Annotated[int, Field(ge=1, le=limits.MAX_HOPS)] = 1
-    t: Ms | None = None
-    known_at: Ms | None = None
-    max_edges: Annotated[int, Field(ge=1, le=limits.MAX_EDGES)] | None = None  # default: graph_max_edges
-
-
-class UpsertNode(_Read):
-    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
-    name: Name
-    embedding: ls.Vector
-
-
-class Poll(_Read):
-    """The ticket names its state; ``namespace`` is accepted like on every verb."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-    ticket: Annotated[str, Field(min_length=1, max_length=600)]
-
-
-
-# -- helpers -----------------------------------------------------------------------------------
-
-
-def learning(session: Session) -> Learning:
-    ext = session.extensions.get("learn")
-    if ext is None:
-        ext = session.extensions.setdefault("learn", Learning(session.settings))
-    return ext
-
-
-@contextlib.contextmanager
-def learn_errors() -> Iterator[None]:
-    """A core's LearnInputError as InvalidInput naming the same field."""
-    try:
-        yield
-    except LearnInputError as exc:
-        raise InvalidInput(exc.field, exc.reason) from None
-
-
-def _dim(values: list[float] | None, field: str, dim: int) -> None:
-    if values is not None and len(values) != dim:
-        raise InvalidInput(field, f"expected {dim} values, got {len(values)}")
-
-
-def _target(core: Any, name: str, field: str) -> None:
-    if name not in core.targets:
-        raise InvalidInput(field, "unknown target")
-
-
-def _needs(core: Any, kind: str, init: str) -> Any:
-    if core is None:
-        raise NotInitialised("namespace", f"has no {kind} state; call {init} first")
-    return core
-
-
-def event_body(body: BaseModel) -> dict[str, Any]:
-    """What an update queues: the body without namespace and event id (vectors kept as given,
-    ``event_json`` packs them)."""
-    data = body.model_dump(mode="json", exclude={"namespace", "event_id", *VECTOR_KEYS}, exclude_none=True)
-    for key in VECTOR_KEYS:
-        value = getattr(body, key, None)
-        if value is not None:
-            data[key] = value
-    return data
-
-
-# -- updates -----------------------------------------------------------------------------------
-
-
-def _check_feedback(core: Any, body: Feedback) -> None:
-    _needs(core, "instant", "init_instant")
-    _dim(body.embedding, "embedding", core.in_dim)
-    _target(core, body.model, "model")
-
-
-def _check_reset(core: Any, body: ResetAdapter) -> None:
-    _needs(core, "instant", "init_instant")
-
-
-def _check_consolidate(core: Any, body: Consolidate) -> None:
-    held = None if core is None else core.fisher(body.param_id)
-    if held is not None and held.shape != (len(body.params),):
-        raise InvalidInput("params", f"param_id holds {held.size} values, got {len(body.params)}")
-    if core is not None:
-        with learn_errors():
-            core.check_room(body.param_id, len(body.params))
-
-
-def _check_outcome(core: Any, body: RecordOutcome) -> None:
-    _needs(core, "router", "init_router")
-    _target(core, body.target, "target")
-    _dim(body.embedding, "embedding", core.in_dim)
-    if body.embedding is None and (body.estimated_tokens is not None or body.temperature is not None
-                                   or body.top_p is not None):
-        raise InvalidInput("embedding", "is required with estimated_tokens, temperature or top_p")
+from pydantic import BaseModel
+
+from kg.dispatch import Verb
+from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA
+from workers import checks, handlers, reads
+from workers import requests as rq
 
 
 @dataclass(frozen=True)
-class Update:
-    """An update verb: its body model, its check against the current core, and whether the
-    queue must refuse it if the core was re-initialised after the check."""
-
-    model: type[BaseModel]
-    check: Callable[[Any, Any], None] | None
-    epoch_bound: bool
-
-
-UPDATES: dict[str, Update] = {
-    "init_instant": Update(InitInstant, None, False),
-    "feedback": Update(Feedback, _check_feedback, True),
-    "reset_adapter": Update(ResetAdapter, _check_reset, True),
-    "record_loss": Update(RecordLoss, None, False),
-    "consolidate": Update(Consolidate, _check_consolidate, False),
-    "init_router": Update(InitRouter, None, False),
-    "record_outcome": Update(RecordOutcome, _check_outcome, True),
-    "init_attention": Update(InitAttention, None, False),
-}
+class LearningVerb:
+    name: str
+    core: str
+    body: type[BaseModel] | None  # None: queued by the service itself (the beat's anchor), not a request
+    apply: Callable[[Any, dict], tuple[Any, dict]] | None = None
+    check: Callable[[Any, Any], None] | None = None
+    read: Callable[[Any, Any], dict] | None = None
+    handler: Callable[..., Any] | None = None
+    init: bool = False
+    epoch_bound: bool = False
+    async_ok: bool = False
+    summary: str = ""
+    field_names: Mapping[str, str] = field(default_factory=dict)
+    """learn's names of arguments that the request names otherwise (for error messages)"""
+    keeps_outcome: bool = False
+    """an applied event with an embedding is kept as a training sample (``train_router``)"""
 
 
-def queued_body(session: Session, verb: str, body: BaseModel) -> dict[str, Any]:
-    data = event_body(body)
-    if verb == "init_instant":
-        data["lr_min"] = session.settings.workers.learn_lr_min  # a project setting, saved in the state
-    return data
+# -- what the updates do to their core (run by the workers) -----------------------------------
 
 
-def _update_handler(verb: str) -> Callable[[Session, Any, bool], dict]:
-    spec = UPDATES[verb]
-
-    def handler(session: Session, body: Any, async_: bool) -> dict:
-        check = None if spec.check is None else (lambda core: spec.check(core, body))
-        return learning(session).submit(body.namespace, verb, queued_body(session, verb, body),
-                                        event_id=body.event_id, wait=not async_, check=check,
-                                        epoch_bound=spec.epoch_bound)
-
-    handler.__name__ = f"_{verb}"
-    return handler
+def _init_instant(core: Any, b: dict) -> tuple[Any, dict]:
+    c = MicroLoRA(targets=b["targets"], in_dim=b["in_dim"], lr_min=b.get("lr_min", 1e-3),
+                  seed=b.get("seed", 0))
+    return c, {"targets": c.targets, "in_dim": c.in_dim, "lr": c.lr}
 
 
-for _verb, _spec in UPDATES.items():
-    register(_verb, _spec.model, async_ok=True)(_update_handler(_verb))
+def _feedback(core: MicroLoRA, b: dict) -> tuple[Any, dict]:
+    core.learn(b["embedding"], b["model"], b["payload"]["quality"])
+    return core, {"updates": core.updates, "lr": core.lr}
 
 
-def submit_many(session: Session, namespace: str, verb: str, bodies: list[dict]) -> list[dict]:
-    """Queue many updates of one verb at once (one round trip), without waiting.
-
-    Each body is validated and checked like a single request (errors name ``<index>.<field>``);
-    nothing is queued unless all pass. Returns one ``{ticket, status, event_id}`` per body.
-    """
-    spec = UPDATES[verb]
-    if len(bodies) > MAX_BATCH:
-        raise InvalidInput("bodies", f"at most {MAX_BATCH:,} per call")
-    models = [m.parse(spec.model, dict(b, namespace=namespace), prefix=f"{i}.") for i, b in enumerate(bodies)]
-    items = [(model.event_id, queued_body(session, verb, model)) for model in models]
-    return learning(session).submit_many(namespace, verb, items, check=_check_each(spec.check, models, ""),
-                                         epoch_bound=spec.epoch_bound)
+def _reset(core: MicroLoRA, b: dict) -> tuple[Any, dict]:
+    core.reset()
+    return core, {"lr": core.lr}
 
 
-def _check_each(check: Callable[[Any, Any], None] | None, models: list, prefix: str) -> Callable[[Any], None]:
-    """One check of every model against the core; an error names ``<prefix><index>.<field>``."""
-
-    def run(core: Any) -> None:
-        if check is not None:
-            for i, model in enumerate(models):
-                try:
-                    check(core, model)
-                except NotInitialised:
-                    raise  # about the namespace, not the event
-                except InvalidInput as exc:
-                    raise InvalidInput(f"{prefix}{i}.{exc.field}", exc.message) from None
-
-    return run
+def _record_loss(core: EWC, b: dict) -> tuple[Any, dict]:
+    fired = core.record_loss(b["loss"])
+    return core, {"boundary": fired, "boundaries": core.boundaries, "losses_seen": core.losses_seen}
 
 
-def feedback_event(item: FeedbackItem) -> dict[str, Any]:
-    """What ``feedback`` queues for a body (``event_body``'s result, built without a model dump:
-    a batch builds thousands)."""
-    payload: dict[str, Any] = {"quality": item.payload.quality}
-    if item.payload.signal is not None:
-        payload["signal"] = item.payload.signal
-    return {"model": item.model, "payload": payload, "now_ms": item.now_ms, "embedding": item.embedding}
+def _consolidate(core: EWC, b: dict) -> tuple[Any, dict]:
+    core.consolidate(b["param_id"], b["params"], b["grads"])
+    return core, {"fisher_keys": core.fisher_keys, "param_id": b["param_id"]}
 
 
-@register("feedback_batch", FeedbackBatch, async_ok=True)
-def _feedback_batch(session: Session, body: FeedbackBatch, async_: bool) -> dict:
-    """Many feedback events in one call: validated and checked like single ``feedback`` requests
-    (an error names ``events.<index>.<field>`` and nothing is queued), queued in one round trip,
-    applied in the given order, each once per ``event_id``."""
-    items = [(ev.event_id, feedback_event(ev)) for ev in body.events]
-    tickets = learning(session).submit_many(
-        body.namespace, "feedback", items, check=_check_each(_check_feedback, list(body.events), "events."),
-        epoch_bound=True, wait=not async_)
-    ids = [t["event_id"] for t in tickets]
-    duplicates = sum(t["status"] == "duplicate" for t in tickets)
-    if async_:
-        return {"status": "queued", "events": len(ids), "duplicates": duplicates,
-                "tickets": [t["ticket"] for t in tickets], "event_ids": ids}
-    results = [t["result"] for t in tickets]
-    failed = [{"index": i, "event_id": r["event_id"], "error": r.get("error", "update failed")}
-              for i, r in enumerate(results) if not r.get("ok")]
-    data = next((r["data"] for r in reversed(results) if r.get("ok")), {})
-    return {"events": len(ids), "applied": len(ids) - len(failed), "duplicates": duplicates,
-            "failed": failed, "updates": data.get("updates"), "lr": data.get("lr"),
-            "version": max(r["version"] for r in results), "event_ids": ids}
+def _init_router(core: Any, b: dict) -> tuple[Any, dict]:
+    c = FastGRNNRouter(in_dim=b["in_dim"], targets=b["targets"], trained=b.get("trained", False),
+                       epsilon=b.get("epsilon", 0.1), costs=b.get("costs"),
+                       cost_weight=b.get("cost_weight", 0.0), seed=b.get("seed", 0))
+    return c, {"targets": c.targets, "in_dim": c.in_dim, "algo": c.mode}
 
 
-@register("train_router", TrainRouter, async_ok=True)
-def _train_router(session: Session, body: TrainRouter, async_: bool) -> dict:
-    """Batch training from the recorded outcomes (the most recent ``max_samples``)."""
-    lrn = learning(session)
-    cur = lrn.require(body.namespace, "router", "init_router")
-    router = cur.core
-    if body.epochs * body.max_samples * router.in_dim > limits.TRAIN_MAX_WORK:
-        raise InvalidInput("epochs", f"epochs x max_samples x in_dim must be at most {limits.TRAIN_MAX_WORK:,} "
-                                     f"(here at most {max(limits.TRAIN_MAX_WORK // (body.max_samples * router.in_dim), 0)} "
-                                     "epochs)")
-    with redis_errors():
-        rows = lrn.store.outcomes(body.namespace, body.max_samples)
-    samples = [{k: v for k, v in (("embedding", o["embedding"]), ("target", o["target"]),
-                                  ("quality", o["quality"]), ("estimated_tokens", o.get("estimated_tokens")))
-                if v is not None}
-               for o in rows if len(o["embedding"]) == router.in_dim and o["target"] in router.targets]
-    if not samples:
-        return {"samples": 0, "trained": False, "version": cur.version}
-    return lrn.submit(body.namespace, "train_router", {"samples": samples, "epochs": body.epochs},
-                      event_id=body.event_id, wait=not async_)
+def _record_outcome(core: FastGRNNRouter, b: dict) -> tuple[Any, dict]:
+    shift = core.record_outcome(b["target"], b["quality"], embedding=b.get("embedding"),
+                                estimated_tokens=b.get("estimated_tokens"),
+                                temperature=b.get("temperature"), top_p=b.get("top_p"))
+    return core, {"target": b["target"], "ema": core.outcome_ema[b["target"]],
+                  "outcomes": core.outcome_counts[b["target"]], "algo": core.mode,
+                  "trained": b.get("embedding") is not None,
+                  "boundary": shift, "boundaries": core.boundaries}
 
 
-@register("poll", Poll)
-def _poll(session: Session, body: Poll) -> dict:
-    return learning(session).poll(body.ticket)
+def _samples(b: dict) -> tuple[list, list, list, list | None]:
+    rows = b["samples"]
+    if not isinstance(rows, list) or not rows:
+        raise LearnInputError("samples", "expected a non-empty list of outcomes")
+    tokens = [s.get("estimated_tokens") for s in rows]
+    return ([s["embedding"] for s in rows], [s["target"] for s in rows],
+            [s["quality"] for s in rows], None if any(t is None for t in tokens) else tokens)
 
 
-# -- reads -------------------------------------------------------------------------------------
+def _train_router(core: FastGRNNRouter, b: dict) -> tuple[Any, dict]:
+    xs, ts, qs, tokens = _samples(b)
+    loss = core.train_batch(xs, ts, qs, epochs=b.get("epochs", 1), estimated_tokens=tokens)
+    return core, {"loss": loss, "samples": len(xs), "algo": core.mode}
 
 
-def vector(values: list[float]) -> np.ndarray:
-    """A validated list of floats as float64 (packing through struct is ~2x faster than
-    ``np.asarray`` on a list; the values are the same)."""
-    return np.frombuffer(struct.pack(f"<{len(values)}d", *values), dtype=np.float64)
+def _anchor_router(core: FastGRNNRouter, b: dict) -> tuple[Any, dict]:
+    """EWC anchor of the router: Fisher = mean squared gradient over recent outcomes."""
+    xs, ts, qs, _ = _samples(b)
+    fisher: dict[str, np.ndarray] = {}
+    for x, t, q in zip(xs, ts, qs):
+        for name, g in core.grads(x, t, q).items():
+            acc = fisher.get(name)
+            fisher[name] = g * g if acc is None else acc + g * g
+    core.anchor({name: f / len(xs) for name, f in fisher.items()})
+    return core, {"anchored": sorted(fisher), "samples": len(xs)}
 
 
-@register("apply_adapter", ApplyAdapter)
-def _apply_adapter(session: Session, body: ApplyAdapter) -> dict:
-    x = vector(body.embedding)
-
-    def answer(cur: Current | None) -> dict:
-        core = _needs(cur, "instant", "init_instant").core
-        _dim(body.embedding, "embedding", core.in_dim)
-        _dim(body.logits, "logits", len(core.targets))
-        with learn_errors():
-            logits = core.apply(x, body.logits)
-        return {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
-
-    return learning(session).read(body.namespace, "instant", answer)
+def _init_attention(core: Any, b: dict) -> tuple[Any, dict]:
+    c = GraphAttention(dim=b["dim"], heads=b.get("heads", 8), head_dim=b.get("head_dim"),
+                       seed=b.get("seed", 0), relations=b.get("relations", []))
+    return c, {"dim": c.dim, "heads": c.heads, "head_dim": c.head_dim}
 
 
-def route_read(cur: Current, embedding: list[float] | np.ndarray, estimated_tokens: int | None = None,
-               adapter_logits: list[float] | None = None) -> dict:
-    """Route on the current router without changing it.
+# -- the table ---------------------------------------------------------------------------------
 
-    A read must not advance the stored exploration generator, and equal requests on equal state
-    must answer alike (after a restart too), so exploration draws from a generator seeded by the
-    state's checksum and the request: the share of explored requests is still ``epsilon``.
-    """
-    core = cur.core
-    router = object.__new__(type(core))  # a shallow copy (copy.copy is 3x slower): arrays
-    router.__dict__.update(core.__dict__)  # shared read-only, counters and generator its own
-    x = np.asarray(embedding, dtype=np.float64)
-    if router.epsilon > 0:
-        h = cur.seed_hash.copy()
-        h.update(x.tobytes())
-        h.update(repr((estimated_tokens, adapter_logits)).encode())
-        router._rng = _Draws(h.digest())
-    return router.route(x, estimated_tokens=estimated_tokens, adapter_logits=adapter_logits)
+LEARNING_VERBS: tuple[LearningVerb, ...] = (
+    # instant: the rank-2 MicroLoRA adapter
+    LearningVerb("init_instant", "instant", rq.InitInstant, apply=_init_instant, init=True,
+                 summary="Create (or replace) the namespace's MicroLoRA adapter."),
+    LearningVerb("feedback", "instant", rq.Feedback, apply=_feedback, check=checks.feedback, epoch_bound=True,
+                 field_names={"target": "model", "quality": "payload.quality"},
+                 summary="One quality signal for a target: one adapter step."),
+    LearningVerb("feedback_batch", "instant", rq.FeedbackBatch, handler=handlers.feedback_batch, async_ok=True,
+                 summary="Many feedback events in one call, applied in order."),
+    LearningVerb("reset_adapter", "instant", rq.ResetAdapter, apply=_reset, check=checks.reset, epoch_bound=True,
+                 summary="Zero the adapter's learned delta."),
+    LearningVerb("apply_adapter", "instant", rq.ApplyAdapter, read=reads.apply_adapter,
+                 summary="Logits adjusted by the adapter for an embedding."),
+    # ewc: EWC++ Fisher information against forgetting
+    LearningVerb("record_loss", "ewc", rq.RecordLoss, apply=_record_loss,
+                 summary="A training loss; a shift in losses marks a task boundary."),
+    LearningVerb("consolidate", "ewc", rq.Consolidate, apply=_consolidate, check=checks.consolidate,
+                 summary="Fold gradients into the Fisher estimate of a parameter set."),
+    LearningVerb("ewc_penalty", "ewc", rq.EwcPenalty, read=reads.ewc_penalty,
+                 summary="The EWC penalty of moving a parameter set away from its anchor."),
+    # router: the FastGRNN router
+    LearningVerb("init_router", "router", rq.InitRouter, apply=_init_router, init=True,
+                 summary="Create (or replace) the namespace's router."),
+    LearningVerb("record_outcome", "router", rq.RecordOutcome, apply=_record_outcome, check=checks.outcome,
+                 epoch_bound=True, keeps_outcome=True,
+                 summary="The quality a target achieved; with an embedding, one training step."),
+    LearningVerb("train_router", "router", rq.TrainRouter, apply=_train_router, handler=handlers.train_router,
+                 async_ok=True, summary="Batch training on the recorded outcomes."),
+    LearningVerb("anchor_router", "router", None, apply=_anchor_router,
+                 summary="(beat) EWC anchor of the router on recent outcomes."),
+    LearningVerb("route", "router", rq.Route, read=reads.route,
+                 summary="The target, model and sampling parameters for an embedding."),
+    # attention: 8-head graph attention
+    LearningVerb("init_attention", "attention", rq.InitAttention, apply=_init_attention, init=True,
+                 summary="Create (or replace) the namespace's graph attention."),
+    LearningVerb("attend", "attention", rq.Attend, handler=handlers.attend,
+                 summary="Attention over a subgraph given, or read from the graph as of t."),
+    LearningVerb("upsert_node", "attention", rq.UpsertNode, handler=handlers.upsert_node,
+                 summary="Store a node's embedding in the graph, for attend."),
+    # any core
+    LearningVerb("poll", "", rq.Poll, handler=handlers.poll,
+                 summary="The state of an update queued with async."),
+)
 
-
-class _Draws:
-    """The two draws ``FastGRNNRouter.route`` makes (explore?, which target), taken from a digest:
-    as random as the digest, and ~40x cheaper than seeding a numpy generator per request."""
-
-    def __init__(self, digest: bytes) -> None:
-        self._u = int.from_bytes(digest[:8], "little") / 2.0**64
-        self._k = int.from_bytes(digest[8:16], "little")
-
-    def random(self) -> float:
-        return self._u
-
-    def integers(self, n: int) -> int:
-        return self._k % n
-
-
-@register("route", Route)
-def _route(session: Session, body: Route) -> dict:
-    x = vector(body.embedding)
-
-    def answer(cur: Current | None) -> dict:
-        router = _needs(cur, "router", "init_router").core
-        _dim(body.embedding, "embedding", router.in_dim)
-        _dim(body.adapter_logits, "adapter_logits", len(router.targets))
-        with learn_errors():
-            out = route_read(cur, x, body.estimated_tokens, body.adapter_logits)
-        out["version"] = cur.version
-        return out
-
-    return learning(session).read(body.namespace, "router", answer)
-
-
-@register("ewc_penalty", EwcPenalty)
-def _ewc_penalty(session: Session, body: EwcPenalty) -> dict:
-    def answer(cur: Current | None) -> dict:
-        if cur is None:
-            return {"penalty": 0.0, "version": 0}
-        with learn_errors():
-            penalty = cur.core.penalty(body.param_id, body.params)
-        return {"penalty": penalty, "version": cur.version}
-
-    return learning(session).read(body.namespace, "ewc", answer)
+UPDATES: dict[str, LearningVerb] = {v.name: v for v in LEARNING_VERBS if v.apply is not None}
+"""What the workers apply, by verb (:func:`workers.cores.apply_batch`)."""
+CORE_OF_VERB: dict[str, str] = {name: v.core for name, v in UPDATES.items()}
 
 
-@register("attend", Attend)
-def _attend(session: Session, body: Attend) -> dict:
-    cur = learning(session).require(body.namespace, "attention", "init_attention")
-    _dim(body.query, "query", cur.core.dim)
-    if body.subgraph is not None:
-        if body.src is not None:
-            raise InvalidInput("src", "give either subgraph or src, not both")
-        if body.now_ms is None:
-            raise InvalidInput("now_ms", "is required with subgraph")
-        nodes = dict(body.subgraph.nodes)
-        edges = [e.model_dump() for e in body.subgraph.edges]
-        now = body.now_ms
-        source = "body"
+def _dispatch_verb(entry: LearningVerb) -> Verb:
+    if entry.handler is not None:
+        handler, async_ok = entry.handler, entry.async_ok
+    elif entry.read is not None:
+        handler, async_ok = handlers.read_handler(entry), False
     else:
-        if body.src is None:
-            raise InvalidInput("src", "is required when no subgraph is given")
-        if body.t is None:
-            raise InvalidInput("t", "is required with src")
-        from workers.subgraph import fetch
-
-        max_edges = graph_max_edges(body.max_edges, cur.core.dim)  # before the graph is read
-        nodes, edges = fetch(session.store, body.namespace, body.src, body.hops, body.t,
-                             body.known_at, max_edges, cur.core.dim)
-        now = body.now_ms if body.now_ms is not None else body.t
-        source = "graph"
-    with learn_errors():
-        vector, weights = cur.core.attend(body.query, nodes, edges, now)
-    return {"vector": vector.tolist(), "weights": weights, "nodes": len(weights), "edges": len(edges),
-            "source": source, "version": cur.version}
+        handler, async_ok = handlers.update_handler(entry), True
+    return Verb(entry.name, entry.body, handler, async_ok, entry.summary)
 
 
-def graph_max_edges(requested: int | None, dim: int) -> int:
-    """The edges an attend may read from the graph: its nodes (at most edges + 1) times ``dim``
-    stay within ``ATTEND_MAX_VALUES``; unset, the most that fits, at most 1,024."""
-    fits = limits.ATTEND_MAX_VALUES // dim - 1
-    if requested is None:
-        return min(1024, fits)  # fits >= 127: MAX_DIM is 8,192
-    if requested > fits:
-        raise InvalidInput("max_edges", f"(max_edges + 1) x dim must be at most {limits.ATTEND_MAX_VALUES:,} "
-                                        f"(here at most {max(fits, 0)} edges)")
-    return requested
+DISPATCH_VERBS: tuple[Verb, ...] = tuple(_dispatch_verb(v) for v in LEARNING_VERBS if v.body is not None)
+HEALTH_SECTIONS = (handlers.redis_health, handlers.learning_health)
 
 
-@register("upsert_node", UpsertNode)
-def _upsert_node(session: Session, body: UpsertNode) -> dict:
-    from workers.subgraph import upsert_embeddings
-
-    upsert_embeddings(session.graph, body.namespace, [{"name": body.name, "embedding": list(body.embedding)}])
-    return {"name": body.name, "dim": len(body.embedding)}
-
-
-# -- health ------------------------------------------------------------------------------------
-
-
-def learning_health(session: Session, body: Any) -> dict:
-    """Per-core readiness and update counts of the namespace, queue depth, live workers."""
-    ns = getattr(body, "namespace", DEFAULT_NAMESPACE)
-    lrn = learning(session)
-    cores: dict[str, Any] = {}
-    updates: dict[str, int] = {}
-    fisher_keys = boundaries = 0
-    pending = 0
-    try:
-        with redis_errors():
-            store = lrn.store
-            for kind in KINDS:
-                depth = store.depth(ns, kind)
-                pending += depth
-                entry: dict[str, Any] = {"ready": False, "version": 0, "updates": 0, "pending": depth}
-                try:
-                    cur = lrn.verify(ns, kind)  # the stored bytes, checked now
-                except StateCorrupt as exc:
-                    entry["error"] = str(exc)
-                    cur = None
-                if cur is not None:
-                    entry.update(ready=True, version=cur.version, updates=cur.record.updates)
-                    entry.update(_details(kind, cur.core))
-                    if kind == "ewc":
-                        fisher_keys, boundaries = cur.core.fisher_keys, cur.core.boundaries
-                note = store.error(ns, kind)
-                if note and "error" not in entry:
-                    entry["error"] = note
-                cores[kind] = entry
-                updates[kind] = entry["updates"]
-            queue = {"pending_events": pending, "tasks": int(store.r.llen("kg")),
-                     "unacked": int(store.r.hlen("unacked"))}
-            from workers.heartbeat import alive
-
-            workers = alive(store.r)
-    except KgError as exc:
-        return {"namespace": ns, "cores": {}, "updates": {}, "learning_error": str(exc)}
-    return {"namespace": ns, "cores": cores, "updates": updates, "fisher_keys": fisher_keys,
-            "boundaries": boundaries, "queue": queue, "workers": workers}
-
-
-def _details(kind: str, core: Any) -> dict:
-    if kind == "instant":
-        return {"targets": list(core.targets), "in_dim": core.in_dim, "lr": core.lr}
-    if kind == "router":
-        return {"targets": list(core.targets), "in_dim": core.in_dim, "algo": core.mode,
-                "outcomes": core.outcome_counts, "boundaries": core.boundaries,
-                "shift_score": core.shift_score}
-    if kind == "ewc":
-        return {"fisher_keys": core.fisher_keys, "boundaries": core.boundaries,
-                "losses_seen": core.losses_seen}
-    return {"dim": core.dim, "heads": core.heads}
-
-
-HEALTH_HOOKS["learning"] = learning_health
+def submit_many(session: Any, namespace: str, verb: str, bodies: list[dict]) -> list[dict]:
+    """Queue many ``verb`` updates at once (see :func:`workers.handlers.submit_many`)."""
+    return handlers.submit_many(session, UPDATES[verb], namespace, bodies)

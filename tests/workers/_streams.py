@@ -7,12 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from kg.dispatch import VERBS
+from service.root import VERBS
 from kg.models import parse
 from learn import to_bytes
-from workers.cores import CORE_OF_VERB, replay
+from workers.cores import replay
+from workers.verbs import CORE_OF_VERB, UPDATES
 from workers.service import Current
-from workers.verbs import event_body, route_read
+from workers.handlers import event_body
+from workers.reads import route_read
 from workers.weight_store import Event, Record, StateKeys, WeightStore, event_json
 
 DIM = 16
@@ -79,7 +81,7 @@ def reference(store: WeightStore, ns: str, core: str, by_id: dict[str, dict]) ->
         req = by_id[eid]
         assert CORE_OF_VERB[req["verb"]] == core
         events.append(Event(seq, eid, req["verb"], stored_body(req)))
-    return replay(core, events)
+    return replay(UPDATES, core, events)
 
 
 def probes(seed: int, n: int = 12) -> list[list[float]]:

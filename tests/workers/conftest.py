@@ -53,7 +53,7 @@ def workers(env: dict[str, str], tmp_path: Path):
 
 @pytest.fixture
 def learn_session(settings: Settings):
-    from kg.dispatch import Session
+    from service.root import Session
 
     with Session(settings) as s:
         yield s

@@ -8,8 +8,7 @@ import pytest
 
 from _streams import every_core_requests
 
-from kg.dispatch import VERBS
-from workers.verbs import learning
+from service.root import VERBS
 from workers.weight_store import KINDS, StateKeys
 
 NS = "bad"
@@ -107,7 +106,7 @@ def snapshot(store) -> dict:
 
 def test_every_verb_rejects_bad_input_naming_the_field(ready) -> None:
     d = ready.dispatch
-    store = learning(ready).store
+    store = ready.learning.store
     before = snapshot(store)
     assert {v for v, _, _ in CASES} == set(VERBS), "a case for every verb"
     for verb, body, field in CASES:
@@ -121,7 +120,7 @@ def test_every_verb_rejects_bad_input_naming_the_field(ready) -> None:
 
 def test_bad_requests_and_lines(ready) -> None:
     d = ready.dispatch
-    store = learning(ready).store
+    store = ready.learning.store
     before = snapshot(store)
     cases = [
         (d(["not", "an", "object"]), "request:"),
@@ -143,7 +142,7 @@ def test_bad_requests_and_lines(ready) -> None:
 
 def test_a_retried_event_id_takes_effect_once(ready) -> None:
     d = ready.dispatch
-    store = learning(ready).store
+    store = ready.learning.store
     req = {"verb": "record_loss", "body": {"namespace": NS, "loss": 0.5, "event_id": "client-42"}}
     first = d(req)
     again = d(req)
@@ -159,7 +158,7 @@ def test_bulk_submission_is_all_or_nothing_and_applies_in_order(ready) -> None:
     from conftest import wait_for
     from workers.verbs import submit_many
 
-    store = learning(ready).store
+    store = ready.learning.store
     bodies = [{"embedding": [0.1 * i, 0.2, 0.3, 0.4], "model": "ab"[i % 2], "payload": {"quality": 0.9},
                "now_ms": i} for i in range(50)]
     before = snapshot(store)
@@ -189,7 +188,7 @@ def _nested(depth: int, leaf: object) -> object:
 
 def test_deeply_nested_values_are_refused_naming_the_field(ready) -> None:
     d = ready.dispatch
-    store = learning(ready).store
+    store = ready.learning.store
     before = snapshot(store)
     deep = _nested(5_000, 1.0)
     for verb, spec in VERBS.items():

@@ -12,7 +12,6 @@ import numpy as np
 from conftest import wait_for
 from kg.config import Settings
 from workers.app import beat_schedule
-from workers.verbs import learning
 from workers.weight_store import StateKeys, event_json
 
 FAST = {"KG_BEAT_SWEEP_S": "1", "KG_BEAT_TRAIN_S": "1", "KG_BEAT_REPLAY_S": "2", "KG_BEAT_CONSOLIDATE_S": "2"}
@@ -28,7 +27,7 @@ def test_schedule_has_every_job() -> None:
 def test_beat_trains_replays_anchors_snapshots_and_sweeps(workers, learn_session, env, tmp_path) -> None:
     ns = "beat"
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     workers("w1", **FAST)
     assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 6}})["ok"]
     rng = np.random.default_rng(0)

@@ -20,7 +20,7 @@ NOT_ON_THE_READ_PATH = ("neo4j", "kg.graph", "kg.store", "celery", "kombu", "bil
 
 CHILD = r"""
 import json, sys
-from kg.dispatch import Session
+from service.root import Session
 with Session() as session:
     answers = [session.dispatch(json.loads(request)) for request in sys.argv[2:]]
 print(json.dumps({"answers": answers, "imported": [m for m in json.loads(sys.argv[1]) if m in sys.modules]}))

@@ -12,8 +12,7 @@ from collections import Counter
 
 from _streams import init_requests, reference, stored_body, update_requests, wait_all_applied
 from learn import to_bytes
-from workers.cores import CORE_OF_VERB
-from workers.verbs import learning
+from workers.verbs import CORE_OF_VERB
 
 THREADS = 4
 PER_THREAD = 500
@@ -22,7 +21,7 @@ PER_THREAD = 500
 def test_two_workers_many_callers_exactly_once(workers, learn_session, tmp_path) -> None:
     ns = "concurrency"
     dispatch = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     w1, w2 = workers("w1", KG_DRAIN_BATCH="64"), workers("w2", KG_DRAIN_BATCH="64")
     inits = {}
     for req in init_requests(ns):

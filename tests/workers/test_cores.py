@@ -6,8 +6,9 @@ import numpy as np
 
 from learn import to_bytes
 from workers.cores import apply_batch, replay
+from workers.verbs import UPDATES
 from workers.service import Current
-from workers.verbs import route_read
+from workers.reads import route_read
 from workers.weight_store import Event, Record
 
 
@@ -65,13 +66,13 @@ def ewc_events(n: int, seed: int = 2) -> list[Event]:
 
 
 def check_batches_equal_replay(kind: str, events: list[Event], sizes: list[int]) -> None:
-    ref = replay(kind, events)
+    ref = replay(UPDATES, kind, events)
     core, updates, results, i = None, 0, [], 0
     k = 0
     while i < len(events):
         size = sizes[k % len(sizes)]
         k += 1
-        batch = apply_batch(kind, core, updates, events[i:i + size])
+        batch = apply_batch(UPDATES, kind, core, updates, events[i:i + size])
         core, updates = batch.core, batch.updates
         results += batch.results
         i += size
@@ -94,9 +95,9 @@ def test_ewc_batches_equal_one_by_one() -> None:
 
 
 def test_failed_event_changes_nothing() -> None:
-    batch = apply_batch("instant", None, 0, instant_events(3))
+    batch = apply_batch(UPDATES, "instant", None, 0, instant_events(3))
     before = to_bytes(batch.core)
-    bad = apply_batch("instant", batch.core, batch.updates,
+    bad = apply_batch(UPDATES, "instant", batch.core, batch.updates,
                       [ev(9, "feedback", {"embedding": [0.0] * 6, "model": "zzz",
                                           "payload": {"quality": 0.9}, "now_ms": 0})])
     assert bad.results[0] == {"verb": "feedback", "seq": 9, "event_id": "e9", "ok": False,
@@ -106,15 +107,15 @@ def test_failed_event_changes_nothing() -> None:
 
 
 def test_update_before_init_fails_but_ewc_starts_itself() -> None:
-    out = apply_batch("instant", None, 0, [ev(1, "reset_adapter", {})])
+    out = apply_batch(UPDATES, "instant", None, 0, [ev(1, "reset_adapter", {})])
     assert out.results[0]["error"].startswith("namespace: has no instant state")
     assert out.core is None
-    out = apply_batch("ewc", None, 0, [ev(1, "record_loss", {"loss": 0.5})])
+    out = apply_batch(UPDATES, "ewc", None, 0, [ev(1, "record_loss", {"loss": 0.5})])
     assert out.results[0]["ok"] and out.core.losses_seen == 1 and out.updates == 1
 
 
 def test_route_read_is_deterministic_and_leaves_the_router_alone() -> None:
-    batch = replay("router", router_events(40))
+    batch = replay(UPDATES, "router", router_events(40))
     record = Record.of(batch.core, "ns", 7, batch.updates)
     cur = Current(record, batch.core)
     before = to_bytes(batch.core)
@@ -130,7 +131,7 @@ def test_route_read_is_deterministic_and_leaves_the_router_alone() -> None:
 
 
 def test_record_outcome_reports_an_input_shift_and_health_counts_it() -> None:
-    from workers.verbs import _details
+    from workers.handlers import _details
 
     rng = np.random.default_rng(4)
     dim, window = 128, 50  # the router's default window; many dimensions, as real embeddings have
@@ -141,7 +142,7 @@ def test_record_outcome_reports_an_input_shift_and_health_counts_it() -> None:
         x = rng.standard_normal(dim) + (shifted if i >= 10 * window else 0.0)
         events.append(ev(i + 2, "record_outcome", {"target": "xy"[i % 2], "quality": float(rng.random()),
                                                    "embedding": x.tolist()}))
-    batch = apply_batch("router", None, 0, events)
+    batch = apply_batch(UPDATES, "router", None, 0, events)
     outcomes = batch.results[1:]
     assert all(r["ok"] for r in outcomes)
     fired = [i for i, r in enumerate(outcomes) if r["data"]["boundary"]]

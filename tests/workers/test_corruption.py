@@ -11,21 +11,20 @@ import subprocess
 import sys
 
 from conftest import REPO, wait_for
-from kg.dispatch import Session
+from service.root import Session
 from workers.app import publisher
-from workers.verbs import learning
 from workers.weight_store import StateKeys, event_json
 
 
 def kg(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kg.cli", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 
 def test_flipped_byte_is_loud_and_rollback_restores(workers, learn_session, settings, env) -> None:
     ns = "corrupt"
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     w1 = workers("w1")
     assert d({"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}})["ok"]
     x = [0.5, -1.0, 0.25, 2.0]

@@ -10,7 +10,6 @@ import numpy as np
 
 from conftest import wait_for
 from workers.tasks import _submit
-from workers.verbs import learning
 
 NS = "counters"
 N = 15
@@ -18,7 +17,7 @@ N = 15
 
 def test_outcomes_count_record_outcome_calls_not_training_or_replay(workers, learn_session) -> None:
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     workers("w1")
     assert d({"verb": "init_router", "body": {"namespace": NS, "targets": ["a", "b"], "in_dim": 6}})["ok"]
     rng = np.random.default_rng(0)

@@ -8,7 +8,6 @@ import numpy as np
 
 from conftest import wait_for
 from workers.app import publisher
-from workers.verbs import learning
 from workers.weight_store import StateKeys, event_json
 
 
@@ -20,7 +19,7 @@ def _losses(n: int, start: int = 0) -> list[tuple[str, str]]:
 def test_poison_event_is_isolated_and_dead_lettered(workers, learn_session, settings) -> None:
     """RELIABILITY 1 and 3: a pool child SIGKILLed mid-batch is redelivered; the events before
     and after the poison are applied exactly once, the poison is stopped after N attempts."""
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     w = workers("w1")
     ns = "poison"
     items = _losses(20) + [("boom", event_json("boom", "_crash", {}, False))] + _losses(20, 20)
@@ -53,7 +52,7 @@ def test_task_that_always_kills_its_process_is_stopped(workers, learn_session, s
     the start after the N-th death is rejected). A death it only notices at the hard time limit
     ends that delivery as a timeout (acknowledged, not redelivered), also recorded.
     """
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     w = workers("w1")
     result = publisher(settings).send_task("kg.fault", args=["crash"])
     dead = wait_for(lambda: [d for d in store.dead_letters() if d.get("task_id") == result.id], 60,
@@ -76,7 +75,7 @@ def test_task_that_always_kills_its_process_is_stopped(workers, learn_session, s
 def test_warm_shutdown_mid_drain_finishes_and_acks_once(workers, learn_session, settings) -> None:
     """RELIABILITY 4: SIGTERM while a drain runs; it completes, the rest is picked up once."""
     dispatch = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     ns = "sigterm"
     w1 = workers("w1", KG_DRAIN_BATCH="16")
     assert dispatch({"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 384}})["ok"]

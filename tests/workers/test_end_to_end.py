@@ -23,7 +23,7 @@ DIM = 8
 
 def kg_dispatch(env: dict, requests: list[dict]) -> list[dict]:
     lines = "".join(json.dumps(r) + "\n" for r in requests)
-    done = subprocess.run([sys.executable, "-m", "kg.cli", "dispatch"], input=lines, env=env, cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=lines, env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
@@ -46,7 +46,7 @@ def http(kg_env: dict, tmp_path):
     port = free_port()
     env = dict(kg_env, KG_API_KEY="s3cret-key", KG_HTTP_PORT=str(port))
     log = open(tmp_path / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "kg.cli", "serve"], env=env, cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, cwd=REPO,
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
 

@@ -8,7 +8,8 @@ import numpy as np
 
 from kg.models import parse
 from workers.events import Event, event_bytes, event_json
-from workers.verbs import Feedback, FeedbackItem, event_body, feedback_event
+from workers.handlers import event_body, feedback_event
+from workers.requests import Feedback, FeedbackItem
 
 # values whose decimal or float32 forms would not survive: -0.0, subnormal, huge, 1/3
 EDGE = [-0.0, 5e-324, 1.7976931348623157e308, 1 / 3, -2.5, 0.1]

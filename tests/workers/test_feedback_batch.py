@@ -6,7 +6,6 @@ import numpy as np
 
 from _streams import reference, wait_all_applied
 from learn import to_bytes
-from workers.verbs import learning
 from workers.weight_store import StateKeys
 
 NS = "batch"
@@ -22,7 +21,7 @@ def events(n: int, seed: int, start: int = 0) -> list[dict]:
 
 def test_feedback_batch_is_applied_in_order_once_and_equals_one_by_one(workers, learn_session) -> None:
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     workers("w1", KG_DRAIN_BATCH="64")  # a call's events span several micro-batches
     init = {"verb": "init_instant", "body": {"namespace": NS, "targets": ["a", "b", "c"], "in_dim": DIM,
                                              "event_id": "init"}}
@@ -57,7 +56,7 @@ def test_feedback_batch_is_applied_in_order_once_and_equals_one_by_one(workers, 
 
 def test_a_rejected_feedback_batch_queues_nothing(workers, learn_session) -> None:
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     workers("w1")
     assert d({"verb": "init_instant", "body": {"namespace": NS, "targets": ["a", "b", "c"], "in_dim": DIM}})["ok"]
     k = StateKeys.of(NS, "instant")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kg.dispatch import Session
+from service.root import Session
 
 
 def test_a_read_in_another_process_sees_every_acknowledged_update(workers, learn_session, settings) -> None:
@@ -32,7 +32,7 @@ def test_a_read_in_another_process_sees_every_acknowledged_update(workers, learn
             got = read({"verb": "route", "body": {"namespace": ns, "embedding": x}})["data"]
             assert got["version"] >= acked["data"]["version"]
             # the same answer as a process that loads the stored state now
-            fresh.extensions.pop("learn", None)
+            fresh._learning = None  # a new learning client: loads the stored state now
             assert got == fresh.dispatch({"verb": "route", "body": {"namespace": ns, "embedding": x}})["data"]
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from kg.dispatch import VERBS, Session
+from service.root import VERBS, Session
 from workers.http import DispatchServer
 
 

@@ -11,7 +11,8 @@ from conftest import wait_for
 from kg.errors import InvalidInput
 from learn import limits as L
 from workers.localproc import children
-from workers.verbs import graph_max_edges, learning, submit_many
+from workers.handlers import graph_max_edges
+from workers.verbs import submit_many
 from workers.weight_store import KINDS, StateKeys
 
 NS = "limits"
@@ -45,7 +46,7 @@ def ready(workers, learn_session):
 def test_oversized_requests_are_refused_naming_the_field_and_change_nothing(ready, monkeypatch) -> None:
     session, worker = ready
     d = session.dispatch
-    store = learning(session).store
+    store = session.learning.store
     before = {ns: snapshot(store, ns) for ns in (NS, BIG)}
     wide = [0.0] * L.MAX_DIM
     fb = {"embedding": wide, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0}
@@ -84,7 +85,7 @@ def test_oversized_requests_are_refused_naming_the_field_and_change_nothing(read
 
 def test_states_of_the_largest_allowed_sizes_fit_the_budget(ready) -> None:
     session, worker = ready
-    store = learning(session).store
+    store = session.learning.store
     d = session.dispatch
     assert d({"verb": "init_attention", "body": {"namespace": NS, "dim": 1024}})["ok"]  # 8 heads of 128
     sizes = {(ns, kind): store.r.strlen(StateKeys.of(ns, kind).blob)
@@ -170,7 +171,7 @@ def test_a_serving_process_keeps_a_bounded_number_of_decoded_states(workers, lea
     names = [f"cache-{i}" for i in range(6)]
     for ns in names:  # routers of 384 dims: ~0.2 MB each
         assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 384}})["ok"]
-    lrn = learning(learn_session)
+    lrn = learn_session.learning
     for _ in range(2):
         for ns in names:
             out = d({"verb": "route", "body": {"namespace": ns, "embedding": [0.1] * 384}})

@@ -124,7 +124,7 @@ def test_serving_processes_stop_when_the_supervisor_is_killed(env, serve) -> Non
 
 @pytest.mark.parametrize("value", ["0", "-1"])
 def test_processes_must_be_at_least_one(value: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "kg.cli", "serve", "--processes", value], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--processes", value], cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"argument --processes: must be at least 1, not {value}" in out.stderr

@@ -15,15 +15,14 @@ from _streams import (expected_answers, init_requests, probes, read_answers, ref
                       update_requests, wait_all_applied)
 from conftest import VISIBILITY_S
 from workers.app import publisher
-from workers.cores import CORE_OF_VERB
-from workers.verbs import learning
+from workers.verbs import CORE_OF_VERB
 from workers.weight_store import StateKeys
 
 
 def test_kill_worker_restart_redis_every_acked_event_once(redis_server, workers, learn_session) -> None:
     ns = "restart"
     dispatch = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     w1 = workers("w1", KG_DRAIN_BATCH="8")
     for req in init_requests(ns):
         assert dispatch(req)["ok"]
@@ -120,7 +119,7 @@ def test_kill9_redis_under_load_keeps_every_acknowledged_event(redis_server, wor
     restart every acknowledged event is applied exactly once and no queued task is lost."""
     ns = "redis-kill"
     dispatch = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     workers("w1", KG_DRAIN_BATCH="16")
     for req in init_requests(ns):
         assert dispatch(req)["ok"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from kg.config import Settings
-from kg.dispatch import Session
+from service.root import Session
 from kg.stack import Stack
 from workers.localproc import wait_for
 

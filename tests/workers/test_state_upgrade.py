@@ -10,8 +10,7 @@ import json
 import pathlib
 
 import learn
-from kg.dispatch import Session
-from workers.verbs import learning
+from service.root import Session
 from workers.weight_store import Record, StateKeys
 
 OLD = pathlib.Path(__file__).parents[1] / "learn" / "data"
@@ -20,7 +19,7 @@ OLD = pathlib.Path(__file__).parents[1] / "learn" / "data"
 def test_a_version_2_router_blob_serves_and_learns_on(workers, learn_session, settings) -> None:
     ns = "upgrade"
     d = learn_session.dispatch
-    store = learning(learn_session).store
+    store = learn_session.learning.store
     old_release = workers("w1")
     assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 8}})["ok"]
     key = StateKeys.of(ns, "router").blob

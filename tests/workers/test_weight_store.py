@@ -11,6 +11,7 @@ import pytest
 from kg.config import Settings
 from learn import MicroLoRA, to_bytes
 from workers.cores import replay
+from workers.verbs import UPDATES
 from workers.drain import Drainer
 from workers.errors import StateCorrupt
 from workers.weight_store import Event, Record, StateKeys, WeightStore, event_bytes, event_json
@@ -139,7 +140,7 @@ def test_concurrent_compare_and_set_loses_nothing(store: WeightStore, env: dict)
     log = store.applied_log("ns", "ewc")
     assert [s for s, *_ in log] == list(range(1, n_proc * m + 1))
     assert [v for _, _, v, _ in log] == list(range(1, n_proc * m + 1))
-    ref = replay("ewc", [Event(i + 1, f"e{i}", "record_loss", {"loss": float(i % 7)}) for i in range(n_proc * m)])
+    ref = replay(UPDATES, "ewc", [Event(i + 1, f"e{i}", "record_loss", {"loss": float(i % 7)}) for i in range(n_proc * m)])
     assert to_bytes(record.core()) == to_bytes(ref.core)
     print(f"processes applied {applied}, {conflicts} compare-and-set conflicts retried")
 

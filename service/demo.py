@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from kg.config import Settings
-from kg.dispatch import Session
+from service.root import Session
 from kg.ingest import ingest, now_ms, require_path
 from kg.stack import Stack
 from kg.timeparse import from_ms, to_ms

@@ -39,7 +39,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_dispatch(args: argparse.Namespace) -> int:
-    from kg.dispatch import Session
+    from service.root import Session
 
     with Session() as session:
         for line in sys.stdin.buffer:  # bytes: a line that is not UTF-8 is answered, not fatal
@@ -51,7 +51,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from kg.dispatch import Session
+    from service.root import Session
     from kg.ingest import ingest, require_path
 
     require_path(Path(args.file))  # named before any connection is tried
@@ -68,7 +68,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_cypher(args: argparse.Namespace) -> int:
-    from kg.dispatch import Session
+    from service.root import Session
     from kg.timeparse import text_to_ms
     from kg.usercypher import format_table, run_read_only
     from kg.ingest import now_ms
@@ -132,7 +132,7 @@ def cmd_state_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from kg.demo import run_demo
+    from service.demo import run_demo
 
     return run_demo(Path(args.data))
 

@@ -1,0 +1,87 @@
+"""The graph verbs: one table, ``GRAPH_VERBS``, each a body model (:mod:`kg.models`) and a handler
+on the session's edge store.  ``health`` merges the sections the composition root gives the
+session; :func:`graph_health` is the graph's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kg import models as m
+from kg.dispatch import Session, Verb
+from kg.redact import redact_url
+
+
+def insert_edge(session: Session, body: m.InsertEdge) -> dict:
+    """Insert a fact (a new version closes the one it replaces on a functional relation)."""
+    return session.store.insert_edge(body.namespace, body.to_new_edge())
+
+
+def get_edge(session: Session, body: m.GetEdge) -> dict:
+    """The latest version of an edge."""
+    return session.store.get_edge(body.namespace, body.edge_id)
+
+
+def history(session: Session, body: m.History) -> list[dict]:
+    """Every version of an edge, oldest first."""
+    return session.store.history(body.namespace, body.edge_id)
+
+
+def query_at(session: Session, body: m.QueryAt) -> list[dict]:
+    """The facts about ``src`` that held at ``t``, as known at ``known_at`` (default: now)."""
+    return session.store.query_at(body.namespace, body.src, body.t, body.known_at)
+
+
+def invalidate_edge(session: Session, body: m.InvalidateEdge) -> dict:
+    """Close an edge's valid time (a new version; history kept)."""
+    return session.store.invalidate_edge(body.namespace, body.edge_id, body.invalid_at, body.expired_at)
+
+
+def contradict(session: Session, body: m.Contradict) -> dict:
+    """Insert a fact and close the facts it contradicts, in one transaction."""
+    edge = body.new_edge.to_new_edge(default_created_at=body.now_ms)
+    return session.store.contradict(body.namespace, edge, list(body.contradicts), body.now_ms)
+
+
+def ingest(session: Session, body: m.Ingest) -> dict:
+    """Many edges in one call; a bad row is rejected by index, the others are stored."""
+    from kg.ingest import edges_from_records
+
+    edges, rejected = edges_from_records(body.edges, body.created_at)
+    result = session.store.insert_many(body.namespace, edges)
+    return {
+        "inserted": result.inserted, "unchanged": result.unchanged,
+        "invalidated": result.invalidated,
+        "rejected": [{"index": i, "error": e} for i, e in rejected]
+        + [{"id": i, "error": e} for i, e in result.rejected],
+    }
+
+
+def health(session: Session, body: m.Empty) -> dict:
+    """Graph and Redis reachability, and the learning state of a namespace."""
+    return session.health(body)
+
+
+def graph_health(session: Session, body: Any) -> dict:
+    """The graph section of ``health``: a fresh connection, so a dead server shows at once."""
+    from kg.graph import ping_graph
+
+    settings = session.settings
+    graph_ok, graph_detail = ping_graph(settings) if settings.graph_uri else (False, "not configured")
+    return {"graph": {"reachable": graph_ok, "uri": redact_url(settings.graph_uri), "detail": graph_detail}}
+
+
+def _verb(name: str, model: type, handler: Any) -> Verb:
+    return Verb(name, model, handler, summary=(handler.__doc__ or "").strip().split("\n")[0])
+
+
+GRAPH_VERBS: tuple[Verb, ...] = (
+    _verb("insert_edge", m.InsertEdge, insert_edge),
+    _verb("get_edge", m.GetEdge, get_edge),
+    _verb("history", m.History, history),
+    _verb("query_at", m.QueryAt, query_at),
+    _verb("invalidate_edge", m.InvalidateEdge, invalidate_edge),
+    _verb("contradict", m.Contradict, contradict),
+    _verb("ingest", m.Ingest, ingest),
+    _verb("health", m.Empty, health),
+)

@@ -1,0 +1,80 @@
+"""Checks of a learning request against the current core, run by the caller before anything is
+queued, so that a bad update is refused with the field it names and never reaches a worker."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Iterator
+
+from kg.errors import InvalidInput
+from learn import LearnInputError
+from workers.errors import NotInitialised
+
+
+@contextlib.contextmanager
+def learn_errors() -> Iterator[None]:
+    """A core's LearnInputError as InvalidInput naming the same field."""
+    try:
+        yield
+    except LearnInputError as exc:
+        raise InvalidInput(exc.field, exc.reason) from None
+
+
+def dim(values: Any, field: str, expected: int) -> None:
+    if values is not None and len(values) != expected:
+        raise InvalidInput(field, f"expected {expected} values, got {len(values)}")
+
+
+def target(core: Any, name: str, field: str) -> None:
+    if name not in core.targets:
+        raise InvalidInput(field, "unknown target")
+
+
+def needs(core: Any, kind: str, init: str) -> Any:
+    if core is None:
+        raise NotInitialised("namespace", f"has no {kind} state; call {init} first")
+    return core
+
+
+def feedback(core: Any, body: Any) -> None:
+    needs(core, "instant", "init_instant")
+    dim(body.embedding, "embedding", core.in_dim)
+    target(core, body.model, "model")
+
+
+def reset(core: Any, body: Any) -> None:
+    needs(core, "instant", "init_instant")
+
+
+def consolidate(core: Any, body: Any) -> None:
+    held = None if core is None else core.fisher(body.param_id)
+    if held is not None and held.shape != (len(body.params),):
+        raise InvalidInput("params", f"param_id holds {held.size} values, got {len(body.params)}")
+    if core is not None:
+        with learn_errors():
+            core.check_room(body.param_id, len(body.params))
+
+
+def outcome(core: Any, body: Any) -> None:
+    needs(core, "router", "init_router")
+    target(core, body.target, "target")
+    dim(body.embedding, "embedding", core.in_dim)
+    if body.embedding is None and (body.estimated_tokens is not None or body.temperature is not None
+                                   or body.top_p is not None):
+        raise InvalidInput("embedding", "is required with estimated_tokens, temperature or top_p")
+
+
+def each(check: Callable[[Any, Any], None] | None, models: list, prefix: str) -> Callable[[Any], None]:
+    """One check of every model against the core; an error names ``<prefix><index>.<field>``."""
+
+    def run(core: Any) -> None:
+        if check is not None:
+            for i, model in enumerate(models):
+                try:
+                    check(core, model)
+                except NotInitialised:
+                    raise  # about the namespace, not the event
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{prefix}{i}.{exc.field}", exc.message) from None
+
+    return run
