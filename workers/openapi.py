@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of ``POST /v1/dispatch``, built from the registered body models."""
+"""The OpenAPI 3.1 description of ``POST /v1/dispatch``, built from the verb tables' body models."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def spec(verbs: dict[str, Any], api_key: bool) -> dict[str, Any]:
         request = {
             "type": "object",
             "title": f"{name} request",
+            "description": verb.summary,
             "required": ["verb"],
             "additionalProperties": False,
             "properties": {
