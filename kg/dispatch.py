@@ -218,20 +218,13 @@ HEALTH_HOOKS: dict[str, Callable[[Session, Any], dict]] = {}
 
 
 def _redis_health(settings: Settings) -> dict:
-    import redis
-
-    from workers.connect import DRIVER_INFO
+    from workers.connect import ping_redis
 
     if not settings.redis_url:
         return {"reachable": False, "detail": "not configured"}
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, driver_info=DRIVER_INFO)
-        try:
-            return {"reachable": bool(client.ping()), "url": redact_url(settings.redis_url)}
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        return {"reachable": False, "detail": type(exc).__name__}
+    reachable, detail = ping_redis(settings.redis_url)
+    return {"reachable": True, "url": redact_url(settings.redis_url)} if reachable else \
+        {"reachable": False, "detail": detail}
 
 
 import workers.verbs  # noqa: E402,F401  (registers the learning verbs and their health section)
