@@ -32,6 +32,7 @@ from learn import limits
 from learn import schemas as ls
 from learn.limits import MAX_BATCH, TRAIN_MAX
 from workers.errors import NotInitialised, StateCorrupt
+from workers.samples import router_samples
 from workers.service import Current, Learning, redis_errors
 from workers.weight_store import KINDS, VECTOR_KEYS
 
@@ -345,10 +346,7 @@ def _train_router(session: Session, body: TrainRouter, async_: bool) -> dict:
                                      "epochs)")
     with redis_errors():
         rows = lrn.store.outcomes(body.namespace, body.max_samples)
-    samples = [{k: v for k, v in (("embedding", o["embedding"]), ("target", o["target"]),
-                                  ("quality", o["quality"]), ("estimated_tokens", o.get("estimated_tokens")))
-                if v is not None}
-               for o in rows if len(o["embedding"]) == router.in_dim and o["target"] in router.targets]
+    samples = router_samples(rows, router.in_dim, router.targets)
     if not samples:
         return {"samples": 0, "trained": False, "version": cur.version}
     return lrn.submit(body.namespace, "train_router", {"samples": samples, "epochs": body.epochs},
