@@ -303,7 +303,7 @@ class Stack:
         write_private(conf, f"requirepass {password}\n")
         cmd = [
             binary, str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", os.environ.get("KG_REDIS_APPENDFSYNC", "everysec"),
+            "--appendonly", "yes", "--appendfsync", self.settings.redis_appendfsync,
             "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes",
         ]

@@ -140,7 +140,9 @@ def _init_attention(core: Any, b: dict) -> tuple[Any, dict]:
 
 
 def _crash(core: Any, b: dict) -> tuple[Any, dict]:
-    if os.environ.get("KG_FAULT_INJECTION") != "1":
+    from kg.config import read_setting
+
+    if not read_setting("KG_FAULT_INJECTION"):
         raise LearnInputError("verb", "fault injection is disabled")
     time.sleep(0.2)  # die mid-task, after the pool has seen the task start
     os.kill(os.getpid(), signal.SIGKILL)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from conftest import wait_for
+from workers.app import publisher
 from workers.tasks import _submit
 from workers.verbs import learning
 
@@ -32,7 +33,8 @@ def test_outcomes_count_record_outcome_calls_not_training_or_replay(workers, lea
     # a replay event exactly as beat's kg.replay_routers queues it (a sample of the logged outcomes)
     rows = store.outcomes(NS)[:6]
     samples = [{"embedding": o["embedding"], "target": o["target"], "quality": o["quality"]} for o in rows]
-    _submit(store, NS, "router", "replay-v1", "train_router", {"samples": samples, "epochs": 1})
+    _submit(publisher(learn_session.settings), store, NS, "router", "replay-v1", "train_router",
+            {"samples": samples, "epochs": 1})
     wait_for(lambda: "replay-v1" in [e for _, e, _, _ in store.applied_log(NS, "router")], 30,
              "the replay event to be applied")
 
