@@ -303,7 +303,7 @@ class Stack:
         write_private(conf, f"requirepass {password}\n")
         cmd = [
             binary, str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", os.environ.get("KG_REDIS_APPENDFSYNC", "everysec"),
+            "--appendonly", "yes", "--appendfsync", self.settings.redis_appendfsync,
             "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
             "--protected-mode", "yes",
         ]
@@ -354,21 +354,14 @@ class Stack:
         return PartStatus("graph", managed, pid, running, healthy, redact_url(settings.graph_uri) or "-", detail)
 
     def _redis_status(self, settings: Settings) -> PartStatus:
-        import redis
+        from workers.connect import ping_redis
 
         managed = not self.redis_external
         pid = self._pid("redis") if managed else None
         running = pid_alive(pid) if managed else True
         healthy, detail = False, ""
         if settings.redis_url and running:
-            try:
-                client = redis.Redis.from_url(settings.redis_url, socket_timeout=2)
-                healthy = bool(client.ping())
-                aof = client.config_get("appendonly").get("appendonly")
-                detail = f"appendonly {aof}"
-                client.close()
-            except redis.RedisError as exc:
-                detail = type(exc).__name__
+            healthy, detail = ping_redis(settings.redis_url, appendonly=True)
         return PartStatus("redis", managed, pid, running, healthy, redact_url(settings.redis_url) or "-", detail)
 
     # -- down ----------------------------------------------------------------

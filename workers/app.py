@@ -1,8 +1,10 @@
 """The Celery app: Redis as broker and result backend, JSON only, late acks, a beat schedule.
 
-``celery -A workers.app worker`` (or ``kg worker``) runs the tasks of :mod:`workers.tasks`;
-``celery -A workers.app beat`` (or ``kg up``) runs the schedule. Settings come from the
-environment once (:class:`kg.config.Settings`, see docs/workers.md):
+:func:`make_app` builds the app of a :class:`kg.config.Settings` (see docs/workers.md) and
+registers the tasks of :mod:`workers.tasks` on it; nothing is configured at import.
+``celery -A workers.app worker`` (or ``kg worker``) runs the tasks and ``celery -A workers.app
+beat`` (or ``kg up``) the schedule: ``workers.app.app``, which the ``celery`` command line looks
+up, is built on first access from the environment's settings.
 
 - no pickle anywhere: ``accept_content`` and every serializer are JSON, and beat keeps its schedule
   in memory (``celery.beat:Scheduler``) instead of a shelve file;
@@ -82,16 +84,42 @@ def beat_schedule(settings: Settings) -> dict:
     }
 
 
-def make_app(settings: Settings | None = None) -> Celery:
-    app = Celery("kg", include=["workers.tasks"], set_as_current=False)
-    return configure(app, settings or Settings.from_env())
+class KgApp(Celery):
+    """A Celery app that keeps the settings it was built from (its tasks and signal handlers
+    read them as ``app.kg_settings``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__("kg", set_as_current=False)
+        self.kg_settings = settings
+
+
+def make_app(settings: Settings, tasks: bool = True) -> KgApp:
+    """The app of ``settings``, with the tasks of :mod:`workers.tasks` registered (a worker or
+    beat), or without them (``tasks=False``: an app that only publishes)."""
+    app = configure(KgApp(settings), settings)
+    if tasks:
+        from workers.tasks import register
+
+        register(app)
+    return app
 
 
 @lru_cache(maxsize=8)
 def publisher(settings: Settings) -> Celery:
     """An app for sending tasks to the broker of ``settings`` (callers in any process)."""
-    return make_app(settings)
+    return make_app(settings, tasks=False)
 
 
-SETTINGS = Settings.from_env()
-app = make_app(SETTINGS)
+@lru_cache(maxsize=1)
+def command_line_app() -> KgApp:
+    """The app of the environment's settings, built on first use."""
+    return make_app(Settings.from_env())
+
+
+def __getattr__(name: str) -> KgApp:
+    """``workers.app.app``: the module attribute that ``celery -A workers.app`` looks up (Celery
+    finds an app by attribute and calls no factory) and ``kg worker`` runs. It is built when
+    asked for, so importing this module reads no environment and configures nothing."""
+    if name == "app":
+        return command_line_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

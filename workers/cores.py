@@ -45,7 +45,9 @@ class Batch:
 
 
 def _crash() -> None:
-    if os.environ.get("KG_FAULT_INJECTION") != "1":
+    from kg.config import read_setting
+
+    if not read_setting("KG_FAULT_INJECTION"):
         raise LearnInputError("verb", "fault injection is disabled")
     time.sleep(0.2)  # die mid-task, after the pool has seen the task start
     os.kill(os.getpid(), signal.SIGKILL)

@@ -20,8 +20,9 @@ from learn import limits
 from learn.limits import MAX_BATCH
 from workers import checks
 from workers.errors import StateCorrupt
+from workers.samples import router_samples
 from workers.requests import Attend, FeedbackBatch, FeedbackItem, Poll, TrainRouter, UpsertNode
-from workers.service import redis_errors
+from workers.connect import redis_errors
 from workers.weight_store import KINDS, VECTOR_KEYS
 
 
@@ -123,10 +124,7 @@ def train_router(session: Any, body: TrainRouter, async_: bool) -> dict:
                                      "epochs)")
     with redis_errors():
         rows = lrn.store.outcomes(body.namespace, body.max_samples)
-    samples = [{k: v for k, v in (("embedding", o["embedding"]), ("target", o["target"]),
-                                  ("quality", o["quality"]), ("estimated_tokens", o.get("estimated_tokens")))
-                if v is not None}
-               for o in rows if len(o["embedding"]) == router.in_dim and o["target"] in router.targets]
+    samples = router_samples(rows, router.in_dim, router.targets)
     if not samples:
         return {"samples": 0, "trained": False, "version": cur.version}
     return lrn.submit(body.namespace, "router", "train_router", {"samples": samples, "epochs": body.epochs},
@@ -194,21 +192,14 @@ def upsert_node(session: Any, body: UpsertNode) -> dict:
 
 def redis_health(session: Any, body: Any) -> dict:
     """The Redis section of ``health``: a fresh connection and a PING."""
-    import redis
-
-    from workers.connect import DRIVER_INFO
+    from workers.connect import ping_redis
 
     settings = session.settings
     if not settings.redis_url:
         return {"redis": {"reachable": False, "detail": "not configured"}}
-    try:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=2, driver_info=DRIVER_INFO)
-        try:
-            return {"redis": {"reachable": bool(client.ping()), "url": redact_url(settings.redis_url)}}
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        return {"redis": {"reachable": False, "detail": type(exc).__name__}}
+    reachable, detail = ping_redis(settings.redis_url)
+    return {"redis": {"reachable": True, "url": redact_url(settings.redis_url)} if reachable
+            else {"reachable": False, "detail": detail}}
 
 
 def learning_health(session: Any, body: Any) -> dict:

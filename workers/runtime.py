@@ -33,11 +33,12 @@ class Runtime:
         self.redis.close()
 
 
-def runtime() -> Runtime:
+def runtime(settings: Settings | None = None) -> Runtime:
+    """This process's runtime (built on first use, from ``settings`` or the environment)."""
     global _current
     with _lock:
         if _current is None or _current.pid != os.getpid():
-            _current = Runtime()
+            _current = Runtime(settings)
         return _current
 
 

@@ -29,7 +29,7 @@ import redis
 
 from kg.config import Settings
 from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
-from workers.connect import redis_client
+from workers.connect import redis_client, redis_errors
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
 from workers.freshness import Probes
 from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
@@ -39,17 +39,6 @@ READ_CACHE_MAX_BYTES = 128 << 20
 """State bytes one process keeps decoded for reads (each state at most 40 MiB, learn.limits)."""
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def redis_errors() -> Iterator[None]:
-    """Convert redis-py's errors at the boundary."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise RedisUnavailable(f"redis: unreachable ({type(exc).__name__})") from exc
-    except redis.ResponseError as exc:
-        raise RedisUnavailable(f"redis: refused a command ({str(exc).split(' ')[0]})") from exc
 
 
 def make_ticket(ns: str, core: str, event_id: str) -> str:

@@ -8,7 +8,7 @@ import sys
 from kg.config import Settings
 from workers.errors import StateCorrupt
 from workers.connect import redis_client
-from workers.service import redis_errors
+from workers.connect import redis_errors
 from workers.weight_store import KINDS, Record, WeightStore
 
 

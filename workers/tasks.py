@@ -10,6 +10,9 @@ so a redelivered or duplicated task is harmless.
 - ``kg.replay_routers``: router training on a sample of older outcomes (experience replay).
 - ``kg.consolidate``: Fisher anchor of each router from recent outcomes, and a snapshot of every
   state (kept apart from the rolling history, for ``kg state rollback``).
+
+:func:`register` puts them on an app built by :func:`workers.app.make_app`; their limits come
+from that app's settings (``app.kg_settings``), and tasks publish drains through their own app.
 """
 
 from __future__ import annotations
@@ -21,21 +24,22 @@ import time
 
 import numpy as np
 import redis
-from celery import Task
+from celery import Celery, Task
 from billiard.exceptions import TimeLimitExceeded
 from celery.exceptions import Reject
 from celery.signals import (beat_embedded_init, beat_init, worker_process_init, worker_process_shutdown,
                             worker_ready, worker_shutdown)
 
 from workers import runtime as rt
-from workers.app import SETTINGS, app
 from workers.cores import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
+from workers.samples import router_samples
 from workers.errors import StateCorrupt
 from workers.weight_store import StateKeys, WeightStore, event_json, now_ms
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS_PREFIX = "kg:attempts:"
+DRAIN = "kg.drain"
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 
 
@@ -51,17 +55,20 @@ class KgTask(Task):
     reject_on_worker_lost = True
     autoretry_for = TRANSIENT
     retry_backoff = 1
-    retry_backoff_max = max(1, int(SETTINGS.workers.visibility_timeout_s // 4))
+    retry_backoff_max = 150  # register(): a quarter of the visibility timeout
     retry_jitter = True
     max_retries = 8
-    attempt_limit = SETTINGS.workers.max_attempts
+
+    @property
+    def attempt_limit(self) -> int:
+        return self.app.kg_settings.workers.max_attempts
 
     def before_start(self, task_id: str, args: tuple, kwargs: dict) -> None:
-        store = rt.runtime().store
+        store = rt.runtime(self.app.kg_settings).store
         key = f"{ATTEMPTS_PREFIX}{task_id}:{self.request.retries}"
         pipe = store.r.pipeline(transaction=True)
         pipe.incr(key)
-        pipe.expire(key, int(SETTINGS.workers.visibility_timeout_s) * 4)
+        pipe.expire(key, int(self.app.kg_settings.workers.visibility_timeout_s) * 4)
         attempts = int(pipe.execute()[0])
         if attempts > self.attempt_limit:
             store.dead_letter({"task": self.name, "task_id": task_id, "args": list(args),
@@ -79,7 +86,7 @@ class KgTask(Task):
         acknowledged as a failure, not redelivered: record it beside the attempt-cap records."""
         if isinstance(exc, TimeLimitExceeded):
             try:
-                store = rt.runtime().store
+                store = rt.runtime(self.app.kg_settings).store
                 # every start of this delivery counts (earlier ones may have died and been noticed)
                 retries = getattr(self.request, "retries", 0) or 0
                 attempts = int(store.r.get(f"{ATTEMPTS_PREFIX}{task_id}:{retries}") or 1)
@@ -91,9 +98,11 @@ class KgTask(Task):
 
 
 class DrainTask(KgTask):
-    # the drain isolates a crashing event itself (one event at a time, max_attempts each), so it
-    # needs more starts per delivery than other tasks before the generic cap applies
-    attempt_limit = (SETTINGS.workers.max_attempts + 1) * 4
+    @property
+    def attempt_limit(self) -> int:
+        # the drain isolates a crashing event itself (one event at a time, max_attempts each), so
+        # it needs more starts per delivery than other tasks before the generic cap applies
+        return (self.app.kg_settings.workers.max_attempts + 1) * 4
 
     def on_give_up(self, store: WeightStore, args: tuple) -> None:
         if len(args) >= 2:
@@ -108,48 +117,39 @@ class DrainTask(KgTask):
             return
         log.warning("drain of %s/%s failed (%s); publishing it again", args[0], args[1], type(exc).__name__)
         try:
-            drain.apply_async(args=list(args[:2]), countdown=0.5)
+            self.app.send_task(DRAIN, args=list(args[:2]), countdown=0.5)
         except Exception:  # noqa: BLE001 - the broker is down: the sweep of beat re-triggers later
             log.exception("could not re-publish the drain of %s/%s", args[0], args[1])
 
 
-@app.task(bind=True, base=DrainTask, name="kg.drain", ignore_result=True)
 def drain(self: Task, ns: str, core: str, max_events: int | None = None) -> dict:
     """Apply the pending events of one state (see :class:`workers.drain.Drainer`)."""
-    runtime = rt.runtime()
+    runtime = rt.runtime(self.app.kg_settings)
     report = runtime.drainer.run(
         ns, core, self.request.id or "local", max_events=max_events,
-        republish=lambda: drain.apply_async(args=[ns, core]),
+        republish=lambda: self.app.send_task(DRAIN, args=[ns, core]),
     )
     return report.__dict__
 
 
-def publish_drain(store: WeightStore, ns: str, core: str, force: bool = False) -> bool:
-    """Trigger a drain unless one is already flagged (``force``: publish anyway)."""
-    if store.raise_flag(ns, core) or force:
-        drain.apply_async(args=[ns, core])
-        return True
-    return False
-
-
-@app.task(base=KgTask, name="kg.sweep")
-def sweep() -> dict:
+def sweep(self: Task) -> dict:
     """Publish a drain for every queue that has events (a trigger may have been lost with a
     connection, or a drain died holding the lock). A drain that finds a live holder's lock
     returns at once; one that finds a dead holder's lock on this host takes it over."""
-    store = rt.runtime().store
+    store = rt.runtime(self.app.kg_settings).store
     published = 0
     for k in store.states():
         if store.depth(k.namespace, k.core):
-            publish_drain(store, k.namespace, k.core, force=True)
+            store.raise_flag(k.namespace, k.core)
+            self.app.send_task(DRAIN, args=[k.namespace, k.core])
             published += 1
     return {"published": published}
 
 
-def _submit(store: WeightStore, ns: str, core: str, event_id: str, verb: str, body: dict) -> str:
+def _submit(app: Celery, store: WeightStore, ns: str, core: str, event_id: str, verb: str, body: dict) -> str:
     out = store.enqueue(ns, core, event_id, event_json(event_id, verb, body, False))
     if out.publish:
-        drain.apply_async(args=[ns, core])
+        app.send_task(DRAIN, args=[ns, core])
     return out.status
 
 
@@ -159,24 +159,16 @@ def _usable_outcomes(store: WeightStore, ns: str, rows: list[dict]) -> tuple[int
     if record is None:
         return 0, []
     router = record.core()
-    targets = set(router.targets)
-    fit = [{"embedding": o["embedding"], "target": o["target"], "quality": o["quality"],
-            "estimated_tokens": o.get("estimated_tokens")}
-           for o in rows if len(o["embedding"]) == router.in_dim and o["target"] in targets]
-    for s in fit:
-        if s["estimated_tokens"] is None:
-            del s["estimated_tokens"]
-    return record.version, fit
+    return record.version, router_samples(rows, router.in_dim, set(router.targets))
 
 
 def _routers(store: WeightStore) -> list[StateKeys]:
     return [k for k in store.states() if k.core == "router"]
 
 
-@app.task(base=KgTask, name="kg.train_routers")
-def train_routers() -> dict:
+def train_routers(self: Task) -> dict:
     """Batch training of every router from the outcomes recorded since the last run."""
-    store = rt.runtime().store
+    store = rt.runtime(self.app.kg_settings).store
     queued = {}
     for k in _routers(store):
         cursor_key = k.prefix + ":trained"
@@ -187,16 +179,15 @@ def train_routers() -> dict:
         _, samples = _usable_outcomes(store, k.namespace, rows)
         if samples:
             eid = f"train-{rows[0]['seq']}-{rows[-1]['seq']}"
-            queued[k.namespace] = _submit(store, k.namespace, "router", eid, "train_router",
+            queued[k.namespace] = _submit(self.app, store, k.namespace, "router", eid, "train_router",
                                           {"samples": samples, "epochs": 1})
         store.r.set(cursor_key, rows[-1]["seq"])
     return {"queued": queued}
 
 
-@app.task(base=KgTask, name="kg.replay_routers")
-def replay_routers() -> dict:
+def replay_routers(self: Task) -> dict:
     """Experience replay: train each router on a seeded sample of its older outcomes."""
-    store = rt.runtime().store
+    store = rt.runtime(self.app.kg_settings).store
     queued = {}
     for k in _routers(store):
         version, samples = _usable_outcomes(store, k.namespace, store.outcomes(k.namespace))
@@ -204,29 +195,27 @@ def replay_routers() -> dict:
             continue  # too few to be worth replaying beyond what batch training saw
         pick = np.sort(np.random.default_rng(version).choice(len(samples), REPLAY_MAX, replace=False))
         eid = f"replay-v{version}"
-        queued[k.namespace] = _submit(store, k.namespace, "router", eid, "train_router",
+        queued[k.namespace] = _submit(self.app, store, k.namespace, "router", eid, "train_router",
                                       {"samples": [samples[i] for i in pick], "epochs": 1})
     return {"queued": queued}
 
 
-@app.task(base=KgTask, name="kg.consolidate")
-def consolidate() -> dict:
+def consolidate(self: Task) -> dict:
     """Snapshot every state; anchor each router (EWC) with a Fisher from recent outcomes."""
-    store = rt.runtime().store
+    store = rt.runtime(self.app.kg_settings).store
     snapshots = sum(store.snapshot(k.namespace, k.core) for k in store.states())
     anchored = {}
     for k in _routers(store):
         version, samples = _usable_outcomes(store, k.namespace, store.outcomes(k.namespace, ANCHOR_MAX))
         if samples:
-            anchored[k.namespace] = _submit(store, k.namespace, "router", f"anchor-v{version}",
+            anchored[k.namespace] = _submit(self.app, store, k.namespace, "router", f"anchor-v{version}",
                                             "anchor_router", {"samples": samples})
     return {"snapshots": snapshots, "anchored": anchored}
 
 
-@app.task(base=KgTask, name="kg.fault")
-def fault(kind: str = "crash") -> str:
+def fault(self: Task, kind: str = "crash") -> str:
     """Fault injection for the reliability tests (refused unless KG_FAULT_INJECTION=1)."""
-    if os.environ.get("KG_FAULT_INJECTION") != "1":
+    if not self.app.kg_settings.workers.fault_injection:
         return "refused"
     if kind == "crash":
         time.sleep(0.2)  # die mid-task, after the pool has seen the task start
@@ -234,48 +223,60 @@ def fault(kind: str = "crash") -> str:
     return kind
 
 
-# -- process lifecycle -----------------------------------------------------------------------
+# -- registration and process lifecycle ---------------------------------------------------------
+
+
+def register(app: Celery) -> None:
+    """Put the tasks on ``app`` (made by :func:`workers.app.make_app`, which holds the settings),
+    and connect the process lifecycle handlers (once per process)."""
+    ws = app.kg_settings.workers
+    # shared=False: Celery would otherwise add each task to every app finalized later in this process
+    options = {"retry_backoff_max": max(1, int(ws.visibility_timeout_s // 4)), "shared": False}
+    app.task(bind=True, base=DrainTask, name=DRAIN, ignore_result=True, **options)(drain)
+    for fn in (sweep, train_routers, replay_routers, consolidate, fault):
+        app.task(bind=True, base=KgTask, name=f"kg.{fn.__name__}", **options)(fn)
+    for signal_, handler in ((worker_process_init, _process_init), (worker_process_shutdown, _process_shutdown),
+                             (worker_ready, _ready), (worker_shutdown, _shutdown),
+                             (beat_init, _beat_init), (beat_embedded_init, _beat_init)):
+        signal_.connect(handler, weak=False, dispatch_uid=f"kg.{signal_.name}")
+
 
 _heartbeat = None
 
 
-@worker_process_init.connect
 def _process_init(**_: object) -> None:
     rt.reset()
 
 
-@worker_process_shutdown.connect
 def _process_shutdown(**_: object) -> None:
     rt.shutdown()
 
 
-@worker_ready.connect
 def _ready(sender: object = None, **_: object) -> None:
     """Start the heartbeat, and re-trigger every queue left with events (a restart's recovery)."""
     global _heartbeat
     from workers.heartbeat import Heartbeat
 
+    app = sender.app
     name = getattr(sender, "hostname", None) or f"worker@{os.getpid()}"
-    _heartbeat = Heartbeat(SETTINGS.redis_url, name, "worker")
+    _heartbeat = Heartbeat(app.kg_settings.redis_url, name, "worker")
     _heartbeat.start()
     try:
-        sweep.apply_async()
+        app.send_task("kg.sweep")
     except Exception:  # noqa: BLE001 - the beat sweep will do it
         log.exception("start-up sweep could not be published")
 
 
-@worker_shutdown.connect
 def _shutdown(**_: object) -> None:
     if _heartbeat is not None:
         _heartbeat.stop()
 
 
-@beat_init.connect
-@beat_embedded_init.connect
 def _beat_init(sender: object = None, **_: object) -> None:
     global _heartbeat
     from kg.stack import node_name
     from workers.heartbeat import Heartbeat
 
-    _heartbeat = Heartbeat(SETTINGS.redis_url, node_name("beat", SETTINGS.home), "beat")
+    settings = sender.app.kg_settings
+    _heartbeat = Heartbeat(settings.redis_url, node_name("beat", settings.home), "beat")
     _heartbeat.start()

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["workers.weight_store", "workers.cores", "workers.drain", "workers.service"]
+MODULES = ["workers.weight_store", "workers.cores", "workers.drain", "workers.service", "workers.samples"]
 
 
 @pytest.mark.parametrize("name", MODULES)
