@@ -22,7 +22,7 @@ import threading
 import uuid
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, TypeVar
 from urllib.parse import quote, unquote
 
 import redis
