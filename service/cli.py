@@ -100,9 +100,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "-n", name, "-Q", "kg", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if args.beat:
         argv.append("--beat")
-    from workers.app import app
+    from workers.app import make_app
 
-    app.worker_main(argv)
+    make_app(settings).worker_main(argv)
     return 0
 
 
