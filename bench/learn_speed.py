@@ -5,7 +5,7 @@
 Each operation is timed call by call with ``time.perf_counter_ns`` after a warm-up, in blocks of
 50 calls alternating with its baseline; the table shows the median and the 90th percentile. "core" rows call the core with numpy arrays (what a worker does
 after decoding a request once); "+ validate" rows start from the JSON-shaped body (Python lists),
-run :func:`learn.validate` on it and then call the core, i.e. the whole dispatch-side cost. The
+run :func:`workers.bodies.validate` on it and then call the core, i.e. the whole dispatch-side cost. The
 baseline for each row is one ``M @ x`` with the matrix shape that dominates the operation, measured
 in the same run, so the ratio is comparable across machines. BLAS is pinned to one thread (unless
 ``OPENBLAS_NUM_THREADS`` is set), as in a prefork worker process: on a small box, multi-threaded
@@ -28,7 +28,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from learn import FastGRNNRouter, GraphAttention, MicroLoRA, validate  # noqa: E402
+from learn import FastGRNNRouter, GraphAttention, MicroLoRA  # noqa: E402
+from workers.bodies import validate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

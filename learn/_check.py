@@ -1,6 +1,6 @@
 """Input checks shared by the cores (private).
 
-The pydantic models in :mod:`learn.schemas` do the strict JSON-level checks; these are the
+The service's pydantic models (``workers.bodies``) do the strict JSON-level checks; these are the
 cheap checks a core does on every call, because a core can also be driven from Python directly.
 Each raises :class:`~learn.errors.LearnInputError` naming the field, before any state is touched.
 """

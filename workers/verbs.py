@@ -29,7 +29,7 @@ from kg.errors import InvalidInput, KgError
 from kg.models import DEFAULT_NAMESPACE, Ms, Name
 from learn import LearnInputError
 from learn import limits
-from learn import schemas as ls
+from workers import bodies as ls
 from learn.limits import MAX_BATCH, TRAIN_MAX
 from workers.errors import NotInitialised, StateCorrupt
 from workers.service import Current, Learning, redis_errors
