@@ -28,7 +28,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from learn import FastGRNNRouter, GraphAttention, MicroLoRA  # noqa: E402
+from learn import Draw, FastGRNNRouter, GraphAttention, MicroLoRA  # noqa: E402
 from workers.bodies import validate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -135,12 +135,14 @@ def run(calls: int) -> list[dict]:
     for j in range(200):
         router.record_outcome(router.targets[j % 4], float(j % 2), embedding=xs[j % 64])
     r1 = iter(range(10**9))
-    add("route (in_dim=384, hidden=128, core)", lambda: router.route(xs[next(r1) % 64], 3000), (128, dim))
+    draw = Draw(0.5, 0)  # the service passes one per request (epsilon 0.1: no exploration here)
+    add("route (in_dim=384, hidden=128, core)", lambda: router.route(xs[next(r1) % 64], 3000, draw=draw),
+        (128, dim))
     r2 = iter(range(10**9))
 
     def route_body() -> None:
         m = validate("route", {"embedding": bodies[next(r2) % 64]["embedding"], "estimated_tokens": 3000})
-        router.route(np.asarray(m.embedding), m.estimated_tokens)
+        router.route(np.asarray(m.embedding), m.estimated_tokens, draw=draw)
 
     add("route (in_dim=384, + validate from JSON body)", route_body, (128, dim))
     r3 = iter(range(10**9))

@@ -16,12 +16,13 @@ from learn.errors import LearnInputError, StateError
 from learn.state import SCHEMA, SCHEMA_VERSION, from_bytes, peek_kind, to_bytes
 from learn.instant import MicroLoRA
 from learn.ewc import EWC
-from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, FastGRNNRouter, context_bucket
+from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, Draw, FastGRNNRouter, context_bucket
 from learn.attention import WEEK_MS, GraphAttention
 
 __all__ = [
     "CONTEXT_BUCKETS",
     "CONTEXT_WINDOWS",
+    "Draw",
     "EWC",
     "FastGRNNRouter",
     "GraphAttention",

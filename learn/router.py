@@ -31,8 +31,9 @@ quality and the observed quality, back-propagated into the cell. The step is Ada
 (``optimizer="sgd"``; pair it with ``skip=False`` or a small lr, because the skip path's input has
 about ``in_dim`` unit-variance features). ``train_batch`` takes the same steps over logged outcomes. Inputs are standardised with a
 running mean and variance (part of the state) so that the cell sees unit-scale features whatever
-the embedding model. Epsilon-greedy exploration (its generator is state) keeps every target's
-estimate fed. With an EWC anchor (:meth:`FastGRNNRouter.anchor`) each step is a proximal step
+the embedding model. Epsilon-greedy exploration keeps every target's estimate fed; its randomness
+comes in with each route as a :class:`Draw` (a read changes nothing, so the router holds no
+generator for it; the generator in the state orders ``train_batch``). With an EWC anchor (:meth:`FastGRNNRouter.anchor`) each step is a proximal step
 towards the snapshot, ``p <- (p - a*g + 2*a*lambda*F*snapshot) / (1 + 2*a*lambda*F)`` with ``a`` the
 entry's step size (``lr``, or AdaGrad's ``lr / sqrt(sum g^2)``), which is stable for any lambda.
 
@@ -52,7 +53,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -61,7 +62,7 @@ from learn.errors import LearnInputError, StateError
 from learn.shift import InputShift
 from learn.state import State, expect_array, register, rng_from_json, rng_to_json
 
-__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "FastGRNNRouter", "context_bucket"]
+__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "Draw", "FastGRNNRouter", "context_bucket"]
 
 CONTEXT_WINDOWS = (1024, 4096, 16384, 65536)
 """Upper token limits (inclusive) of the first four buckets; above 65,536 is the fifth."""
@@ -90,6 +91,39 @@ def _bucket_index(estimated_tokens: Any) -> int:
         if n <= edge:
             return i
     return len(CONTEXT_WINDOWS)
+
+
+class Draw(NamedTuple):
+    """The randomness of one route, passed in: routing reads the router and changes nothing.
+
+    ``u`` in [0, 1]: the route explores when ``u < epsilon``. ``k``, an integer of at least 0: an
+    exploring route picks target ``k % len(targets)``. A route given no draw never explores (the
+    greedy answer, whatever ``epsilon``); the caller owns the randomness, e.g. the service derives
+    it from the state and the request, so that equal requests get equal answers.
+
+    >>> d = Draw.from_rng(np.random.default_rng(0))
+    >>> 0.0 <= d.u < 1.0 and d.k >= 0
+    True
+    """
+
+    u: float
+    k: int
+
+    @classmethod
+    def from_rng(cls, rng: np.random.Generator) -> Draw:
+        """A uniform draw from ``rng`` (for a caller that keeps its own generator)."""
+        return cls(float(rng.random()), int(rng.integers(2**63)))
+
+
+def _check_draw(draw: Any) -> tuple[float, int]:
+    if not isinstance(draw, Draw):
+        raise LearnInputError("draw", "expected a Draw(u, k)")
+    u, k = draw
+    if type(u) is not float or not 0.0 <= u <= 1.0:
+        u = _check.number(u, "draw.u", lo=0.0, hi=1.0)
+    if type(k) is not int or k < 0:
+        k = _check.integer(k, "draw.k", lo=0)
+    return u, k
 
 
 def _sigmoid(x: Any) -> Any:
@@ -248,8 +282,6 @@ class FastGRNNRouter:
         self._outcomes = np.zeros(n, dtype=np.int64)
         self._head_updates = 0
         self._bucket_updates = 0
-        self._routes = 0
-        self._explorations = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
         self._fisher: dict[str, np.ndarray] = {}
         self._snap: dict[str, np.ndarray] = {}
@@ -355,10 +387,19 @@ class FastGRNNRouter:
         return np.full(len(self.targets), 0.5)
 
     def route(
-        self, embedding: Any, estimated_tokens: Any = None, adapter_logits: Any = None
+        self,
+        embedding: Any,
+        estimated_tokens: Any = None,
+        adapter_logits: Any = None,
+        draw: Draw | None = None,
     ) -> dict[str, Any]:
-        """Pick a target and sampling parameters; draws from the exploration generator."""
+        """Pick a target and sampling parameters; changes nothing.
+
+        Explores (a target picked by ``draw``) when ``draw.u < epsilon``; without a draw the
+        answer is the greedy choice.
+        """
         x = _check.vector(embedding, "embedding", self.in_dim)
+        explore = None if draw is None else _check_draw(draw)
         bucket = None if estimated_tokens is None else _bucket_index(estimated_tokens)
         adapter = (
             None
@@ -384,12 +425,9 @@ class FastGRNNRouter:
         if adapter is not None:
             score = score + adapter
         choice = int(np.argmax(score))
-        exploration = False
-        if self.epsilon > 0.0 and self._rng.random() < self.epsilon:
-            choice = int(self._rng.integers(n))
-            exploration = True
-            self._explorations += 1
-        self._routes += 1
+        exploration = explore is not None and explore[0] < self.epsilon
+        if exploration:
+            choice = explore[1] % n
         return {
             "model": self.targets[choice],
             "context_bucket": CONTEXT_BUCKETS[bucket],
@@ -714,8 +752,6 @@ class FastGRNNRouter:
                 "norm_n": self._norm_n,
                 "head_updates": self._head_updates,
                 "bucket_updates": self._bucket_updates,
-                "routes": self._routes,
-                "explorations": self._explorations,
                 "anchored": sorted(self._fisher),
                 "rng": rng_to_json(self._rng),
                 "shift": self._shift.scalars(),
@@ -765,8 +801,6 @@ class FastGRNNRouter:
         core._norm_n = int(sc["norm_n"])
         core._head_updates = int(sc["head_updates"])
         core._bucket_updates = int(sc["bucket_updates"])
-        core._routes = int(sc["routes"])
-        core._explorations = int(sc["explorations"])
         core._rng = rng_from_json(sc["rng"])
         core._derive()
         return core

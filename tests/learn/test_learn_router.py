@@ -8,6 +8,7 @@ import pytest
 from learn import (
     CONTEXT_BUCKETS,
     EWC,
+    Draw,
     FastGRNNRouter,
     LearnInputError,
     MicroLoRA,
@@ -74,9 +75,10 @@ def test_router_learns_a_synthetic_rule_from_bandit_outcomes(rng):
     r = FastGRNNRouter(in_dim=16, targets=["strong", "cheap"], epsilon=0.2, seed=1)
     before = r.route(unit(rng, 16))
     assert before["algo"] == "rule"
+    explore = np.random.default_rng(1)
     for _ in range(1500):
         x = unit(rng, 16)
-        chosen = r.route(x)["model"]  # only the chosen target's outcome is observed
+        chosen = r.route(x, draw=Draw.from_rng(explore))["model"]  # only the chosen target's outcome is observed
         r.record_outcome(chosen, synthetic_rule(x)[chosen], embedding=x)
     r.epsilon = 0.0
     test = [unit(rng, 16) for _ in range(400)]
@@ -110,14 +112,27 @@ def test_outcome_ema_uses_alpha_point_one_and_drives_the_ema_mode(rng):
 
 def test_epsilon_zero_never_explores_and_one_always_does(rng):
     x = unit(rng, 8)
+    draws = np.random.default_rng(0)
     greedy = FastGRNNRouter(in_dim=8, targets=["a", "b", "c"], epsilon=0.0)
-    assert not any(greedy.route(x)["exploration"] for _ in range(300))
-    assert {greedy.route(x)["model"] for _ in range(50)} == {"a"}
+    assert not any(greedy.route(x, draw=Draw.from_rng(draws))["exploration"] for _ in range(300))
+    assert {greedy.route(x, draw=Draw.from_rng(draws))["model"] for _ in range(50)} == {"a"}
     explorer = FastGRNNRouter(in_dim=8, targets=["a", "b", "c"], epsilon=1.0)
-    outs = [explorer.route(x) for _ in range(300)]
+    outs = [explorer.route(x, draw=Draw.from_rng(draws)) for _ in range(300)]
     assert all(o["exploration"] for o in outs)
     counts = {t: sum(o["model"] == t for o in outs) for t in "abc"}
     assert min(counts.values()) > 60  # roughly uniform over the three targets
+
+
+def test_the_draw_decides_exploration_and_its_target(rng):
+    """``u < epsilon`` explores, to target ``k % n``; no draw: the greedy answer, whatever epsilon."""
+    x = unit(rng, 8)
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b", "c"], epsilon=0.25)
+    assert r.route(x) == r.route(x, draw=Draw(0.25, 2)) == r.route(x, draw=Draw(1.0, 2))
+    assert r.route(x)["model"] == "a" and not r.route(x)["exploration"]
+    for k, target in ((0, "a"), (1, "b"), (5, "c"), (2**64 + 1, "c")):
+        out = r.route(x, draw=Draw(0.2499, k))
+        assert out["exploration"] and out["model"] == target
+    assert FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=1.0).route(x)["exploration"] is False
 
 
 def test_adapter_logits_bend_the_choice(rng):
@@ -245,6 +260,11 @@ def test_bad_input_names_the_field_and_leaves_state_unchanged(rng, rejects):
     for _ in range(5):
         r.record_outcome("a", 1.0, embedding=unit(rng, 8))
     x = unit(rng, 8)
+    rejects(r, "draw", r.route, x, draw=(0.1, 1))
+    rejects(r, "draw.u", r.route, x, draw=Draw(1.5, 1))
+    rejects(r, "draw.u", r.route, x, draw=Draw(float("nan"), 1))
+    rejects(r, "draw.k", r.route, x, draw=Draw(0.1, -1))
+    rejects(r, "draw.k", r.route, x, draw=Draw(0.1, 1.0))
     rejects(r, "embedding", r.route, [0.1] * 7)
     rejects(r, "embedding", r.route, [float("nan")] * 8)
     rejects(r, "estimated_tokens", r.route, x, estimated_tokens=-1)
@@ -353,9 +373,10 @@ def test_every_optimizer_learns_the_bandit_rule(optimizer, skip, rng):
         in_dim=16, targets=["strong", "cheap"], epsilon=0.2, seed=1, optimizer=optimizer, skip=skip,
         lr=0.01,
     )
+    explore = np.random.default_rng(1)
     for _ in range(1500):
         x = unit(rng, 16)
-        chosen = r.route(x)["model"]
+        chosen = r.route(x, draw=Draw.from_rng(explore))["model"]
         r.record_outcome(chosen, synthetic_rule(x)[chosen], embedding=x)
     r.epsilon = 0.0
     test = [unit(rng, 16) for _ in range(400)]

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import learn
 from learn import (
     EWC,
+    Draw,
     FastGRNNRouter,
     GraphAttention,
     MicroLoRA,
@@ -119,7 +120,8 @@ def test_ewc_save_load_continue_is_bit_identical(seed, n, data):
 def run_router(r: FastGRNNRouter, xs, rule, start: int = 0) -> list[dict]:
     outs = []
     for i, x in enumerate(xs, start):
-        out = r.route(x, estimated_tokens=100 * i)
+        draw = Draw.from_rng(np.random.default_rng([r.seed, i]))  # the caller's exploration draws
+        out = r.route(x, estimated_tokens=100 * i, draw=draw)
         outs.append(out)
         r.record_outcome(out["model"], rule(x, out["model"]), embedding=x, estimated_tokens=100 * i)
         if i % 7 == 3:
@@ -368,8 +370,11 @@ def test_router_optimizer_state_survives_a_restart_mid_stream(rng):
     make = lambda: FastGRNNRouter(in_dim=10, targets=["a", "b"], hidden=16, epsilon=0.5, seed=3)  # noqa: E731
     straight, resumed = make(), make()
     run_router_ab = lambda r, part: [  # noqa: E731
-        r.record_outcome(r.route(x)["model"], router_rule(x, "a"), embedding=x) for x in part
+        r.record_outcome(r.route(x, draw=d)["model"], router_rule(x, "a"), embedding=x)
+        for x, d in part
     ]
+    draws = np.random.default_rng(3)
+    xs = [(x, Draw.from_rng(draws)) for x in xs]
     run_router_ab(straight, xs)
     run_router_ab(resumed, xs[:30])
     resumed = from_bytes(to_bytes(resumed), "router")
