@@ -318,11 +318,11 @@ def test_skip_path_is_a_linear_read_of_the_standardised_input(rng):
     x = unit(rng, 8)
     before = r.expected_quality(x)
     S = rng.standard_normal((2, 8))
-    r._p["skip.W"][...] = S  # the learned matrix, set by hand to check the read-out
+    r._net.p["skip.W"][...] = S  # the learned matrix, set by hand to check the read-out
     z_before = np.log(before / (1.0 - before))
     after = r.expected_quality(x)
     z_after = np.log(after / (1.0 - after))
-    xs = (x - r._mean) * r._scale  # no outcome yet: mean 0, unit scale
+    xs = (x - r._norm.mean) * r._norm.scale  # no outcome yet: mean 0, unit scale
     assert np.allclose(z_after - z_before, S @ xs)
     plain = FastGRNNRouter(in_dim=8, targets=["a", "b"], skip=False)
     assert "skip.W" not in plain.param_names()
