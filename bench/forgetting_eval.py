@@ -14,7 +14,7 @@ Protocol, for each seed:
 3. At the end of A the router is copied (through its state blob): the copy "plain" goes on as
    is; one copy per EWC lambda is anchored with the Fisher and snapshot of the model head
    (``--anchor heads``, the default) or of all learnable arrays (``--anchor all``). All copies
-   stream group B (same order, same exploration generator state).
+   stream group B (same order, same exploration draws: each prompt's comes from the seed and its index).
 4. Quality is measured on the held-out parts, before and after B, as (a) the routing loss: the mean
    binary cross-entropy of the router's expected quality for both models against both models'
    actual correctness (lower is better; the evaluation may look at both outcomes, the learner never
@@ -41,7 +41,7 @@ import numpy as np
 
 from bench import _embed
 from bench.routing_eval import STRONG, WEAK, apgr, threshold_curve
-from learn import EWC, FastGRNNRouter, from_bytes, to_bytes
+from learn import EWC, Draw, FastGRNNRouter, from_bytes, to_bytes
 
 STEM = {
     "abstract_algebra", "astronomy", "college_biology", "college_chemistry",
@@ -99,7 +99,8 @@ def stream(
     shifts: list[int] = []
     window: list[float] = []
     for pos, i in enumerate(idx):
-        choice = r.route(E[i])["model"]
+        draw = Draw.from_rng(np.random.default_rng([r.seed, int(i)]))  # per prompt: copies agree
+        choice = r.route(E[i], draw=draw)["model"]
         q = float(S[i] if choice == STRONG else W[i])
         if detector is not None:
             window.append(r.loss(E[i], choice, q))

@@ -5,7 +5,7 @@
 Each operation is timed call by call with ``time.perf_counter_ns`` after a warm-up, in blocks of
 50 calls alternating with its baseline; the table shows the median and the 90th percentile. "core" rows call the core with numpy arrays (what a worker does
 after decoding a request once); "+ validate" rows start from the JSON-shaped body (Python lists),
-run :func:`learn.validate` on it and then call the core, i.e. the whole dispatch-side cost. The
+run :func:`workers.bodies.validate` on it and then call the core, i.e. the whole dispatch-side cost. The
 baseline for each row is one ``M @ x`` with the matrix shape that dominates the operation, measured
 in the same run, so the ratio is comparable across machines. BLAS is pinned to one thread (unless
 ``OPENBLAS_NUM_THREADS`` is set), as in a prefork worker process: on a small box, multi-threaded
@@ -28,7 +28,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from learn import FastGRNNRouter, GraphAttention, MicroLoRA, validate  # noqa: E402
+from learn import Draw, FastGRNNRouter, GraphAttention, MicroLoRA  # noqa: E402
+from workers.bodies import validate  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -134,12 +135,14 @@ def run(calls: int) -> list[dict]:
     for j in range(200):
         router.record_outcome(router.targets[j % 4], float(j % 2), embedding=xs[j % 64])
     r1 = iter(range(10**9))
-    add("route (in_dim=384, hidden=128, core)", lambda: router.route(xs[next(r1) % 64], 3000), (128, dim))
+    draw = Draw(0.5, 0)  # the service passes one per request (epsilon 0.1: no exploration here)
+    add("route (in_dim=384, hidden=128, core)", lambda: router.route(xs[next(r1) % 64], 3000, draw=draw),
+        (128, dim))
     r2 = iter(range(10**9))
 
     def route_body() -> None:
         m = validate("route", {"embedding": bodies[next(r2) % 64]["embedding"], "estimated_tokens": 3000})
-        router.route(np.asarray(m.embedding), m.estimated_tokens)
+        router.route(np.asarray(m.embedding), m.estimated_tokens, draw=draw)
 
     add("route (in_dim=384, + validate from JSON body)", route_body, (128, dim))
     r3 = iter(range(10**9))

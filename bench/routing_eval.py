@@ -46,7 +46,7 @@ import numpy as np
 
 from bench import _embed
 from kg.config import WorkerSettings
-from learn import FastGRNNRouter, from_bytes, to_bytes
+from learn import Draw, FastGRNNRouter, from_bytes, to_bytes
 from workers.cores import REPLAY_MAX, TRAIN_MAX
 
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
@@ -151,7 +151,8 @@ def stream(
     """Route, observe only the chosen model, learn; returns (accuracy, GPT-4 fraction)."""
     hits = calls = 0
     for i in idx:
-        choice = router.route(E[i])["model"]
+        draw = Draw.from_rng(np.random.default_rng([router.seed, int(i)]))  # per prompt: copies agree
+        choice = router.route(E[i], draw=draw)["model"]
         q = float(strong[i] if choice == STRONG else weak[i])
         router.record_outcome(choice, q, embedding=E[i])
         beat.observe(router, i, choice, q)

@@ -6,21 +6,23 @@
 - :class:`GraphAttention` (``kind="attention"``): seeded multi-head attention over a subgraph.
 
 Every core's whole state goes through :func:`to_bytes` / :func:`from_bytes` (safetensors).
-Request bodies are checked by :func:`validate`; errors are :class:`LearnInputError` (bad input,
-``.field`` names it) and :class:`StateError` (a blob that fails a check).
+Errors are :class:`LearnInputError` (bad input, ``.field`` names it) and :class:`StateError` (a
+blob that fails a check). The package imports numpy, safetensors (the byte format) and the standard
+library only; the JSON request models of the learning verbs live with the service
+(``workers.bodies``).
 """
 
 from learn.errors import LearnInputError, StateError
 from learn.state import SCHEMA, SCHEMA_VERSION, from_bytes, peek_kind, to_bytes
 from learn.instant import MicroLoRA
 from learn.ewc import EWC
-from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, FastGRNNRouter, context_bucket
+from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, Draw, FastGRNNRouter, context_bucket
 from learn.attention import WEEK_MS, GraphAttention
-from learn.schemas import VERBS, validate
 
 __all__ = [
     "CONTEXT_BUCKETS",
     "CONTEXT_WINDOWS",
+    "Draw",
     "EWC",
     "FastGRNNRouter",
     "GraphAttention",
@@ -29,11 +31,9 @@ __all__ = [
     "SCHEMA",
     "SCHEMA_VERSION",
     "StateError",
-    "VERBS",
     "WEEK_MS",
     "context_bucket",
     "from_bytes",
     "peek_kind",
     "to_bytes",
-    "validate",
 ]

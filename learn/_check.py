@@ -1,6 +1,6 @@
 """Input checks shared by the cores (private).
 
-The pydantic models in :mod:`learn.schemas` do the strict JSON-level checks; these are the
+The service's pydantic models (``workers.bodies``) do the strict JSON-level checks; these are the
 cheap checks a core does on every call, because a core can also be driven from Python directly.
 Each raises :class:`~learn.errors.LearnInputError` naming the field, before any state is touched.
 """
@@ -8,6 +8,7 @@ Each raises :class:`~learn.errors.LearnInputError` naming the field, before any 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,17 @@ def targets(value: Any, field: str = "targets") -> list[str]:
     if len(set(value)) != len(value):
         raise LearnInputError(field, "targets must be unique")
     return list(value)
+
+
+def costs(value: Any, known: list[str], field: str = "costs") -> dict[str, float]:
+    """A map from some of the ``known`` target names to non-negative costs (None: no costs)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise LearnInputError(field, "expected a map from target to cost")
+    out = {}
+    for name, cost in value.items():
+        if name not in known:
+            raise LearnInputError(field, "names an unknown target")
+        out[name] = number(cost, field, lo=0.0)
+    return out

@@ -27,7 +27,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from learn import _check
-from learn.errors import LearnInputError, StateError
+from learn._base import Core
+from learn.errors import LearnInputError
 from learn.state import State, expect_array, register
 
 __all__ = ["GraphAttention", "WEEK_MS"]
@@ -37,7 +38,7 @@ _LN_EPS = 1e-5
 
 
 @register
-class GraphAttention:
+class GraphAttention(Core):
     """Seeded 8-head attention over a subgraph with relation, recency and weight edge features.
 
     >>> att = GraphAttention(dim=16, seed=0, relations=["works_at", "knows"])
@@ -208,17 +209,6 @@ class GraphAttention:
 
     # --- persistence -------------------------------------------------------------------------
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "dim": self.dim,
-            "heads": self.heads,
-            "head_dim": self.head_dim,
-            "seed": self.seed,
-            "relations": list(self.relations),
-            "recency_ms": self.recency_ms,
-            "relation_scale": self.relation_scale,
-        }
-
     def to_state(self) -> State:
         return State(
             settings=self.settings(),
@@ -228,10 +218,7 @@ class GraphAttention:
 
     @classmethod
     def from_state(cls, state: State) -> GraphAttention:
-        try:
-            core = cls(**state.settings)
-        except LearnInputError as exc:
-            raise StateError(f"attention settings are invalid ({exc.field})") from exc
+        core = cls._from_settings(state)
         H, hd, d, a = core.heads, core.head_dim, core.dim, state.arrays
         core._Wq = expect_array(a, "Wq", (H, hd, d))
         core._Wk = expect_array(a, "Wk", (H, hd, d))

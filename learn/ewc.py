@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from learn import _check
+from learn._base import Core
 from learn.errors import LearnInputError, StateError
 from learn.limits import EWC_MAX_KEYS, EWC_MAX_VALUES
 from learn.shift import ZRing
@@ -30,7 +31,7 @@ __all__ = ["EWC"]
 
 
 @register
-class EWC:
+class EWC(Core):
     """EWC++ Fisher/snapshot store per parameter id, plus z-score boundary detection on losses.
 
     >>> ewc = EWC()
@@ -152,16 +153,6 @@ class EWC:
 
     # --- persistence -------------------------------------------------------------------------
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "ewc_lambda": self.ewc_lambda,
-            "decay": self.decay,
-            "ring_size": self.ring_size,
-            "z_threshold": self.z_threshold,
-            "min_history": self.min_history,
-            "std_floor": self.std_floor,
-        }
-
     def to_state(self) -> State:
         ids = sorted(self._fisher)
         arrays: dict[str, np.ndarray] = {"ring": self._ring.values}
@@ -183,10 +174,7 @@ class EWC:
 
     @classmethod
     def from_state(cls, state: State) -> EWC:
-        try:
-            core = cls(**state.settings)
-        except LearnInputError as exc:
-            raise StateError(f"ewc settings are invalid ({exc.field})") from exc
+        core = cls._from_settings(state)
         sc, a = state.scalars, state.arrays
         core._ring.restore(expect_array(a, "ring", (core.ring_size,)), sc["ring_n"], sc["ring_pos"])
         ids, shapes = sc["param_ids"], sc["shapes"]

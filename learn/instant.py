@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from learn import _check
+from learn._base import Targeted, anchor_pair
 from learn.errors import LearnInputError, StateError
 from learn.state import State, expect_array, register, rng_from_json, rng_to_json
 
@@ -46,7 +47,7 @@ A_INIT_NORM = 2.0
 
 
 @register
-class MicroLoRA:
+class MicroLoRA(Targeted):
     """Rank-2 Hebbian adapter over per-target logits, trained from quality feedback.
 
     >>> lora = MicroLoRA(targets=["fast", "smart"], in_dim=4, seed=0)
@@ -136,15 +137,6 @@ class MicroLoRA:
 
     # --- verbs -------------------------------------------------------------------------------
 
-    def target_index(self, target: Any, field: str = "target") -> int:
-        """The column of ``target``; an unknown name raises LearnInputError naming ``field``."""
-        if not isinstance(target, str):
-            raise LearnInputError(field, "expected a target name")
-        try:
-            return self._index[target]
-        except KeyError:
-            raise LearnInputError(field, "unknown target") from None
-
     def apply(self, embedding: Any, logits: Any = None) -> np.ndarray:
         """``logits + B.T @ (A @ x)``, shape ``(n_targets,)``; zeros stand in for missing logits."""
         x = _check.vector(embedding, "embedding", self.in_dim)
@@ -217,26 +209,12 @@ class MicroLoRA:
         Without ``snapshot`` the current factors are the snapshot. Only used when
         ``ewc_lambda > 0``.
         """
-        shapes = {"A": self._A.shape, "B": self._B.shape}
+        factors = {"A": self._A, "B": self._B}
         new_f, new_s = {}, {}
-        for name, shape in shapes.items():
+        for name, factor in factors.items():
             if not isinstance(fisher, Mapping) or name not in fisher:
                 raise LearnInputError(f"fisher.{name}", "is missing")
-            f = _check.array(fisher[name], f"fisher.{name}")
-            if f.shape != shape:
-                raise LearnInputError(f"fisher.{name}", f"expected shape {shape}")
-            if (f < 0).any():
-                raise LearnInputError(f"fisher.{name}", "must be non-negative")
-            new_f[name] = f.copy()
-            if snapshot is None:
-                new_s[name] = (self._A if name == "A" else self._B).copy()
-            else:
-                if not isinstance(snapshot, Mapping) or name not in snapshot:
-                    raise LearnInputError(f"snapshot.{name}", "is missing")
-                p = _check.array(snapshot[name], f"snapshot.{name}")
-                if p.shape != shape:
-                    raise LearnInputError(f"snapshot.{name}", f"expected shape {shape}")
-                new_s[name] = p.copy()
+            new_f[name], new_s[name] = anchor_pair(name, fisher[name], snapshot, factor)
         self._fisher_A, self._fisher_B = new_f["A"], new_f["B"]
         self._snap_A, self._snap_B = new_s["A"], new_s["B"]
         self._anchored = True
@@ -246,21 +224,6 @@ class MicroLoRA:
         self._fresh()
 
     # --- persistence -------------------------------------------------------------------------
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "targets": list(self.targets),
-            "in_dim": self.in_dim,
-            "rank": self.rank,
-            "lr0": self.lr0,
-            "lr_decay": self.lr_decay,
-            "lr_min": self.lr_min,
-            "max_norm": self.max_norm,
-            "replay_size": self.replay_size,
-            "replay_min": self.replay_min,
-            "ewc_lambda": self.ewc_lambda,
-            "seed": self.seed,
-        }
 
     def to_state(self) -> State:
         return State(
@@ -288,10 +251,7 @@ class MicroLoRA:
 
     @classmethod
     def from_state(cls, state: State) -> MicroLoRA:
-        try:
-            core = cls(**state.settings)
-        except LearnInputError as exc:
-            raise StateError(f"instant settings are invalid ({exc.field})") from exc
+        core = cls._from_settings(state)
         r, d, n, m = core.rank, core.in_dim, len(core.targets), core.replay_size
         a = state.arrays
         core._A[...] = expect_array(a, "A", (r, d))  # in place: A and B are views of one buffer

@@ -3,7 +3,7 @@
 Why: a request chooses the size of the state a worker allocates, holds, serialises and writes to
 Redis on every update; ``init_attention`` with ``dim: 8192`` once held the only worker for two
 minutes and grew it to 15 GB. So every such size has a bound here, the request models
-(:mod:`learn.schemas`, ``workers.verbs``) check it before anything is allocated and name the
+(``workers.bodies``, ``workers.verbs``) check it before anything is allocated and name the
 field, and the README's "Limits" table is :func:`markdown_table` (a test keeps them equal).
 
 The budget: a state of the largest allowed size serialises to at most :data:`STATE_BUDGET_BYTES`
@@ -133,7 +133,7 @@ TABLE: list[tuple[str, str, str]] = [
     ("`train_router` `epochs × max_samples × in_dim`", f"{TRAIN_MAX_WORK:,}", "`TRAIN_MAX_WORK`"),
     ("beat: outcomes per training / replay / anchor event", f"{TRAIN_MAX} / {REPLAY_MAX} / {ANCHOR_MAX}",
      "`TRAIN_MAX`, `REPLAY_MAX`, `ANCHOR_MAX`"),
-    ("`now_ms`, `t_ms`, `estimated_tokens`", "64-bit integers", "(`learn/schemas.py`)"),
+    ("`now_ms`, `t_ms`, `estimated_tokens`", "64-bit integers", "(`workers/bodies.py`)"),
 ]
 """The bounds as the README shows them: (what, bound, name in this module)."""
 

@@ -60,7 +60,9 @@ Blobs are written at ``SCHEMA_VERSION`` and read back to ``OLDEST_READABLE``: a 
 changed since then says how to read the older one (``upgrade(state, version)``; the router's
 version-2 blobs get a fresh monitor, which only observes, so learning resumes exactly), the other
 kinds' layouts are unchanged. Anything else is refused, never upgraded silently: a version-1 router
-would resume without its optimizer state."""
+would resume without its optimizer state. Router blobs written before routing became a pure read
+carry two more scalars, ``routes`` and ``explorations`` (counters the service never advanced); they
+are ignored on load."""
 OLDEST_READABLE = 2
 _ALLOWED_DTYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_))
 

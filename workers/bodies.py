@@ -1,5 +1,8 @@
 """Request bodies of the learning verbs of the dispatch surface, as strict pydantic models.
 
+They live here, at the service boundary, so that :mod:`learn` stays numpy and the standard
+library (the cores check their own arguments again, cheaply, in ``learn._check``).
+
 Strict means: no string-to-number coercion, no booleans for numbers, finite floats only, unknown
 fields refused, bounded sizes (every bound is in :mod:`learn.limits`, with what it costs).
 :func:`validate` turns any failure into a :class:`~learn.errors.LearnInputError` whose ``field``

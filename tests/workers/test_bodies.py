@@ -1,13 +1,18 @@
-"""Request-body validation of the learning verbs: strict types, finite floats, sizes, field names."""
+"""Request-body validation of the learning verbs (workers.bodies): strict types, finite floats,
+sizes and the bounds of learn.limits (refused before anything is allocated), field names."""
 
 from __future__ import annotations
 
+import doctest
 import json
+import tracemalloc
 
 import pytest
 
-from learn import VERBS, LearnInputError, validate
-from learn.schemas import MAX_DIM, MAX_TARGETS
+from learn import LearnInputError
+from learn import limits as L
+from workers import bodies
+from workers.bodies import MAX_DIM, MAX_TARGETS, VERBS, validate
 
 NAN = float("nan")
 INF = float("inf")
@@ -146,3 +151,61 @@ def test_unknown_verb_and_non_object_body():
     with pytest.raises(LearnInputError) as info:
         validate("route", [1, 2, 3])
     assert info.value.field == "body"
+
+
+def test_the_module_examples_run():
+    result = doctest.testmod(bodies)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# --- the bounds of learn.limits --------------------------------------------------------------
+
+
+OVERSIZED = [
+    ("init_attention", {"dim": 8192}, "dim"),  # the request of the issue: 4 x 8192 x 8192 floats
+    ("init_attention", {"dim": 2048}, "dim"),
+    ("init_attention", {"dim": 1024, "heads": 16, "head_dim": 128}, "head_dim"),  # 16 x 64 would fit
+    ("init_attention", {"dim": 128, "heads": 64, "head_dim": 1024}, "head_dim"),
+    ("init_attention", {"dim": 64, "heads": L.MAX_HEADS + 1, "head_dim": 1}, "heads"),
+    ("init_attention", {"dim": 64, "head_dim": L.MAX_HEAD_DIM + 1}, "head_dim"),
+    ("init_attention", {"dim": L.MAX_DIM + 1, "head_dim": 1}, "dim"),
+    ("init_attention", {"dim": 8, "relations": [f"r{i}" for i in range(L.MAX_RELATIONS + 1)]}, "relations"),
+    ("init_router", {"in_dim": L.MAX_DIM + 1, "targets": ["a"]}, "in_dim"),
+    ("init_router", {"in_dim": 4, "targets": [f"t{i}" for i in range(L.MAX_TARGETS + 1)]}, "targets"),
+    ("init_instant", {"in_dim": L.MAX_DIM + 1, "targets": ["a"]}, "in_dim"),
+    ("consolidate", {"param_id": "p", "params": [0.0] * (L.MAX_PARAMS + 1),
+                     "grads": [0.0] * (L.MAX_PARAMS + 1)}, "params"),
+    ("attend", {"query": [0.0] * 512, "now_ms": 0,
+                "subgraph": {"nodes": {f"n{i}": [0.0] * 512 for i in range(L.ATTEND_MAX_VALUES // 512 + 1)}}},
+     "subgraph.nodes"),
+    ("attend", {"query": [0.0], "now_ms": 0, "subgraph": {"nodes": {}, "edges": [
+        {"src": "a", "dst": "b"}] * (L.MAX_EDGES + 1)}}, "subgraph.edges"),
+    # integers past 64 bits overflowed a float inside the core ("internal error: OverflowError")
+    ("attend", {"query": [0.0], "now_ms": 10**400, "subgraph": {"nodes": {}}}, "now_ms"),
+    ("attend", {"query": [0.0], "now_ms": 0, "subgraph": {"nodes": {}, "edges": [
+        {"src": "a", "dst": "b", "t_ms": -(10**30)}]}}, "subgraph.edges.0.t_ms"),
+    ("route", {"embedding": [0.0], "estimated_tokens": 2**64}, "estimated_tokens"),
+]
+
+
+@pytest.mark.parametrize("verb,body,field", OVERSIZED, ids=[f"{v}:{f}:{i}" for i, (v, _, f) in enumerate(OVERSIZED)])
+def test_oversized_bodies_are_refused_naming_the_field_before_allocating(verb, body, field):
+    tracemalloc.start()
+    try:
+        with pytest.raises(LearnInputError) as info:
+            validate(verb, body)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.field == field
+    assert any(w in info.value.reason for w in ("at most", "less than or equal", "greater than or equal"))
+    if verb.startswith("init_"):  # (attend's peak is the copy of its own body)
+        assert peak < 1 << 20, "refused without allocating the state"
+
+
+def test_the_largest_allowed_bodies_are_accepted():
+    validate("init_attention", {"dim": 1024})  # 8 heads of 128
+    validate("init_attention", {"dim": L.MAX_DIM, "head_dim": 16})  # 8 heads of 16 over 8,192 dims
+    validate("init_attention", {"dim": 256, "heads": L.MAX_HEADS, "head_dim": 64,
+                                "relations": [f"r{i}" for i in range(L.MAX_RELATIONS)]})
+    validate("init_router", {"in_dim": L.MAX_DIM, "targets": [f"t{i}" for i in range(L.MAX_TARGETS)]})

@@ -1,0 +1,85 @@
+"""The router's state out and in: every array and counter, checked on the way in.
+
+The layout (``SCHEMA_VERSION`` 3): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
+``fisher.<name>`` and ``snapshot.<name>`` (the optimiser), ``mask``, ``norm.mean``/``norm.var``,
+``ema``, ``outcomes`` and the input-shift monitor's ``shift.*``; scalars ``norm_n``,
+``head_updates``, ``bucket_updates``, ``anchored``, ``rng`` (the generator of ``train_batch``) and
+``shift``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from learn.errors import StateError
+from learn.state import State, expect_array, rng_from_json, rng_to_json
+
+__all__ = ["from_state", "to_state", "upgrade"]
+
+
+def to_state(r: Any) -> State:
+    """The state of router ``r`` (a :class:`~learn.router.FastGRNNRouter`)."""
+    arrays = {f"param.{k}": v for k, v in r._net.p.items()}
+    arrays.update(r._opt.arrays())
+    arrays.update(r._shift.arrays("shift"))
+    arrays.update(
+        {
+            "mask": r._net.mask,
+            "norm.mean": r._norm.mean,
+            "norm.var": r._norm.var,
+            "ema": r._ema,
+            "outcomes": r._outcomes,
+        }
+    )
+    return State(
+        settings=r.settings(),
+        scalars={
+            "norm_n": r._norm.n,
+            "head_updates": r._head_updates,
+            "bucket_updates": r._bucket_updates,
+            "anchored": sorted(r._opt.fisher),
+            "rng": rng_to_json(r._rng),
+            "shift": r._shift.scalars(),
+        },
+        arrays=arrays,
+    )
+
+
+def upgrade(cls: Any, state: State, version: int) -> State:
+    """A version-2 state (before the input-shift monitor) with a fresh monitor added.
+
+    The monitor only observes, so the router learns on exactly as before; it
+    starts counting windows from the upgrade.
+    """
+    if version != 2:
+        raise StateError(f"no upgrade from router layout {version}")
+    fresh = cls(**state.settings).to_state()  # the monitor's defaults and empty window
+    shift = {k: v for k, v in fresh.arrays.items() if k.startswith("shift.")}
+    return State({**fresh.settings, **state.settings}, {**state.scalars, "shift": fresh.scalars["shift"]},
+                 {**state.arrays, **shift})
+
+
+def from_state(cls: Any, state: State) -> Any:
+    """A router of class ``cls`` from ``state``; any check that fails raises StateError."""
+    core = cls._from_settings(state)
+    a, sc = state.arrays, state.scalars
+    n, d, net = len(core.targets), core.in_dim, core._net
+    for name, ref in net.p.items():
+        ref[...] = expect_array(a, f"param.{name}", ref.shape)  # in place: heads are views
+    anchored = sc["anchored"]
+    core._opt.restore(a, anchored, net.p)
+    net.mask = expect_array(a, "mask", (core.hidden, d), np.bool_)
+    core._norm.restore(expect_array(a, "norm.mean", (d,)), expect_array(a, "norm.var", (d,)),
+                       int(sc["norm_n"]))
+    core._ema = expect_array(a, "ema", (n,))
+    core._outcomes = expect_array(a, "outcomes", (n,), np.int64)
+    core._shift.restore(a, "shift", sc["shift"])
+    if len(a) != len(net.p) + len(core._opt.g2) + 2 * len(anchored) + 8:
+        raise StateError("router blob holds unexpected arrays")
+    core._head_updates = int(sc["head_updates"])
+    core._bucket_updates = int(sc["bucket_updates"])
+    core._rng = rng_from_json(sc["rng"])
+    net.derive()
+    return core
