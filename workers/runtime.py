@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
 
 from kg.config import Settings
 from workers.connect import redis_client
@@ -21,7 +20,7 @@ _current: "Runtime | None" = None
 
 
 class Runtime:
-    """Redis client, weight store, drainer and (lazily) a graph session of one process."""
+    """Redis client, weight store and drainer of one process."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.pid = os.getpid()
@@ -29,21 +28,8 @@ class Runtime:
         self.redis = redis_client(self.settings)
         self.store = WeightStore(self.redis, self.settings.workers)
         self.drainer = Drainer(self.store)
-        self._session: Any = None
-
-    @property
-    def session(self) -> Any:
-        """A ``kg.dispatch.Session`` (graph driver) for tasks that touch the graph."""
-        if self._session is None:
-            from kg.dispatch import Session
-
-            self._session = Session(self.settings)
-        return self._session
 
     def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
         self.redis.close()
 
 
