@@ -18,9 +18,6 @@ nothing: the cores check every input before touching their state.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -28,7 +25,7 @@ import numpy as np
 
 from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA
 from learn.limits import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX  # noqa: F401  (beat's event sizes, here since before)
-from workers.weight_store import Event, pack_vectors
+from workers.events import Event, pack_vectors
 
 CORE_OF_VERB: dict[str, str] = {
     "init_instant": "instant",
@@ -43,7 +40,6 @@ CORE_OF_VERB: dict[str, str] = {
     "init_attention": "attention",
 }
 INIT_VERBS = {"init_instant": "instant", "init_router": "router", "init_attention": "attention"}
-FAULT_VERB = "_crash"  # fault injection for the crash tests; refused unless KG_FAULT_INJECTION=1
 
 # learn names some arguments differently from the request bodies
 FIELD_NAMES: dict[str, dict[str, str]] = {
@@ -139,14 +135,6 @@ def _init_attention(core: Any, b: dict) -> tuple[Any, dict]:
     return c, {"dim": c.dim, "heads": c.heads, "head_dim": c.head_dim}
 
 
-def _crash(core: Any, b: dict) -> tuple[Any, dict]:
-    if os.environ.get("KG_FAULT_INJECTION") != "1":
-        raise LearnInputError("verb", "fault injection is disabled")
-    time.sleep(0.2)  # die mid-task, after the pool has seen the task start
-    os.kill(os.getpid(), signal.SIGKILL)
-    raise AssertionError("unreachable")
-
-
 HANDLERS: dict[str, Callable[[Any, dict], tuple[Any, dict]]] = {
     "init_instant": _init_instant,
     "feedback": _feedback,
@@ -158,7 +146,6 @@ HANDLERS: dict[str, Callable[[Any, dict], tuple[Any, dict]]] = {
     "train_router": _train_router,
     "anchor_router": _anchor_router,
     "init_attention": _init_attention,
-    FAULT_VERB: _crash,
 }
 
 
@@ -181,7 +168,7 @@ def _apply_one(kind: str, batch: Batch, event: Event) -> dict[str, Any]:
     verb = event.verb
     result: dict[str, Any] = {"verb": verb, "seq": event.seq, "event_id": event.id}
     handler = HANDLERS.get(verb)
-    if handler is None or (verb != FAULT_VERB and CORE_OF_VERB[verb] != kind):
+    if handler is None or CORE_OF_VERB[verb] != kind:
         return result | {"ok": False, "error": "verb: not an update of this core"}
     core = batch.core
     if core is None and verb not in INIT_VERBS:

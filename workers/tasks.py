@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import time
 
 import numpy as np
 import redis
@@ -31,7 +29,10 @@ from workers import runtime as rt
 from workers.app import SETTINGS, app
 from workers.cores import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
 from workers.errors import StateCorrupt
-from workers.weight_store import StateKeys, WeightStore, event_json, now_ms
+from workers.events import event_bytes
+from workers.store_keys import StateKeys
+from workers.store_record import now_ms
+from workers.weight_store import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,11 @@ class DrainTask(KgTask):
 
 
 @app.task(bind=True, base=DrainTask, name="kg.drain", ignore_result=True)
-def drain(self: Task, ns: str, core: str, max_events: int | None = None) -> dict:
+def drain(self: Task, ns: str, core: str) -> dict:
     """Apply the pending events of one state (see :class:`workers.drain.Drainer`)."""
     runtime = rt.runtime()
     report = runtime.drainer.run(
-        ns, core, self.request.id or "local", max_events=max_events,
-        republish=lambda: drain.apply_async(args=[ns, core]),
+        ns, core, self.request.id or "local", republish=lambda: drain.apply_async(args=[ns, core]),
     )
     return report.__dict__
 
@@ -147,7 +147,7 @@ def sweep() -> dict:
 
 
 def _submit(store: WeightStore, ns: str, core: str, event_id: str, verb: str, body: dict) -> str:
-    out = store.enqueue(ns, core, event_id, event_json(event_id, verb, body, False))
+    out = store.enqueue(ns, core, event_id, event_bytes(event_id, verb, body, False))
     if out.publish:
         drain.apply_async(args=[ns, core])
     return out.status
@@ -221,17 +221,6 @@ def consolidate() -> dict:
             anchored[k.namespace] = _submit(store, k.namespace, "router", f"anchor-v{version}",
                                             "anchor_router", {"samples": samples})
     return {"snapshots": snapshots, "anchored": anchored}
-
-
-@app.task(base=KgTask, name="kg.fault")
-def fault(kind: str = "crash") -> str:
-    """Fault injection for the reliability tests (refused unless KG_FAULT_INJECTION=1)."""
-    if os.environ.get("KG_FAULT_INJECTION") != "1":
-        return "refused"
-    if kind == "crash":
-        time.sleep(0.2)  # die mid-task, after the pool has seen the task start
-        os.kill(os.getpid(), signal.SIGKILL)
-    return kind
 
 
 # -- process lifecycle -----------------------------------------------------------------------

@@ -32,8 +32,9 @@ from learn import limits
 from learn import schemas as ls
 from learn.limits import MAX_BATCH, TRAIN_MAX
 from workers.errors import NotInitialised, StateCorrupt
+from workers.events import VECTOR_KEYS
 from workers.service import Current, Learning, redis_errors
-from workers.weight_store import KINDS, VECTOR_KEYS
+from workers.store_keys import KINDS
 
 Namespace = m.Namespace  # the graph verbs' rule: not blank, no control characters
 EventId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,128}$")]
@@ -184,7 +185,7 @@ def _needs(core: Any, kind: str, init: str) -> Any:
 
 def event_body(body: BaseModel) -> dict[str, Any]:
     """What an update queues: the body without namespace and event id (vectors kept as given,
-    ``event_json`` packs them)."""
+    ``event_bytes`` packs them)."""
     data = body.model_dump(mode="json", exclude={"namespace", "event_id", *VECTOR_KEYS}, exclude_none=True)
     for key in VECTOR_KEYS:
         value = getattr(body, key, None)

@@ -9,8 +9,8 @@ import pytest
 from _streams import every_core_requests
 
 from kg.dispatch import VERBS
+from workers.store_keys import KINDS, StateKeys
 from workers.verbs import learning
-from workers.weight_store import KINDS, StateKeys
 
 NS = "bad"
 X4 = [0.1, 0.2, 0.3, 0.4]

@@ -6,9 +6,10 @@ import numpy as np
 
 from learn import to_bytes
 from workers.cores import apply_batch, replay
+from workers.events import Event
 from workers.service import Current
+from workers.store_record import Record
 from workers.verbs import route_read
-from workers.weight_store import Event, Record
 
 
 def ev(seq: int, verb: str, body: dict) -> Event:

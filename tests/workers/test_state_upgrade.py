@@ -11,8 +11,9 @@ import pathlib
 
 import learn
 from kg.dispatch import Session
+from workers.store_keys import StateKeys
+from workers.store_record import Record
 from workers.verbs import learning
-from workers.weight_store import Record, StateKeys
 
 OLD = pathlib.Path(__file__).parents[1] / "learn" / "data"
 
