@@ -27,10 +27,8 @@ class HistoryOps:
     ws: WorkerSettings
     _scripts: dict[str, Any]
 
-    def register(self, ns: str, core: str) -> None:
-        self.r.sadd(STATES_KEY, StateKeys.of(ns, core).member)
-
     def states(self) -> list[StateKeys]:
+        """Every state an event was ever queued for (``enqueue*.lua`` lists it in ``kg:w:states``)."""
         return sorted((StateKeys.from_member(m) for m in self.r.smembers(STATES_KEY)),
                       key=lambda k: (k.namespace, k.core))
 
