@@ -121,15 +121,15 @@ def vm_hwm_kib(pid: int) -> int:
 
 def through_worker() -> dict[str, Any]:
     """Each init at the bounds through a real worker; the pool process's peak memory after each."""
+    from bench._procs import RedisServer, Worker, children, wait_for, worker_env
     from kg.config import Settings
     from service.root import Session
-    from workers.localproc import RedisServer, Worker, children, wait_for, worker_env
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
         server = RedisServer(Path(tmp))
         server.start()
-        env = worker_env(server.url, Path(tmp) / "home", KG_FAULT_INJECTION="0",
+        env = worker_env(server.url, Path(tmp) / "home",
                          KG_TASK_TIME_LIMIT_S="120", KG_TASK_SOFT_TIME_LIMIT_S="96", KG_DRAIN_BUDGET_S="5",
                          KG_VISIBILITY_TIMEOUT_S="600")
         worker = Worker(env, "limits", server.dir, loglevel="WARNING").start()

@@ -134,7 +134,7 @@ def forked_answers(reqs: dict, expected: dict, env: dict[str, str], runs: int) -
 def serve_restarts(reqs: dict, expected: dict, env: dict[str, str], runs: int, log: Path) -> list[float]:
     """Seconds from SIGKILL of ``kg serve --processes 1``'s serving process to the answer of a
     ``route`` sent right after it (checked against ``expected``), ``runs`` times."""
-    from workers.localproc import Serve, post, wait_for
+    from bench._procs import Serve, post, wait_for
     from workers.prefork import MIN_UPTIME_S
 
     server = Serve(env, 1, log).start()
@@ -178,12 +178,12 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
+    from bench._procs import scratch_service
     from kg.config import Settings
     from service.root import Session
     from workers.cores import replay
+    from workers.events import Event
     from workers.verbs import UPDATES
-    from workers.localproc import scratch_service
-    from workers.weight_store import Event
 
     ns, n, dim = "restore", args.trajectories, args.dim
     rng = np.random.default_rng(0)

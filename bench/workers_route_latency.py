@@ -66,11 +66,11 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--dim", type=int, default=384)
     args = ap.parse_args()
+    from bench._procs import scratch_service
     from kg.config import Settings
     from service.root import Session
-    from workers.localproc import scratch_service
+    from workers.store_keys import StateKeys
     from workers.reads import route_read
-    from workers.weight_store import StateKeys
 
     rows = []
     with scratch_service("lat") as env:

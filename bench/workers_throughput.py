@@ -10,9 +10,9 @@ callers start sending and stops when the store's consumed counter reaches the nu
 i.e. when the last event's new blob, version and result are written (and in the AOF, fsynced
 within a second). Rows:
 
-- raw Redis: sequential SET round trips of one client (the baseline), a pipelined ``enqueue.lua``
-  of one event per call, and ``enqueue_bulk`` of 500 events per call (the cheapest the submit
-  side can be);
+- raw Redis: sequential SET round trips of one client (the baseline), sequential ``enqueue.lua``
+  round trips of one event each (what a per-request caller pays), and ``enqueue_bulk`` of 500
+  events per call (the cheapest the submit side can be);
 - per-request ``feedback``, 1 worker, 1 state: each request validated, checked and queued by its
   own ``enqueue.lua`` round trip; the workers still apply micro-batches;
 - per-request, 2 workers, 2 states: two namespaces (a state is applied by one drain at a time,
@@ -21,7 +21,8 @@ within a second). Rows:
 - ``feedback_batch``: the callers send 500 events per ``Session.dispatch`` (each event validated
   and checked like a request, queued in one round trip), 1 worker / 1 state and 2 workers /
   2 states;
-- naive, one task per event: each event applied by its own Celery task (load, apply, CAS).
+- naive, one task per event: each event applied by its own Celery task (load, apply, CAS), the
+  benchmark's ``bench.apply_one`` (``bench/_naive_worker.py``), without the drain's lock.
 
 Results: ``bench/results/workers_throughput.json``.
 """
@@ -90,7 +91,7 @@ def _caller(url: str, home: str, namespaces: list[str], n: int, dim: int, seed: 
 
 
 def _wait_done(store, namespaces: list[str], counts: dict[str, int], timeout: float = 600) -> float:
-    from workers.weight_store import StateKeys
+    from workers.store_keys import StateKeys
 
     deadline = time.monotonic() + timeout
     while True:
@@ -132,15 +133,15 @@ def _cpu_row(total: int, callers_s: float, workers_s: float, redis_s: float) -> 
 
 def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: int, n_states: int,
                   label: str, bulk: bool = False) -> dict:
+    from bench._procs import RedisServer, Worker, worker_env
     from kg.config import Settings
     from service.root import Session
-    from workers.localproc import RedisServer, Worker, worker_env
-    from workers.weight_store import StateKeys
+    from workers.store_keys import StateKeys
 
     server = RedisServer(root / label.replace(" ", "_").replace(",", ""))
     server.start()
     env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
-                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0",
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5",
                      KG_STATE_HISTORY_EVERY_MS="1000")
     workers = [Worker(env, f"bench{i}", server.dir, loglevel="WARNING").start() for i in range(n_workers)]
     try:
@@ -190,18 +191,19 @@ def micro_batched(root: Path, events: int, dim: int, callers: int, n_workers: in
 
 
 def naive(root: Path, events: int, dim: int) -> dict:
+    from bench._procs import RedisServer, Worker, worker_env
     from kg.config import Settings
     from service.root import Session
     from workers.app import publisher
-    from workers.localproc import RedisServer, Worker, worker_env
-    from workers.weight_store import event_bytes
+    from workers.events import event_bytes
 
     server = RedisServer(root / "naive")
     server.start()
     env = worker_env(server.url, root / "home", KG_TASK_TIME_LIMIT_S="60", KG_TASK_SOFT_TIME_LIMIT_S="50",
-                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5", KG_FAULT_INJECTION="0",
+                     KG_VISIBILITY_TIMEOUT_S="120", KG_DRAIN_BUDGET_S="5",
                      KG_STATE_HISTORY_EVERY_MS="1000")
-    worker = Worker(env, "naive", server.dir, loglevel="WARNING").start()
+    # the product's worker plus the task bench.apply_one (one event per task, no drain lock)
+    worker = Worker(env, "naive", server.dir, loglevel="WARNING", app="bench._naive_worker").start()
     try:
         settings = Settings.from_env(env)
         session = Session(settings)
@@ -216,10 +218,10 @@ def naive(root: Path, events: int, dim: int) -> dict:
         app = publisher(settings)
         t0 = time.time()
         for i in range(0, events, 500):  # events wait in the queue, one task each applies one
-            for out in store.enqueue_many("naive", "instant", items[i:i + 500]):
-                assert out.status == "accepted"
+            queued = store.enqueue_bulk("naive", "instant", items[i:i + 500])
+            assert all(queued.accepted)
             for _ in range(min(500, events - i)):
-                app.send_task("kg.drain", args=["naive", "instant", 1])
+                app.send_task("bench.apply_one", args=["naive", "instant"])
         end = _wait_done(store, ["naive"], {"naive": events + 1})
         elapsed = end - t0
         assert store.load("naive", "instant").updates == events
@@ -233,9 +235,10 @@ def naive(root: Path, events: int, dim: int) -> dict:
 
 
 def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
+    from bench._procs import RedisServer
     from kg.config import WorkerSettings
-    from workers.localproc import RedisServer
-    from workers.weight_store import WeightStore, event_bytes
+    from workers.events import event_bytes
+    from workers.weight_store import WeightStore
 
     server = RedisServer(root / "raw")
     server.start()
@@ -251,9 +254,9 @@ def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
         items = [(f"r{i}", event_bytes(f"r{i}", "feedback", {
             "embedding": x, "model": "a", "payload": {"quality": 0.9}, "now_ms": i}, False)) for i in range(n)]
         t0 = time.perf_counter()
-        for i in range(0, n, BULK):
-            store.enqueue_many("raw", "instant", items[i:i + BULK])
-        piped = n / (time.perf_counter() - t0)
+        for eid, payload in items:
+            store.enqueue("raw", "instant", eid, payload)
+        single = n / (time.perf_counter() - t0)
         bulk_items = [(f"b{eid}", payload) for eid, payload in items]
         t0 = time.perf_counter()
         for i in range(0, n, BULK):
@@ -261,7 +264,7 @@ def raw_redis(root: Path, n: int, dim: int) -> list[dict]:
         bulk = n / (time.perf_counter() - t0)
         return [
             {"scenario": "raw Redis: sequential SET round trips, 1 client", "ops_per_s": seq},
-            {"scenario": f"raw Redis: pipelined enqueue.lua, one {dim}-float event per call", "ops_per_s": piped},
+            {"scenario": f"raw Redis: enqueue.lua round trips, one {dim}-float event per call", "ops_per_s": single},
             {"scenario": f"raw Redis: enqueue_bulk.lua, {BULK} {dim}-float events per call", "ops_per_s": bulk},
         ]
     finally:

@@ -206,8 +206,6 @@ class WorkerSettings:
     http_host: str = setting("KG_HTTP_HOST", "127.0.0.1", "address `kg serve` binds")
     http_port: int = setting("KG_HTTP_PORT", 8765, "port `kg serve` binds", low=0, high=65535)
     api_key: str | None = setting("KG_API_KEY", None, "required on HTTP when set", secret=True)
-    fault_injection: bool = setting("KG_FAULT_INJECTION", False,
-        "tests only: enables the `_crash` event and the `kg.fault` task")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "WorkerSettings":

@@ -1,4 +1,7 @@
-"""How ``kg up`` starts each graph server: its command line, environment and files.
+"""How ``kg up`` starts each server: its command line, environment and files.
+
+``redis_launch`` is redis-server as every local Redis of the project runs (``kg up``, and the
+worker tests and benchmarks): loopback only, AOF on, ``noeviction``.
 
 Neo4j 5.26 Community is the default: ``tools/neo4j`` holds a Maven project that
 fetches ``org.neo4j:neo4j`` once and a launcher class that starts a persistent
@@ -125,3 +128,26 @@ def arcadedb_launch(settings: Settings, root: Path, port: int, http_port: int, p
         "com.arcadedb.server.ArcadeDBServer",
     ]
     return Launch("arcadedb", f"ArcadeDB {ARCADEDB_VERSION}", cmd, root)
+
+
+def redis_launch(root: Path, port: int, appendfsync: str = "everysec", password: str | None = None) -> Launch:
+    """redis-server on 127.0.0.1:``port`` with its data in ``root``: AOF (``appendfsync``), no RDB
+    snapshots, ``noeviction`` (learned state must never be evicted). A ``password`` goes in a
+    private config file, not on the command line."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise StackError("redis-server not found on PATH; `make setup` installs it "
+                         "(apt-get install redis-server), or set KG_REDIS_URL")
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    cmd = [binary]
+    if password is not None:
+        conf = root / "redis.conf"
+        write_private(conf, f"requirepass {password}\n")
+        cmd.append(str(conf))
+    cmd += [
+        "--bind", "127.0.0.1", "--port", str(port), "--dir", str(root),
+        "--appendonly", "yes", "--appendfsync", appendfsync,
+        "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
+        "--protected-mode", "yes",
+    ]
+    return Launch("redis", "redis-server", cmd, root)

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +28,9 @@ from pathlib import Path
 
 from kg.config import GRAPH_SERVERS, Settings
 from kg.errors import StackError
+from kg.procs import bindable, free_port, pid_alive
 from kg.redact import redact_url
-from kg.servers import Launch, arcadedb_launch, neo4j_launch, write_private
+from kg.servers import Launch, arcadedb_launch, neo4j_launch, redis_launch, write_private
 
 START_TIMEOUT_S = 90.0
 
@@ -51,61 +50,6 @@ class PartStatus:
         owner = f"pid {self.pid}" if self.managed and self.pid else ("external" if not self.managed else "-")
         extra = f" ({self.detail})" if self.detail else ""
         return f"{self.name:<9} {state:<24} {owner:<12} {self.address}{extra}"
-
-
-def free_port() -> int:
-    """A free loopback port below the kernel's ephemeral range.
-
-    A port from the ephemeral range can be taken as the local end of some client's
-    connection while the server that had it restarts; below the range, only servers
-    bind, so ``kg up`` can bring a restarted part back on its recorded port.
-    """
-    low = _ephemeral_low()
-    for _ in range(200):
-        port = random.randrange(max(1024, low - 12_000), low)
-        if _bindable(port):
-            return port
-    with socket.socket() as sock:  # a crowded range: any free port will do
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        # as the servers do: connections of a killed server in TIME_WAIT do not block the port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def pid_alive(pid: int | None) -> bool:
-    """Running on this host, and not a zombie (also used by the workers' lock takeover)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive, but a zombie thread-group leader whose other threads are
-        # still exiting is: a killed JVM holds its sockets until its last thread is gone
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().split(") ", 1)[1][0] != "Z":
-                return True
-        return len(os.listdir(f"/proc/{pid}/task")) > 1
-    except OSError:
-        return True
 
 
 def node_name(name: str, home: Path) -> str:
@@ -291,23 +235,9 @@ class Stack:
     def _start_redis(self, port: int, password: str) -> None:
         """redis-server with AOF and a password (from a private config file, not the command
         line): no other local user can rewrite weight blobs or queue tasks."""
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise StackError(
-                "redis-server not found on PATH; `make setup` installs it "
-                "(apt-get install redis-server), or set KG_REDIS_URL"
-            )
-        data = self.home / "redis"
-        data.mkdir(mode=0o700, parents=True, exist_ok=True)
-        conf = data / "redis.conf"
-        write_private(conf, f"requirepass {password}\n")
-        cmd = [
-            binary, str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data),
-            "--appendonly", "yes", "--appendfsync", self.settings.redis_appendfsync,
-            "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no",
-            "--protected-mode", "yes",
-        ]
-        self._spawn("redis", cmd, cwd=data)
+        launch = redis_launch(self.home / "redis", port,
+                              self.settings.redis_appendfsync, password)
+        self._spawn(launch.name, launch.cmd, cwd=launch.cwd)
 
     def _spawn(self, name: str, cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         logs = self.home / "logs"
@@ -423,7 +353,7 @@ def _reuse_port(uri: str | None) -> int:
         port = int((uri or "").rsplit(":", 1)[1].split("/", 1)[0])
     except (IndexError, ValueError):
         port = 0
-    return port if port and _bindable(port) else free_port()
+    return port if port and bindable(port) else free_port()
 
 
 def _with_record(settings: Settings, record: dict) -> Settings:

@@ -150,12 +150,6 @@ class Version:
     def is_current(self) -> bool:
         return self.sys_to == OPEN
 
-    def valid_at_time(self, t: int) -> bool:
-        return self.valid_from <= t < self.valid_to
-
-    def known_at_time(self, known_at: int) -> bool:
-        return self.sys_from <= known_at < self.sys_to
-
     @property
     def row(self) -> list:
         """Its FACT relationship's properties as a list in ``ROW_FIELDS`` order.

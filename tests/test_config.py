@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("env, name", [
     ({"KG_REDIS_APPENDFSYNC": "sometimes"}, "KG_REDIS_APPENDFSYNC"),  # was passed to redis-server unchecked
-    ({"KG_FAULT_INJECTION": "maybe"}, "KG_FAULT_INJECTION"),          # was compared with "1" where used
+    ({"KG_UP_BEAT": "maybe"}, "KG_UP_BEAT"),
     ({"KG_TASK_SOFT_TIME_LIMIT_S": "-5"}, "KG_TASK_SOFT_TIME_LIMIT_S"),  # was reported as KG_TASK_TIME_LIMIT_S
 ])
 def test_formerly_unchecked_values_name_their_variable(env: dict, name: str) -> None:
@@ -27,9 +27,9 @@ def test_formerly_unchecked_values_name_their_variable(env: dict, name: str) -> 
 
 def test_formerly_unchecked_values_are_typed_settings(tmp_path) -> None:
     s = Settings.from_env({"KG_HOME": str(tmp_path)})
-    assert (s.redis_appendfsync, s.workers.fault_injection) == ("everysec", False)
-    s = Settings.from_env({"KG_HOME": str(tmp_path), "KG_REDIS_APPENDFSYNC": "Always ", "KG_FAULT_INJECTION": "1"})
-    assert (s.redis_appendfsync, s.workers.fault_injection) == ("always", True)
+    assert (s.redis_appendfsync, s.workers.up_beat) == ("everysec", True)
+    s = Settings.from_env({"KG_HOME": str(tmp_path), "KG_REDIS_APPENDFSYNC": "Always ", "KG_UP_BEAT": "0"})
+    assert (s.redis_appendfsync, s.workers.up_beat) == ("always", False)
 
 
 def test_product_code_reads_kg_variables_only_through_the_declarations() -> None:
@@ -73,8 +73,8 @@ def test_the_docs_list_every_declared_setting() -> None:
 
 
 def test_read_setting_parses_one_variable_from_its_declaration() -> None:
-    assert read_setting("KG_FAULT_INJECTION", {}) is False
-    assert read_setting("KG_FAULT_INJECTION", {"KG_FAULT_INJECTION": "1"}) is True
+    assert read_setting("KG_UP_BEAT", {}) is True
+    assert read_setting("KG_UP_BEAT", {"KG_UP_BEAT": "false"}) is False
     with pytest.raises(ConfigError, match="^KG_DRAIN_BATCH:"):
         read_setting("KG_DRAIN_BATCH", {"KG_DRAIN_BATCH": "many"})
     with pytest.raises(KeyError):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kg.config import Settings
-from kg.stack import pid_alive
+from kg.procs import pid_alive
 
 
 def kg(env, *args, timeout=180):

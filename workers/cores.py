@@ -27,10 +27,7 @@ from typing import Any, Callable, Mapping, Protocol
 
 from learn import EWC, LearnInputError
 from learn.limits import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX  # noqa: F401  (beat's event sizes, here since before)
-from workers.weight_store import Event, pack_vectors
-
-FAULT_VERB = "_crash"  # fault injection for the crash tests; refused unless KG_FAULT_INJECTION=1
-
+from workers.events import Event, pack_vectors
 
 @dataclass
 class Batch:
@@ -42,16 +39,6 @@ class Batch:
     changed: bool = False
     init: bool = False
     outcomes: list[str] = field(default_factory=list)
-
-
-def _crash() -> None:
-    from kg.config import read_setting
-
-    if not read_setting("KG_FAULT_INJECTION"):
-        raise LearnInputError("verb", "fault injection is disabled")
-    time.sleep(0.2)  # die mid-task, after the pool has seen the task start
-    os.kill(os.getpid(), signal.SIGKILL)
-    raise AssertionError("unreachable")
 
 
 def new_core(kind: str) -> Any:
@@ -83,11 +70,6 @@ def apply_batch(table: Mapping[str, Update], kind: str, core: Any, updates: int,
 def _apply_one(table: Mapping[str, Update], kind: str, batch: Batch, event: Event) -> dict[str, Any]:
     verb = event.verb
     result: dict[str, Any] = {"verb": verb, "seq": event.seq, "event_id": event.id}
-    if verb == FAULT_VERB:
-        try:
-            _crash()
-        except LearnInputError as exc:
-            return result | {"ok": False, "error": f"{exc.field}: {exc.reason}"}
     spec = table.get(verb)
     if spec is None or spec.core != kind:
         return result | {"ok": False, "error": "verb: not an update of this core"}

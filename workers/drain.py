@@ -25,11 +25,14 @@ from typing import Any, Callable
 
 import redis
 
-from kg.stack import pid_alive
+from kg.procs import pid_alive
 from workers.cores import apply_batch
 from workers.verbs import UPDATES
 from workers.errors import StateCorrupt
-from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
+from workers.events import Event
+from workers.store_queue import Applied
+from workers.store_record import Record, now_ms
+from workers.weight_store import WeightStore
 
 log = logging.getLogger(__name__)
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
@@ -38,7 +41,7 @@ HOST = socket.gethostname()
 
 @dataclass
 class DrainReport:
-    status: str  # "drained" | "busy" | "handed_over" | "limit"
+    status: str  # "drained" | "busy" | "handed_over"
     applied: int = 0
     commits: int = 0
     conflicts: int = 0
@@ -131,43 +134,37 @@ class Drainer:
             return self.store.steal(ns, kind, holder, token)
         return False
 
-    def run(self, ns: str, kind: str, task_id: str, *, max_events: int | None = None,
-            budget_s: float | None = None, republish: Callable[[], None] | None = None) -> DrainReport:
-        """Drain until the queue is empty (release), the budget is spent (hand over), or
-        ``max_events`` were applied (the naive one-event-per-task mode, which skips the lock)."""
+    def run(self, ns: str, kind: str, task_id: str, *, budget_s: float | None = None,
+            republish: Callable[[], None] | None = None) -> DrainReport:
+        """Drain until the queue is empty (release) or the budget is spent (hand over)."""
         token = self.token(task_id)
-        naive = max_events is not None
-        if not naive and not self.acquire(ns, kind, token):
+        if not self.acquire(ns, kind, token):
             return DrainReport("busy")
-        report = self._run(ns, kind, token, naive, max_events, budget_s)
+        report = self._run(ns, kind, token, budget_s)
         if report.status == "handed_over" and republish is not None:
             # only after the lock is released: a successor that found it held would return
             # "busy" and leave the queue without a drain
             republish()
         return report
 
-    def _run(self, ns: str, kind: str, token: str, naive: bool, max_events: int | None,
-             budget_s: float | None) -> DrainReport:
+    def _run(self, ns: str, kind: str, token: str, budget_s: float | None) -> DrainReport:
         report = DrainReport("drained")
         budget = budget_s or self.ws.drain_budget_s
         deadline = time.monotonic() + budget
         batch = self.ws.drain_batch  # shrinks when events are slow (large states): see below
         try:
             while True:
-                if naive and report.applied >= max_events:
-                    report.status = "limit"
-                    return report
                 if time.monotonic() > deadline:
                     report.status = "handed_over"
                     return report
-                limit = min(self.ws.drain_batch, max_events - report.applied) if naive else batch
+                limit = batch
                 before = report.applied
                 started = time.monotonic()
-                more = self._step(ns, kind, token, limit, report, isolate=not naive)
+                more = self.step(ns, kind, limit, report, token)
                 batch = next_batch(batch, report.applied - before, time.monotonic() - started, budget,
                                    self.ws.drain_batch)
                 if not more:
-                    if naive or self.store.finish(ns, kind, token):
+                    if self.store.finish(ns, kind, token):
                         return report
                 elif 0 < report.applied - before < limit // 4 and self.ws.drain_linger_ms:
                     # a stream of small batches: every commit rewrites the whole blob, so give
@@ -186,15 +183,16 @@ class Drainer:
             raise
         # any other exception leaves the crash note: the retry applies that batch event by event
         finally:
-            if not naive:
-                try:
-                    self.store.release(ns, kind, token)
-                except Exception:  # Redis is down: the lease expires, or a local takeover
-                    log.warning("could not release the drain lock of %s/%s", ns, kind)
+            try:
+                self.store.release(ns, kind, token)
+            except Exception:  # Redis is down: the lease expires, or a local takeover
+                log.warning("could not release the drain lock of %s/%s", ns, kind)
 
-    def _step(self, ns: str, kind: str, token: str, limit: int, report: DrainReport,
-              isolate: bool) -> bool:
-        """One read-apply-commit round; False when there was nothing to apply."""
+    def step(self, ns: str, kind: str, limit: int, report: DrainReport, token: str | None = None) -> bool:
+        """One read-apply-commit round of up to ``limit`` events; False when there was nothing to
+        apply. ``token``: the lock this drain holds, and crash isolation on; without it, no lock
+        and no crash notes: only the compare-and-set orders concurrent steps (how the tests race
+        drains against each other, and the benchmark applies one event per task)."""
         cached_ver = None
         pend = self.store.pending(ns, kind, limit)
         if not pend.events:
@@ -213,9 +211,8 @@ class Drainer:
             updates = record.updates
             cached_ver = record.version
         events = pend.events
-        attempt = 1
-        if isolate:
-            events, attempt = self._isolate(ns, kind, token, pend)
+        if token is not None:
+            events = self._isolate(ns, kind, token, pend)
             if not events:  # the head was dead-lettered
                 report.dead += 1
                 return True
@@ -238,7 +235,7 @@ class Drainer:
             self.cache.put(ns, kind, record, core)
         return True
 
-    def _isolate(self, ns: str, kind: str, token: str, pend: Any) -> tuple[list[Event], int]:
+    def _isolate(self, ns: str, kind: str, token: str, pend: Any) -> list[Event]:
         """Shrink the batch after a crash; dead-letter an event that crashed too often."""
         head = pend.events[0]
         note = pend.crash
@@ -253,12 +250,12 @@ class Drainer:
                 n, attempt = 1, int(note.get("attempt", 1)) + 1
             if attempt > self.ws.max_attempts:
                 self._dead(ns, kind, head, pend, attempt - 1)
-                return [], attempt
+                return []
         elif head.seq <= pend.careful:
             n = 1
         self.store.set_crash(ns, kind, {"seq": head.seq, "n": n, "attempt": attempt, "token": token,
                                         "at_ms": now_ms()})
-        return pend.events[:n], attempt
+        return pend.events[:n]
 
     def _dead(self, ns: str, kind: str, head: Event, pend: Any, attempts: int) -> None:
         error = (f"worker: this event crashed its worker process {attempts} times and was dropped "

@@ -8,15 +8,16 @@ lengths (``"vec": [["embedding", 384]]``). Compact JSON never holds a raw newlin
 newline ends the head. Nothing in an entry can run code (no pickle): a head is JSON, a vector is a
 plain float64 buffer, like the tensors of a weight blob.
 
-Entries in the older all-JSON form (``{"f64": "<base64>"}`` per vector, :func:`event_json`) are
-still read, and still written by a few cold paths and the tests.
+Entries in the older all-JSON form (``{"f64": "<base64>"}`` per vector, as :func:`pack_vectors`
+packs them) are no longer written but still read: a queue persisted by an earlier version (the
+AOF keeps it across restarts) may hold them. A router's recorded outcomes are kept in that form.
 
 >>> raw = b"7 " + event_bytes("e1", "record_loss", {"loss": 0.5, "embedding": [1.0, 2.5]}, True)
 >>> ev = Event.parse(raw)
 >>> ev.seq, ev.id, ev.verb, ev.wait, ev.body["loss"], ev.body["embedding"].tolist()
 (7, 'e1', 'record_loss', True, 0.5, [1.0, 2.5])
->>> Event.parse(b"8 " + event_json("e2", "record_loss", {"embedding": [1.0, 2.5]}, False).encode()
-...             ).body["embedding"].tolist()
+>>> old = {"id": "e2", "verb": "record_loss", "body": pack_vectors({"embedding": [1.0, 2.5]})}
+>>> Event.parse(b"8 " + json.dumps(old).encode()).body["embedding"].tolist()
 [1.0, 2.5]
 """
 
@@ -121,7 +122,3 @@ def unpack_vectors(body: dict[str, Any]) -> dict[str, Any]:
             unpack_vectors(s)
     return body
 
-
-def event_json(event_id: str, verb: str, body: dict[str, Any], wait: bool) -> str:
-    """An event in the all-JSON form (id, verb, body with vectors packed, wait flag)."""
-    return _ENCODE({"id": event_id, "verb": verb, "body": pack_vectors(body), "wait": wait})

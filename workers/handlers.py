@@ -23,12 +23,13 @@ from workers.errors import StateCorrupt
 from workers.samples import router_samples
 from workers.requests import Attend, FeedbackBatch, FeedbackItem, Poll, TrainRouter, UpsertNode
 from workers.connect import redis_errors
-from workers.weight_store import KINDS, VECTOR_KEYS
+from workers.events import VECTOR_KEYS
+from workers.store_keys import KINDS
 
 
 def event_body(body: BaseModel) -> dict[str, Any]:
     """What an update queues: the body without namespace and event id (vectors kept as given,
-    ``event_json`` packs them)."""
+    ``event_bytes`` packs them)."""
     data = body.model_dump(mode="json", exclude={"namespace", "event_id", *VECTOR_KEYS}, exclude_none=True)
     for key in VECTOR_KEYS:
         value = getattr(body, key, None)

@@ -31,8 +31,11 @@ from kg.config import Settings
 from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
 from workers.connect import redis_client, redis_errors
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
+from workers.events import event_bytes
 from workers.freshness import Probes
-from workers.weight_store import KINDS, Record, StateKeys, WeightStore, event_bytes
+from workers.store_keys import KINDS, StateKeys
+from workers.store_record import Record
+from workers.weight_store import WeightStore
 
 MAX_EPOCH_RETRIES = 5
 READ_CACHE_MAX_BYTES = 128 << 20

@@ -6,10 +6,12 @@ import json
 import sys
 
 from kg.config import Settings
-from workers.errors import StateCorrupt
 from workers.connect import redis_client
+from workers.errors import StateCorrupt
 from workers.connect import redis_errors
-from workers.weight_store import KINDS, Record, WeightStore
+from workers.store_keys import KINDS
+from workers.store_record import Record
+from workers.weight_store import WeightStore
 
 
 def _store(settings: Settings) -> WeightStore:

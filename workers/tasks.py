@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import time
 
 import numpy as np
 import redis
@@ -34,7 +32,10 @@ from workers import runtime as rt
 from workers.cores import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
 from workers.samples import router_samples
 from workers.errors import StateCorrupt
-from workers.weight_store import StateKeys, WeightStore, event_json, now_ms
+from workers.events import event_bytes
+from workers.store_keys import StateKeys
+from workers.store_record import now_ms
+from workers.weight_store import WeightStore
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +123,11 @@ class DrainTask(KgTask):
             log.exception("could not re-publish the drain of %s/%s", args[0], args[1])
 
 
-def drain(self: Task, ns: str, core: str, max_events: int | None = None) -> dict:
+def drain(self: Task, ns: str, core: str) -> dict:
     """Apply the pending events of one state (see :class:`workers.drain.Drainer`)."""
     runtime = rt.runtime(self.app.kg_settings)
     report = runtime.drainer.run(
-        ns, core, self.request.id or "local", max_events=max_events,
+        ns, core, self.request.id or "local",
         republish=lambda: self.app.send_task(DRAIN, args=[ns, core]),
     )
     return report.__dict__
@@ -147,7 +148,7 @@ def sweep(self: Task) -> dict:
 
 
 def _submit(app: Celery, store: WeightStore, ns: str, core: str, event_id: str, verb: str, body: dict) -> str:
-    out = store.enqueue(ns, core, event_id, event_json(event_id, verb, body, False))
+    out = store.enqueue(ns, core, event_id, event_bytes(event_id, verb, body, False))
     if out.publish:
         app.send_task(DRAIN, args=[ns, core])
     return out.status
@@ -213,16 +214,6 @@ def consolidate(self: Task) -> dict:
     return {"snapshots": snapshots, "anchored": anchored}
 
 
-def fault(self: Task, kind: str = "crash") -> str:
-    """Fault injection for the reliability tests (refused unless KG_FAULT_INJECTION=1)."""
-    if not self.app.kg_settings.workers.fault_injection:
-        return "refused"
-    if kind == "crash":
-        time.sleep(0.2)  # die mid-task, after the pool has seen the task start
-        os.kill(os.getpid(), signal.SIGKILL)
-    return kind
-
-
 # -- registration and process lifecycle ---------------------------------------------------------
 
 
@@ -233,7 +224,7 @@ def register(app: Celery) -> None:
     # shared=False: Celery would otherwise add each task to every app finalized later in this process
     options = {"retry_backoff_max": max(1, int(ws.visibility_timeout_s // 4)), "shared": False}
     app.task(bind=True, base=DrainTask, name=DRAIN, ignore_result=True, **options)(drain)
-    for fn in (sweep, train_routers, replay_routers, consolidate, fault):
+    for fn in (sweep, train_routers, replay_routers, consolidate):
         app.task(bind=True, base=KgTask, name=f"kg.{fn.__name__}", **options)(fn)
     for signal_, handler in ((worker_process_init, _process_init), (worker_process_shutdown, _process_shutdown),
                              (worker_ready, _ready), (worker_shutdown, _shutdown),

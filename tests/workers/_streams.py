@@ -12,10 +12,13 @@ from kg.models import parse
 from learn import to_bytes
 from workers.cores import replay
 from workers.verbs import CORE_OF_VERB, UPDATES
+from workers.events import Event, event_bytes
 from workers.service import Current
+from workers.store_keys import StateKeys
+from workers.store_record import Record
 from workers.handlers import event_body
 from workers.reads import route_read
-from workers.weight_store import Event, Record, StateKeys, WeightStore, event_json
+from workers.weight_store import WeightStore
 
 DIM = 16
 TARGETS = ["small", "medium", "large"]
@@ -67,11 +70,11 @@ def update_requests(ns: str, n: int, seed: int, prefix: str = "e") -> list[dict]
 
 def stored_body(request: dict, lr_min: float = 1e-3) -> dict:
     """The event body a worker applies for a request: as the verb queues it, through the queue's
-    encoding (``event_json``) and back (``Event.parse``)."""
+    encoding (``event_bytes``) and back (``Event.parse``)."""
     body = event_body(parse(VERBS[request["verb"]].model, request["body"]))
     if request["verb"] == "init_instant":
         body["lr_min"] = lr_min
-    return Event.parse(b"0 " + event_json("x", request["verb"], body, False).encode()).body
+    return Event.parse(b"0 " + event_bytes("x", request["verb"], body, False)).body
 
 
 def reference(store: WeightStore, ns: str, core: str, by_id: dict[str, dict]) -> Any:
@@ -144,3 +147,9 @@ def wait_all_applied(store: WeightStore, ns: str, counts: dict[str, int], timeou
 
 def same_bytes(a: Any, b: Any) -> bool:
     return to_bytes(a) == to_bytes(b)
+
+
+def updates(store: WeightStore, ns: str, core: str) -> int:
+    """The update count of a state (0 when it was never written)."""
+    record = store.load(ns, core)
+    return 0 if record is None else record.updates

@@ -3,8 +3,8 @@
 Each test gets its own redis-server on a free port with its own data directory, so restarts and
 kills stay local. Workers are ``celery -A workers.app worker`` subprocesses in their own process
 group (so ``kill -9`` takes the pool children too), configured through the environment with short
-time limits and visibility timeout. Tests that need the graph use the session stack of
-``tests/conftest.py``.
+time limits and visibility timeout (the process helpers are the benchmarks', :mod:`bench._procs`).
+Tests that need the graph use the session stack of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from bench._procs import REPO, VISIBILITY_S, RedisServer, Worker, free_port, wait_for, worker_env  # noqa: F401
 from kg.config import Settings
-from workers.localproc import REPO, VISIBILITY_S, RedisServer, Worker, free_port, wait_for, worker_env  # noqa: F401
+
+FAULT_APP = "tests.workers.fault_worker"  # the product's worker plus fault injection (crash tests)
+collect_ignore = ["fault_worker.py"]  # a worker's app module: imported by its worker only
 
 
 @pytest.fixture
@@ -40,8 +43,9 @@ def workers(env: dict[str, str], tmp_path: Path):
     """``workers(name)`` starts a worker; all are stopped at the end (logs kept in tmp_path)."""
     started: list[Worker] = []
 
-    def start(name: str = "w1", wait: bool = True, concurrency: int = 1, **extra: str) -> Worker:
-        w = Worker(dict(env, **extra), name, tmp_path, concurrency)
+    def start(name: str = "w1", wait: bool = True, concurrency: int = 1, app: str = "workers.app",
+              **extra: str) -> Worker:
+        w = Worker(dict(env, **extra), name, tmp_path, concurrency, app=app)
         started.append(w)
         return w.start(wait)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from kg.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-TASKS = {"kg.drain", "kg.sweep", "kg.train_routers", "kg.replay_routers", "kg.consolidate", "kg.fault"}
+TASKS = {"kg.drain", "kg.sweep", "kg.train_routers", "kg.replay_routers", "kg.consolidate"}
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import pytest
 from _streams import every_core_requests
 
 from service.root import VERBS
-from workers.weight_store import KINDS, StateKeys
+from workers.store_keys import KINDS, StateKeys
 
 NS = "bad"
 X4 = [0.1, 0.2, 0.3, 0.4]

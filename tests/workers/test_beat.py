@@ -12,7 +12,8 @@ import numpy as np
 from conftest import wait_for
 from kg.config import Settings
 from workers.app import beat_schedule
-from workers.weight_store import StateKeys, event_json
+from workers.events import event_bytes
+from workers.store_keys import StateKeys
 
 FAST = {"KG_BEAT_SWEEP_S": "1", "KG_BEAT_TRAIN_S": "1", "KG_BEAT_REPLAY_S": "2", "KG_BEAT_CONSOLIDATE_S": "2"}
 
@@ -38,7 +39,7 @@ def test_beat_trains_replays_anchors_snapshots_and_sweeps(workers, learn_session
             "embedding": x.tolist()}})
         assert out["ok"]
     # an event whose trigger was lost: only the sweep can start its drain
-    store.enqueue(ns, "ewc", "orphan", event_json("orphan", "record_loss", {"loss": 1.0}, False), trigger=False)
+    store.enqueue(ns, "ewc", "orphan", event_bytes("orphan", "record_loss", {"loss": 1.0}, False), trigger=False)
 
     beat = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "beat", "-l", "INFO"],
                             env=dict(env, **FAST), cwd=tmp_path, stdout=open(tmp_path / "beat.log", "wb"),

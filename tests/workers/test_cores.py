@@ -6,10 +6,11 @@ import numpy as np
 
 from learn import to_bytes
 from workers.cores import apply_batch, replay
-from workers.verbs import UPDATES
+from workers.events import Event
 from workers.service import Current
+from workers.store_record import Record
 from workers.reads import route_read
-from workers.weight_store import Event, Record
+from workers.verbs import UPDATES
 
 
 def ev(seq: int, verb: str, body: dict) -> Event:

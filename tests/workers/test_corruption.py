@@ -13,7 +13,8 @@ import sys
 from conftest import REPO, wait_for
 from service.root import Session
 from workers.app import publisher
-from workers.weight_store import StateKeys, event_json
+from workers.events import event_bytes
+from workers.store_keys import StateKeys
 
 
 def kg(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -60,7 +61,7 @@ def test_flipped_byte_is_loud_and_rollback_restores(workers, learn_session, sett
     # a restarted worker refuses to apply on top of it: the event waits, the error is recorded
     w1.stop()
     workers("w2")
-    store.enqueue(ns, "instant", "late", event_json("late", "feedback", {
+    store.enqueue(ns, "instant", "late", event_bytes("late", "feedback", {
         "embedding": x, "model": "b", "payload": {"quality": 0.1}, "now_ms": 0}, False))
     publisher(settings).send_task("kg.drain", args=[ns, "instant"])
     wait_for(lambda: store.error(ns, "instant"), 20, "the drain to report the corruption")

@@ -1,4 +1,7 @@
-"""Processes that die: a poison event, a task that always kills its process, a warm shutdown."""
+"""Processes that die: a poison event, a task that always kills its process, a warm shutdown.
+
+The faults are injected by the test worker app ``tests/workers/fault_worker.py`` (``FAULT_APP``),
+not by the product."""
 
 from __future__ import annotations
 
@@ -6,24 +9,31 @@ import time
 
 import numpy as np
 
-from conftest import wait_for
+from conftest import FAULT_APP, wait_for
 from workers.app import publisher
-from workers.weight_store import StateKeys, event_json
+from workers.events import event_bytes
+from workers.store_keys import StateKeys
+from workers.weight_store import WeightStore
 
 
-def _losses(n: int, start: int = 0) -> list[tuple[str, str]]:
-    return [(f"l{i}", event_json(f"l{i}", "record_loss", {"loss": float(i % 5)}, False))
+def _losses(n: int, start: int = 0) -> list[tuple[str, bytes]]:
+    return [(f"l{i}", event_bytes(f"l{i}", "record_loss", {"loss": float(i % 5)}, False))
             for i in range(start, start + n)]
+
+
+def _enqueue(store: WeightStore, ns: str, core: str, items: list[tuple[str, bytes]]) -> None:
+    for event_id, payload in items:
+        assert store.enqueue(ns, core, event_id, payload).status == "accepted"
 
 
 def test_poison_event_is_isolated_and_dead_lettered(workers, learn_session, settings) -> None:
     """RELIABILITY 1 and 3: a pool child SIGKILLed mid-batch is redelivered; the events before
     and after the poison are applied exactly once, the poison is stopped after N attempts."""
     store = learn_session.learning.store
-    w = workers("w1")
+    w = workers("w1", app=FAULT_APP)
     ns = "poison"
-    items = _losses(20) + [("boom", event_json("boom", "_crash", {}, False))] + _losses(20, 20)
-    store.enqueue_many(ns, "ewc", items)
+    items = _losses(20) + [("boom", event_bytes("boom", "_crash", {}, False))] + _losses(20, 20)
+    _enqueue(store, ns, "ewc", items)
     publisher(settings).send_task("kg.drain", args=[ns, "ewc"])
     k = StateKeys.of(ns, "ewc")
     wait_for(lambda: int(store.r.get(k.done) or 0) == 41, 90, "all 41 events consumed", every=0.2)
@@ -53,8 +63,8 @@ def test_task_that_always_kills_its_process_is_stopped(workers, learn_session, s
     ends that delivery as a timeout (acknowledged, not redelivered), also recorded.
     """
     store = learn_session.learning.store
-    w = workers("w1")
-    result = publisher(settings).send_task("kg.fault", args=["crash"])
+    w = workers("w1", app=FAULT_APP)
+    result = publisher(settings).send_task("kg.fault")
     dead = wait_for(lambda: [d for d in store.dead_letters() if d.get("task_id") == result.id], 60,
                     "the crashing task to be given up", every=0.2)
     assert dead[0]["task"] == "kg.fault" and 1 <= dead[0]["attempts"] <= settings.workers.max_attempts
@@ -81,12 +91,12 @@ def test_warm_shutdown_mid_drain_finishes_and_acks_once(workers, learn_session, 
     assert dispatch({"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 384}})["ok"]
     rng = np.random.default_rng(0)
     n = 3000
-    items = [(f"f{i}", event_json(f"f{i}", "feedback", {"embedding": rng.standard_normal(384).tolist(),
-                                                       "model": "ab"[i % 2], "payload": {"quality": 0.9},
-                                                       "now_ms": i}, False)) for i in range(n)]
-    store.enqueue_many(ns, "instant", items)
+    items = [(f"f{i}", event_bytes(f"f{i}", "feedback", {"embedding": rng.standard_normal(384).tolist(),
+                                                        "model": "ab"[i % 2], "payload": {"quality": 0.9},
+                                                        "now_ms": i}, False)) for i in range(n)]
+    _enqueue(store, ns, "instant", items)
     publisher(settings).send_task("kg.drain", args=[ns, "instant"])
-    wait_for(lambda: store.r.hlen("unacked") > 0 and store.updates(ns, "instant") > 100, 30, "a drain in flight")
+    wait_for(lambda: store.r.hlen("unacked") > 0 and store.load(ns, "instant").updates > 100, 30, "a drain in flight")
     w1.stop()
     assert w1.proc.returncode == 0
     assert "Warm shutdown" in w1.log.read_text()
@@ -95,6 +105,6 @@ def test_warm_shutdown_mid_drain_finishes_and_acks_once(workers, learn_session, 
     wait_for(lambda: int(store.r.get(k.done) or 0) == n + 1, 120, "every event applied", every=0.2)
     ids = [eid for _, eid, _, _ in store.applied_log(ns, "instant")][1:]
     assert ids == [f"f{i}" for i in range(n)]
-    assert store.updates(ns, "instant") == n
+    assert store.load(ns, "instant").updates == n
     time.sleep(0.2)
     assert store.r.hlen("unacked") == 0

@@ -5,7 +5,8 @@ import importlib
 
 import pytest
 
-MODULES = ["workers.weight_store", "workers.cores", "workers.drain", "workers.service", "workers.samples"]
+MODULES = ["workers.weight_store", "workers.store_keys", "workers.store_record", "workers.events", "workers.cores",
+           "workers.drain", "workers.service", "workers.samples"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from _streams import reference, wait_all_applied
+from _streams import reference, updates, wait_all_applied
 from learn import to_bytes
-from workers.weight_store import StateKeys
+from workers.store_keys import StateKeys
 
 NS = "batch"
 DIM = 8
@@ -33,7 +33,7 @@ def test_feedback_batch_is_applied_in_order_once_and_equals_one_by_one(workers, 
     data = out["data"]
     assert (data["events"], data["applied"], data["duplicates"], data["failed"]) == (200, 200, 0, [])
     assert data["event_ids"] == [e["event_id"] for e in evs[:200]]
-    assert data["updates"] == store.updates(NS, "instant") == 200
+    assert data["updates"] == updates(store, NS, "instant") == 200
     assert data["version"] == store.version(NS, "instant")
 
     # overlapping ids (a retried call), async: the first 100 take no effect again

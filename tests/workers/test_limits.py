@@ -8,12 +8,12 @@ import pytest
 
 from _streams import every_core_requests
 from conftest import wait_for
+from bench._procs import children
 from kg.errors import InvalidInput
 from learn import limits as L
-from workers.localproc import children
+from workers.store_keys import KINDS, StateKeys
 from workers.handlers import graph_max_edges
 from workers.verbs import submit_many
-from workers.weight_store import KINDS, StateKeys
 
 NS = "limits"
 BIG = "limits-big"

@@ -18,8 +18,8 @@ import pytest
 
 from _streams import trained_reads
 from conftest import REPO, wait_for
-from kg.stack import pid_alive
-from workers.localproc import Serve, post
+from bench._procs import Serve, post
+from kg.procs import pid_alive
 
 T1 = 1_546_300_800_000
 
@@ -97,7 +97,7 @@ def test_sigterm_lets_a_request_in_flight_finish(env, redis_server, serve) -> No
     still gets it its answer (a timeout with a ticket), then the supervisor exits 0."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from workers.weight_store import StateKeys
+    from workers.store_keys import StateKeys
 
     server = serve(dict(env, KG_WAIT_TIMEOUT_S="3"), 1)
     kids = server.wait_ready()

@@ -12,11 +12,11 @@ import time
 from collections import Counter
 
 from _streams import (expected_answers, init_requests, probes, read_answers, reference,
-                      update_requests, wait_all_applied)
+                      update_requests, updates, wait_all_applied)
 from conftest import VISIBILITY_S
 from workers.app import publisher
 from workers.verbs import CORE_OF_VERB
-from workers.weight_store import StateKeys
+from workers.store_keys import StateKeys
 
 
 def test_kill_worker_restart_redis_every_acked_event_once(redis_server, workers, learn_session) -> None:
@@ -54,7 +54,7 @@ def test_kill_worker_restart_redis_every_acked_event_once(redis_server, workers,
                 break
             w1.signal(signal.SIGCONT)
         time.sleep(0.001)
-    applied_before = {c: store.updates(ns, c) for c in ("instant", "ewc", "router")}
+    applied_before = {c: updates(store, ns, c) for c in ("instant", "ewc", "router")}
     w1.kill9()
     killed.set()
     thread.join(60)

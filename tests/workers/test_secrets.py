@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 
+from bench._procs import wait_for
 from kg.config import Settings
 from service.root import Session
 from kg.stack import Stack
-from workers.localproc import wait_for
 
 SECRET = "s3cret-Pw_42"
 

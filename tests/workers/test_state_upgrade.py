@@ -11,7 +11,8 @@ import pathlib
 
 import learn
 from service.root import Session
-from workers.weight_store import Record, StateKeys
+from workers.store_keys import StateKeys
+from workers.store_record import Record
 
 OLD = pathlib.Path(__file__).parents[1] / "learn" / "data"
 

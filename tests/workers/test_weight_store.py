@@ -14,7 +14,10 @@ from workers.cores import replay
 from workers.verbs import UPDATES
 from workers.drain import Drainer
 from workers.errors import StateCorrupt
-from workers.weight_store import Event, Record, StateKeys, WeightStore, event_bytes, event_json
+from workers.events import Event, event_bytes
+from workers.store_keys import StateKeys
+from workers.store_record import Record
+from workers.weight_store import WeightStore
 
 
 @pytest.fixture
@@ -23,8 +26,8 @@ def store(redis_server, settings: Settings) -> WeightStore:
 
 
 def put_events(store: WeightStore, ns: str, core: str, events: list[tuple[str, str, dict]]) -> None:
-    items = [(eid, event_json(eid, verb, body, False)) for eid, verb, body in events]
-    assert all(o.status == "accepted" for o in store.enqueue_many(ns, core, items))
+    items = [(eid, event_bytes(eid, verb, body, False)) for eid, verb, body in events]
+    assert all(store.enqueue(ns, core, eid, payload).status == "accepted" for eid, payload in items)
 
 
 def test_record_round_trip_and_every_check(store: WeightStore) -> None:
@@ -55,12 +58,12 @@ def test_record_round_trip_and_every_check(store: WeightStore) -> None:
 
 
 def test_enqueue_is_once_per_event_id_and_respects_the_epoch(store: WeightStore, redis_server) -> None:
-    first = store.enqueue("ns", "ewc", "id-1", event_json("id-1", "record_loss", {"loss": 1.0}, False))
-    again = store.enqueue("ns", "ewc", "id-1", event_json("id-1", "record_loss", {"loss": 1.0}, False))
+    first = store.enqueue("ns", "ewc", "id-1", event_bytes("id-1", "record_loss", {"loss": 1.0}, False))
+    again = store.enqueue("ns", "ewc", "id-1", event_bytes("id-1", "record_loss", {"loss": 1.0}, False))
     assert (first.status, first.seq, first.publish) == ("accepted", 1, True)
     assert (again.status, again.detail) == ("duplicate", "pending")
     assert store.depth("ns", "ewc") == 1
-    moved = store.enqueue("ns", "ewc", "id-2", event_json("id-2", "record_loss", {"loss": 1.0}, False), epoch=3)
+    moved = store.enqueue("ns", "ewc", "id-2", event_bytes("id-2", "record_loss", {"loss": 1.0}, False), epoch=3)
     assert (moved.status, moved.detail) == ("epoch", "0")
     assert store.depth("ns", "ewc") == 1
     assert [k.member for k in store.states()] == ["ns/ewc"]
@@ -70,7 +73,7 @@ def test_bulk_enqueue_is_once_per_event_id_in_order_and_respects_the_epoch(store
     def item(eid: str, loss: float) -> tuple[str, bytes]:
         return eid, event_bytes(eid, "record_loss", {"loss": loss, "embedding": [loss, 2.0]}, False)
 
-    assert store.enqueue("ns", "ewc", "a", event_json("a", "record_loss", {"loss": 0.5}, False)).seq == 1
+    assert store.enqueue("ns", "ewc", "a", event_bytes("a", "record_loss", {"loss": 0.5}, False)).seq == 1
     # chunks of 2: "a" was queued before, the second "c" repeats the first; order and seqs kept
     out = store.enqueue_bulk("ns", "ewc", [item("b", 1.0), item("a", 9.0), item("c", 2.0), item("c", 9.0),
                                            item("d", 3.0)], chunk=2)
@@ -84,7 +87,7 @@ def test_bulk_enqueue_is_once_per_event_id_in_order_and_respects_the_epoch(store
     refused = store.enqueue_bulk("ns", "ewc", [item("e", 1.0), item("f", 1.0)], epoch=3)
     assert refused.accepted == [None, None] and refused.epoch == "0" and not refused.publish
     assert store.depth("ns", "ewc") == 4 and store.result("ns", "ewc", "e") is None
-    assert store.enqueue("ns", "ewc", "g", event_json("g", "record_loss", {"loss": 0.5}, False)).seq == 5
+    assert store.enqueue("ns", "ewc", "g", event_bytes("g", "record_loss", {"loss": 0.5}, False)).seq == 5
     # payloads wait in the state's hash, one per queued bulk event; consuming them deletes them
     k = StateKeys.of("ns", "ewc")
     assert store.r.hlen(k.payloads) == 3
@@ -110,14 +113,15 @@ def test_drain_applies_in_order_and_a_redelivered_drain_is_a_no_op(store: Weight
 
 
 CAS_WORKER = """
-import sys
 from kg.config import Settings
-from workers.drain import Drainer
 from workers.connect import redis_client
+from workers.drain import Drainer, DrainReport
 from workers.weight_store import WeightStore
 settings = Settings.from_env()
 store = WeightStore(redis_client(settings), settings.workers)
-report = Drainer(store).run("ns", "ewc", sys.argv[1], max_events=10**9, budget_s=120)
+drainer, report = Drainer(store), DrainReport("drained")
+while drainer.step("ns", "ewc", settings.workers.drain_batch, report):  # no lock: only the CAS orders them
+    pass
 print(report.applied, report.commits, report.conflicts)
 """
 
@@ -127,7 +131,7 @@ def test_concurrent_compare_and_set_loses_nothing(store: WeightStore, env: dict)
     n_proc, m = 4, 120
     put_events(store, "ns", "ewc", [(f"e{i}", "record_loss", {"loss": float(i % 7)}) for i in range(n_proc * m)])
     env = dict(env, KG_DRAIN_BATCH="1")
-    procs = [subprocess.Popen([sys.executable, "-c", CAS_WORKER, f"p{i}"], env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", CAS_WORKER], env=env,
                               stdout=subprocess.PIPE, text=True) for i in range(n_proc)]
     outs = [p.communicate(timeout=120)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)

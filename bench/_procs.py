@@ -1,6 +1,9 @@
-"""Local processes for the worker tests and benchmarks: a redis-server like ``kg up`` runs it
-(AOF, appendfsync everysec, noeviction) and ``celery worker`` processes, each in its own process
-group so that a ``kill -9`` takes the pool children too. Not used by the service itself.
+"""Local processes for the benchmarks and the worker tests: a redis-server as ``kg up`` runs it
+(:func:`kg.servers.redis_launch`: AOF, appendfsync everysec, noeviction) and ``celery worker``
+processes, each in its own process group so that a ``kill -9`` takes the pool children too.
+
+Scaffolding, not product: it lives beside the benchmarks, and ``tests/workers`` imports it from
+here (``bench`` is a package of this repository; the product packages never import it).
 """
 
 from __future__ import annotations
@@ -8,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,7 +23,8 @@ from typing import Iterator
 
 import redis
 
-from kg.stack import free_port, pid_alive
+from kg.procs import free_port, pid_alive
+from kg.servers import redis_launch
 
 REPO = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 6  # short, so a killed worker's tasks come back quickly
@@ -50,13 +53,11 @@ class RedisServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        launch = redis_launch(self.dir, self.port, self.appendfsync)
         with open(self.dir / "redis.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
-                 "--appendonly", "yes", "--appendfsync", self.appendfsync, "--save", "",
-                 "--maxmemory-policy", "noeviction", "--protected-mode", "yes", "--daemonize", "no"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                launch.cmd, cwd=launch.cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True)
         client = redis.Redis.from_url(self.url, socket_timeout=1)
 
         def up() -> bool:
@@ -94,11 +95,13 @@ class RedisServer:
 
 
 class Worker:
-    """One ``celery worker`` process group."""
+    """One ``celery worker`` process group, of the product's app or of ``app`` (a module that adds
+    test or benchmark tasks to it)."""
 
     def __init__(self, env: dict[str, str], name: str, log_dir: Path, concurrency: int = 1,
-                 loglevel: str = "INFO") -> None:
+                 loglevel: str = "INFO", app: str = "workers.app") -> None:
         self.env = env
+        self.app = app
         self.name = name
         self.log = log_dir / f"{name}.log"
         self.concurrency = concurrency
@@ -112,7 +115,7 @@ class Worker:
     def start(self, wait: bool = True) -> "Worker":
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-l", self.loglevel,
+                [sys.executable, "-m", "celery", "-A", self.app, "worker", "-l", self.loglevel,
                  "-c", str(self.concurrency), "-n", self.hostname, "-Q", "kg",
                  "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -262,7 +265,6 @@ def worker_env(redis_url: str, home: Path, **extra: str) -> dict[str, str]:
         "KG_DRAIN_BUDGET_S": "1",
         "KG_STATE_HISTORY_EVERY_MS": "0",  # every replaced version kept: rollback tests step by one
         "KG_WAIT_TIMEOUT_S": "30",
-        "KG_FAULT_INJECTION": "1",
         "PYTHONPATH": str(REPO),
         "OPENBLAS_NUM_THREADS": "1",
     })
@@ -279,8 +281,7 @@ def scratch_service(tag: str) -> Iterator[dict[str, str]]:
     with tempfile.TemporaryDirectory(prefix="kg-bench-") as tmp:
         server = RedisServer(Path(tmp))
         server.start()
-        env = worker_env(server.url, Path(tmp) / "home", KG_FAULT_INJECTION="0",
-                         KG_STATE_HISTORY_EVERY_MS="1000")
+        env = worker_env(server.url, Path(tmp) / "home", KG_STATE_HISTORY_EVERY_MS="1000")
         worker = Worker(env, tag, server.dir, loglevel="WARNING").start()
         try:
             yield env
