@@ -167,7 +167,10 @@ class Stack:
             if not pid_alive(self._pid("redis")):
                 port = _reuse_port(record.get("redis_url"))
                 password = record.setdefault("redis_password", secrets.token_urlsafe(18))
-                record["redis_url"] = f"redis://:{password}@127.0.0.1:{port}/0"
+                url = f"redis://:{password}@127.0.0.1:{port}/0"
+                if record.get("redis_url") not in (None, url):  # its port was taken meanwhile:
+                    self.stop_workers(progress)  # running workers would keep retrying the old one
+                record["redis_url"] = url
                 self._save(record)
                 progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes, password)")
                 self._start_redis(port, password)

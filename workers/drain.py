@@ -33,6 +33,7 @@ from workers.weight_store import Applied, Event, Record, WeightStore, now_ms
 log = logging.getLogger(__name__)
 TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
 HOST = socket.gethostname()
+_UNRELEASED: set[str] = set()  # lock tokens this process could not release (Redis was down)
 
 
 @dataclass
@@ -128,6 +129,9 @@ class Drainer:
         if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
             log.warning("drain lock of %s/%s held by dead pid %s: taking over", ns, kind, pid)
             return self.store.steal(ns, kind, holder, token)
+        if holder in _UNRELEASED:  # left by a drain of this process that ended: no one holds it
+            _UNRELEASED.discard(holder)
+            return self.store.steal(ns, kind, holder, token)
         return False
 
     def run(self, ns: str, kind: str, task_id: str, *, max_events: int | None = None,
@@ -190,6 +194,7 @@ class Drainer:
                     self.store.release(ns, kind, token)
                 except Exception:  # Redis is down: the lease expires, or a local takeover
                     log.warning("could not release the drain lock of %s/%s", ns, kind)
+                    _UNRELEASED.add(token)
 
     def _step(self, ns: str, kind: str, token: str, limit: int, report: DrainReport,
               isolate: bool) -> bool:
