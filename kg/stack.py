@@ -8,8 +8,9 @@ Everything lives under one state directory (``Settings.home``): data, logs,
 pids and ``stack.json`` with the ports and the generated graph password.
 A part whose location is given by the environment (``KG_GRAPH_URI``,
 ``KG_REDIS_URL``) is external: ``up`` starts nothing for it.  Workers and beat
-start after Redis answers and count as healthy while their heartbeat key
-(``kg:workers:<name>``) is fresh; ``down`` stops them first, with SIGTERM (a
+start after Redis answers and count as healthy while their heartbeat
+(``kg:workers:<name>``) is live: written to the Redis running now, within a few seconds by its
+clock (``workers.heartbeat``); ``down`` stops them first, with SIGTERM (a
 warm shutdown: running tasks finish, the rest go back to the queue).
 """
 
@@ -110,7 +111,10 @@ class Stack:
             if not pid_alive(self._pid("redis")):
                 port = _reuse_port(record.get("redis_url"))
                 password = record.setdefault("redis_password", secrets.token_urlsafe(18))
-                record["redis_url"] = f"redis://:{password}@127.0.0.1:{port}/0"
+                url = f"redis://:{password}@127.0.0.1:{port}/0"
+                if record.get("redis_url") not in (None, url):  # its port was taken meanwhile:
+                    self.stop_workers(progress)  # running workers would keep retrying the old one
+                record["redis_url"] = url
                 self._save(record)
                 progress(f"starting redis-server (127.0.0.1:{port}, appendonly yes, password)")
                 self._start_redis(port, password)
@@ -211,14 +215,14 @@ class Stack:
         names = self._worker_names()
         if not names:
             return []
+        from workers.heartbeat import alive
+
         beats: dict[str, dict] = {}
         try:
             client = redis.Redis.from_url(settings.redis_url, socket_timeout=2) if settings.redis_url else None
             if client is not None:
-                for name in names:
-                    raw = client.get(f"kg:workers:{self.celery_hostname(name)}")
-                    if raw:
-                        beats[name] = json.loads(raw)
+                live = {beat["name"]: beat for beat in alive(client)}  # not a key the AOF brought back
+                beats = {name: live[node] for name in names if (node := self.celery_hostname(name)) in live}
                 client.close()
         except redis.RedisError:
             pass

@@ -117,6 +117,7 @@ class Drainer:
         self.store = store
         self.cache = cache or CoreCache()
         self.ws = store.ws
+        self._unreleased: set[str] = set()  # lock tokens of ended drains that Redis refused to release
 
     def token(self, task_id: str) -> str:
         return f"{HOST}|{os.getpid()}|{task_id}"
@@ -131,6 +132,9 @@ class Drainer:
         pid = rest.partition("|")[0]
         if host == HOST and pid.isdigit() and not pid_alive(int(pid)):
             log.warning("drain lock of %s/%s held by dead pid %s: taking over", ns, kind, pid)
+            return self.store.steal(ns, kind, holder, token)
+        if holder in self._unreleased:  # left by a drain of this process that ended: no one holds it
+            self._unreleased.discard(holder)
             return self.store.steal(ns, kind, holder, token)
         return False
 
@@ -187,6 +191,7 @@ class Drainer:
                 self.store.release(ns, kind, token)
             except Exception:  # Redis is down: the lease expires, or a local takeover
                 log.warning("could not release the drain lock of %s/%s", ns, kind)
+                self._unreleased.add(token)
 
     def step(self, ns: str, kind: str, limit: int, report: DrainReport, token: str | None = None) -> bool:
         """One read-apply-commit round of up to ``limit`` events; False when there was nothing to

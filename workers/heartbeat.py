@@ -1,7 +1,14 @@
-"""Liveness keys: a worker or beat process refreshes ``kg:workers:<name>`` every few seconds.
+"""Liveness: a worker or beat process refreshes ``kg:workers:<name>`` every few seconds, and a
+reader counts it live only if that heartbeat reached the Redis server running now, recently.
 
-``kg status`` and the ``health`` verb read them; a key that expired means the process is gone or
-stuck. The thread has its own Redis client and never touches task state.
+``kg status``, ``kg up`` and the ``health`` verb read them through :func:`alive`. A key alone
+proves nothing: after a ``kill -9`` of redis-server the AOF brings back the heartbeats of
+processes that may be dead, stopped, or still retrying a port nobody listens on. So each beat
+records the ``run_id`` of the server instance it was written to (a new random id at every start)
+and the time on that server's clock (``INFO server`` gives both in one round trip); a heartbeat is
+live when it was written to the current instance within :data:`FRESH_S` by its clock. No clocks
+of two hosts are compared, and a beat replayed from the AOF is never taken for a live one. The
+thread has its own Redis client and never touches task state.
 """
 
 from __future__ import annotations
@@ -18,7 +25,16 @@ from workers.connect import DRIVER_INFO
 
 PREFIX = "kg:workers:"
 EVERY_S = 3.0
+FRESH_S = 3 * EVERY_S
+"""A heartbeat older than this (by the Redis server's clock) is not live: two beats missed."""
 TTL_S = 12
+"""The key's expiry, only to clean up after a process that stopped without deleting it."""
+
+
+def server_clock(client: redis.Redis) -> tuple[str, int]:
+    """(``run_id``, time in ms) of the Redis server instance the client talks to now."""
+    info = client.info("server")
+    return str(info["run_id"]), int(info["server_time_usec"]) // 1000
 
 
 class Heartbeat(threading.Thread):
@@ -32,7 +48,10 @@ class Heartbeat(threading.Thread):
         self._stop_event = threading.Event()
 
     def beat(self) -> None:
-        body = dict(self.payload, seen_ms=time.time_ns() // 1_000_000)
+        # if the server restarts between these two commands, the beat names the old instance and
+        # counts as not live until the next one: late, never wrong
+        run_id, now_ms = server_clock(self.client)
+        body = dict(self.payload, seen_ms=now_ms, redis_run_id=run_id)
         self.client.set(self.key, json.dumps(body), ex=TTL_S)
 
     def run(self) -> None:
@@ -40,7 +59,7 @@ class Heartbeat(threading.Thread):
             try:
                 self.beat()
             except redis.RedisError:
-                pass  # Redis is down; the key expires and status says so
+                pass  # Redis is down; the beat goes stale and status says so
             if self._stop_event.wait(EVERY_S):
                 return
 
@@ -53,7 +72,14 @@ class Heartbeat(threading.Thread):
 
 
 def alive(client: redis.Redis) -> list[dict]:
-    """Every process whose heartbeat has not expired."""
+    """Every process whose last heartbeat reached this Redis instance within :data:`FRESH_S`
+    (by its clock), as the process wrote it (``seen_ms`` on the server's clock)."""
+    run_id, now_ms = server_clock(client)
     keys = sorted(client.scan_iter(match=PREFIX + "*", count=100))
     values = client.mget(keys) if keys else []
-    return [json.loads(v) for v in values if v]
+    beats = []
+    for raw in values:
+        beat = json.loads(raw) if raw else None
+        if beat and beat.pop("redis_run_id", None) == run_id and now_ms - beat["seen_ms"] <= FRESH_S * 1000:
+            beats.append(beat)
+    return beats
