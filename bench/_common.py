@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from kg.config import Settings
-from kg.stack import Stack
+from service.stack import Stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -1,5 +1,5 @@
 """Local processes for the benchmarks and the worker tests: a redis-server as ``kg up`` runs it
-(:func:`kg.servers.redis_launch`: AOF, appendfsync everysec, noeviction) and ``celery worker``
+(:func:`service.servers.redis_launch`: AOF, appendfsync everysec, noeviction) and ``celery worker``
 processes, each in its own process group so that a ``kill -9`` takes the pool children too.
 
 Scaffolding, not product: it lives beside the benchmarks, and ``tests/workers`` imports it from
@@ -24,7 +24,7 @@ from typing import Iterator
 import redis
 
 from kg.procs import free_port, pid_alive
-from kg.servers import redis_launch
+from service.servers import redis_launch
 
 REPO = Path(__file__).resolve().parent.parent
 VISIBILITY_S = 6  # short, so a killed worker's tasks come back quickly

@@ -47,7 +47,7 @@ import numpy as np
 from bench import _embed
 from kg.config import WorkerSettings
 from learn import Draw, FastGRNNRouter, from_bytes, to_bytes
-from workers.cores import REPLAY_MAX, TRAIN_MAX
+from learn.limits import REPLAY_MAX, TRAIN_MAX
 
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
 FRACTIONS = np.linspace(0.0, 1.0, 21)

@@ -52,7 +52,7 @@ class Graph:
         auth = (settings.graph_user, settings.graph_password or "")
         options: dict[str, Any] = {}
         if self.server == "neo4j":
-            # the service's statements are fixed and checked by tests/test_plans.py: the
+            # the service's statements are fixed and checked by tests/kg/test_plans.py: the
             # server's hints about them are noise in every worker's log
             options["notifications_min_severity"] = "OFF"
         self.driver = GraphDatabase.driver(

@@ -1,6 +1,6 @@
 """Local processes and ports: a free loopback port, and whether a pid is alive.
 
-Used by ``kg up`` (:mod:`kg.stack`), the workers' lock takeover (:mod:`workers.drain`), and the
+Used by ``kg up`` (:mod:`service.stack`), the workers' lock takeover (:mod:`workers.drain`), and the
 process helpers of the tests and benchmarks. Standard library only.
 
 >>> import os

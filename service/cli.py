@@ -16,14 +16,14 @@ DEFAULT_DATA = REPO / "data" / "temporal-kg"  # shipped in the repository (data/
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from kg.stack import Stack
+    from service.stack import Stack
 
     Stack(Settings.from_env()).up(progress=lambda m: print(m, file=sys.stderr))
     return cmd_status(args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from kg.stack import Stack
+    from service.stack import Stack
 
     parts = Stack(Settings.from_env()).status()
     for part in parts:
@@ -32,7 +32,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from kg.stack import Stack
+    from service.stack import Stack
 
     Stack(Settings.from_env()).down(progress=lambda m: print(m, file=sys.stderr))
     return 0

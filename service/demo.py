@@ -13,7 +13,7 @@ from pathlib import Path
 from kg.config import Settings
 from service.root import Session
 from kg.ingest import ingest, now_ms, require_path
-from kg.stack import Stack
+from service.stack import Stack
 from kg.timeparse import from_ms, to_ms
 
 QUESTIONS = [

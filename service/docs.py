@@ -1,5 +1,5 @@
 """The README's verb table, generated from the verb tables (``python -m service.docs`` rewrites it;
-``tests/test_verb_docs.py`` fails when it is stale).
+``tests/service/test_verb_docs.py`` fails when it is stale).
 
 >>> verb_rows()[1]
 '| `get_edge` | graph | `namespace?`, `edge_id` | The latest version of an edge. |'

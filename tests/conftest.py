@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from kg.config import Settings
-from kg.stack import Stack
+from service.stack import Stack
 
 _counter = itertools.count()
 

@@ -19,14 +19,10 @@ nothing: the cores check every input before touching their state.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol
 
 from learn import EWC, LearnInputError
-from learn.limits import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX  # noqa: F401  (beat's event sizes, here since before)
 from workers.events import Event, pack_vectors
 
 @dataclass

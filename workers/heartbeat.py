@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from pathlib import Path
 
 import redis
 
@@ -83,3 +84,11 @@ def alive(client: redis.Redis) -> list[dict]:
         if beat and beat.pop("redis_run_id", None) == run_id and now_ms - beat["seen_ms"] <= FRESH_S * 1000:
             beats.append(beat)
     return beats
+
+
+def node_name(name: str, home: Path) -> str:
+    """The Celery node name of a worker or beat of the stack at ``home`` (``kg-<name>-<tag>@host``)."""
+    import hashlib
+
+    tag = hashlib.sha1(str(home).encode()).hexdigest()[:6]
+    return f"kg-{name}-{tag}@{socket.gethostname()}"

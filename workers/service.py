@@ -28,7 +28,7 @@ from urllib.parse import quote, unquote
 import redis
 
 from kg.config import Settings
-from kg.errors import InvalidInput, KgError, NotFound, RedisUnavailable
+from kg.errors import InvalidInput, KgError, NotFound
 from workers.connect import redis_client, redis_errors
 from workers.errors import NotInitialised, UpdateFailed, WorkerTimeout
 from workers.events import event_bytes

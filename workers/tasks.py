@@ -29,7 +29,7 @@ from celery.signals import (beat_embedded_init, beat_init, worker_process_init, 
                             worker_ready, worker_shutdown)
 
 from workers import runtime as rt
-from workers.cores import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
+from learn.limits import ANCHOR_MAX, REPLAY_MAX, TRAIN_MAX
 from workers.samples import router_samples
 from workers.errors import StateCorrupt
 from workers.events import event_bytes
@@ -265,8 +265,7 @@ def _shutdown(**_: object) -> None:
 
 def _beat_init(sender: object = None, **_: object) -> None:
     global _heartbeat
-    from kg.stack import node_name
-    from workers.heartbeat import Heartbeat
+    from workers.heartbeat import Heartbeat, node_name
 
     settings = sender.app.kg_settings
     _heartbeat = Heartbeat(settings.redis_url, node_name("beat", settings.home), "beat")

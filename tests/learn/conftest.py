@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-# tests/conftest.py puts tests/ on sys.path, where the folder tests/learn would otherwise shadow
-# the real ``learn`` package as a namespace package when pytest is started as ``pytest``.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if sys.path[:1] != [_ROOT]:
-    sys.path.insert(0, _ROOT)
+import numpy as np
+import pytest
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from learn import LearnInputError, to_bytes  # noqa: E402
+from learn import LearnInputError, to_bytes
 
 
 @pytest.fixture

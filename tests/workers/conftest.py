@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench._procs import REPO, VISIBILITY_S, RedisServer, Worker, free_port, wait_for, worker_env  # noqa: F401
+from bench._procs import RedisServer, Worker, worker_env
 from kg.config import Settings
 
-FAULT_APP = "tests.workers.fault_worker"  # the product's worker plus fault injection (crash tests)
 collect_ignore = ["fault_worker.py"]  # a worker's app module: imported by its worker only
 
 

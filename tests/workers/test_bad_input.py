@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from _streams import every_core_requests
+from tests.workers._streams import every_core_requests
 
 from service.root import VERBS
 from workers.store_keys import KINDS, StateKeys
@@ -155,7 +155,7 @@ def test_a_retried_event_id_takes_effect_once(ready) -> None:
 
 
 def test_bulk_submission_is_all_or_nothing_and_applies_in_order(ready) -> None:
-    from conftest import wait_for
+    from bench._procs import wait_for
     from workers.verbs import submit_many
 
     store = ready.learning.store

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from conftest import wait_for
+from bench._procs import wait_for
 from kg.config import Settings
 from workers.app import beat_schedule
 from workers.events import event_bytes

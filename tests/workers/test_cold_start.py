@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from _streams import trained_reads
+from tests.workers._streams import trained_reads
 
 # modules a process that only reads learned state must not import (email.parser: redis-py reading
 # its own version from the package metadata for each new connection, ~3 ms each)

@@ -10,7 +10,7 @@ import re
 import threading
 from collections import Counter
 
-from _streams import init_requests, reference, stored_body, update_requests, wait_all_applied
+from tests.workers._streams import init_requests, reference, stored_body, update_requests, wait_all_applied
 from learn import to_bytes
 from workers.verbs import CORE_OF_VERB
 

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, wait_for
+from bench._procs import REPO, wait_for
 from service.root import Session
 from workers.app import publisher
 from workers.events import event_bytes

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from conftest import wait_for
+from bench._procs import wait_for
 
 NS = "counters"
 N = 15

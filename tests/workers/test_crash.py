@@ -9,7 +9,9 @@ import time
 
 import numpy as np
 
-from conftest import FAULT_APP, wait_for
+from bench._procs import wait_for
+
+from tests.workers._apps import FAULT_APP
 from workers.app import publisher
 from workers.events import event_bytes
 from workers.store_keys import StateKeys

@@ -14,8 +14,8 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, free_port, wait_for
-from kg.stack import Stack
+from bench._procs import REPO, free_port, wait_for
+from service.stack import Stack
 
 T1, T2 = 1_546_300_800_000, 1_622_505_600_000
 DIM = 8

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from _streams import reference, updates, wait_all_applied
+from tests.workers._streams import reference, updates, wait_all_applied
 from learn import to_bytes
 from workers.store_keys import StateKeys
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from _streams import every_core_requests
-from conftest import wait_for
+from tests.workers._streams import every_core_requests
+from bench._procs import wait_for
 from bench._procs import children
 from kg.errors import InvalidInput
 from learn import limits as L

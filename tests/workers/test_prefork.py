@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from _streams import trained_reads
-from conftest import REPO, wait_for
+from tests.workers._streams import trained_reads
+from bench._procs import REPO, wait_for
 from bench._procs import Serve, post
 from kg.procs import pid_alive
 

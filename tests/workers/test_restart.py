@@ -11,9 +11,9 @@ import threading
 import time
 from collections import Counter
 
-from _streams import (expected_answers, init_requests, probes, read_answers, reference,
+from tests.workers._streams import (expected_answers, init_requests, probes, read_answers, reference,
                       update_requests, updates, wait_all_applied)
-from conftest import VISIBILITY_S
+from bench._procs import VISIBILITY_S
 from workers.app import publisher
 from workers.verbs import CORE_OF_VERB
 from workers.store_keys import StateKeys

@@ -11,7 +11,7 @@ import json
 from bench._procs import wait_for
 from kg.config import Settings
 from service.root import Session
-from kg.stack import Stack
+from service.stack import Stack
 
 SECRET = "s3cret-Pw_42"
 

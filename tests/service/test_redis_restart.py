@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from kg.config import Settings
-from test_stack_cli import clean_env, kg, wait_gone
+from tests.service._stack import clean_env, kg, wait_gone
 from workers.heartbeat import PREFIX
 from workers.service import Learning
 

@@ -11,7 +11,7 @@ import pytest
 from kg.config import Settings, Var, WorkerSettings, declared, read_setting, settings_table
 from kg.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("env, name", [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CYPHER = ROOT / "cypher"
 LINTER = ROOT / "tools" / "cypherlint"
 HEADER = re.compile(r"// (?P<name>[a-z][a-z0-9_]*): \S.*")

@@ -13,7 +13,7 @@ from kg.ingest import Checkpoint, ingest
 from kg.timeparse import to_ms
 from kg.usercypher import run_read_only
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "temporal-kg"
+DATA = Path(__file__).resolve().parents[2] / "data" / "temporal-kg"
 COUNT = "MATCH ()-[r:FACT]->() WHERE r.ns = $ns RETURN count(r) AS versions, count(DISTINCT r.edge_id) AS ids"
 
 

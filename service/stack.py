@@ -1,5 +1,5 @@
 """The local stack: a graph server (Neo4j by default, or ArcadeDB; Bolt on 127.0.0.1, see
-``kg.servers``), a redis-server with AOF, and the
+``service.servers``), a redis-server with AOF, and the
 Celery workers (``KG_UP_WORKERS``, default one) and beat (``KG_UP_BEAT``, default on).
 
 ``up`` starts what is not running yet and waits until it answers; ``down`` stops
@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,8 @@ from kg.config import GRAPH_SERVERS, Settings
 from kg.errors import StackError
 from kg.procs import bindable, free_port, pid_alive
 from kg.redact import redact_url
-from kg.servers import Launch, arcadedb_launch, neo4j_launch, redis_launch, write_private
+from workers.heartbeat import node_name
+from service.servers import Launch, arcadedb_launch, neo4j_launch, redis_launch, write_private
 
 START_TIMEOUT_S = 90.0
 
@@ -51,14 +51,6 @@ class PartStatus:
         owner = f"pid {self.pid}" if self.managed and self.pid else ("external" if not self.managed else "-")
         extra = f" ({self.detail})" if self.detail else ""
         return f"{self.name:<9} {state:<24} {owner:<12} {self.address}{extra}"
-
-
-def node_name(name: str, home: Path) -> str:
-    """The Celery node name of a worker or beat of the stack at ``home`` (``kg-<name>-<tag>@host``)."""
-    import hashlib
-
-    tag = hashlib.sha1(str(home).encode()).hexdigest()[:6]
-    return f"kg-{name}-{tag}@{socket.gethostname()}"
 
 
 class Stack:

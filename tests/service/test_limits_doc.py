@@ -10,7 +10,7 @@ from learn.limits import STATE_BUDGET_BYTES, markdown_table
 from workers.drain import CACHE_MAX_BYTES
 from workers.service import READ_CACHE_MAX_BYTES
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_readme_shows_the_bounds_of_learn_limits() -> None:

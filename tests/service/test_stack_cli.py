@@ -5,25 +5,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from kg.config import Settings
 from kg.procs import pid_alive
-
-
-def kg(env, *args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "service.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def clean_env(home):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KG_") or k == "KG_GRAPH_SERVER"}
-    env["KG_HOME"] = str(home)
-    return env
-
+from tests.service._stack import clean_env, kg, wait_gone
 
 LABELS = {"neo4j": "starting Neo4j 5.26.", "arcadedb": "starting ArcadeDB"}
 
@@ -33,14 +21,6 @@ def dispatch(env, *requests):
     out = subprocess.run([sys.executable, "-m", "service.cli", "dispatch"], input=lines, env=env,
                          capture_output=True, text=True, timeout=120)
     return [json.loads(line) for line in out.stdout.splitlines()]
-
-
-def wait_gone(pid: int, timeout_s: float = 30.0) -> None:
-    """Until a killed process (all its threads) is gone."""
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not pid_alive(pid)
 
 
 def private_tree(root: Path) -> list[str]:
@@ -148,7 +128,7 @@ def test_up_after_kill9_of_the_graph_server_recovers_the_store(tmp_path):
 def test_external_parts_come_from_the_settings_env_not_this_process(tmp_path, stack_settings):
     """A Stack built in-process from an env naming the servers starts none of them (the
     benchmarks and tests build such stacks; this process's own environment names none)."""
-    from kg.stack import Stack
+    from service.stack import Stack
 
     env = clean_env(tmp_path / "inproc")
     env.update(KG_GRAPH_URI=stack_settings.graph_uri, KG_GRAPH_PASSWORD=stack_settings.graph_password,

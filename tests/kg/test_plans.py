@@ -14,7 +14,7 @@ import pytest
 
 from kg.cypher import load_all
 from kg.graph import Graph
-from kg.interval_index import OPEN, as_of_keys, current_keys
+from kg.interval_index import OPEN, as_of_keys
 from kg.store import EdgeStore
 from kg.temporal import NewEdge
 

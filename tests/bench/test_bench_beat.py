@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.routing_eval import REPLAY_EVERY_RUNS, Beat
-from workers.cores import REPLAY_MAX, TRAIN_MAX
+from learn.limits import REPLAY_MAX, TRAIN_MAX
 
 
 class Recorder:

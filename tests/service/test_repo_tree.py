@@ -5,7 +5,7 @@ from pathlib import Path
 
 from service.cli import DEFAULT_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # a path that climbs out of the repository to the reference copies: "../shared", / "shared" /
 OUTSIDE = re.compile(r"""\.\./shared|["']shared["']\s*/|/\s*["']shared["']|REPO\.parent|ROOT\.parent""")
 

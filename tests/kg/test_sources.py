@@ -21,7 +21,7 @@ from kg.sources import (
 )
 from kg.timeparse import from_ms, to_ms
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "temporal-kg"
+DATA = Path(__file__).resolve().parents[2] / "data" / "temporal-kg"
 YAGO = DATA / "yago11k"
 WIKIDATA = DATA / "wikidata12k"
 SPLITS = ("train", "valid", "test")
