@@ -95,6 +95,7 @@ class WorkerSettings:
     learn_lr_min: float = 1e-3                # KG_LEARN_LR_MIN: MicroLoRA learning-rate floor
     http_host: str = "127.0.0.1"              # KG_HTTP_HOST
     http_port: int = 8765                     # KG_HTTP_PORT
+    http_timeout_s: float = 10.0              # KG_HTTP_TIMEOUT_S: for a request's head (or an idle connection) and its body
     api_key: str | None = field(default=None, repr=False)  # KG_API_KEY: required on HTTP when set
 
     @classmethod
@@ -127,6 +128,7 @@ class WorkerSettings:
             learn_lr_min=_float(env, "KG_LEARN_LR_MIN", d.learn_lr_min),
             http_host=env.get("KG_HTTP_HOST") or d.http_host,
             http_port=_int(env, "KG_HTTP_PORT", d.http_port),
+            http_timeout_s=_float(env, "KG_HTTP_TIMEOUT_S", d.http_timeout_s),
             api_key=env.get("KG_API_KEY") or None,
         )
         ws.check()
@@ -169,6 +171,8 @@ class WorkerSettings:
             raise ConfigError("KG_LEARN_LR_MIN: must be in (0, 1]")
         if not 0 <= self.http_port <= 65535:
             raise ConfigError("KG_HTTP_PORT: must be a port number")
+        if self.http_timeout_s <= 0:
+            raise ConfigError("KG_HTTP_TIMEOUT_S: must be positive")
 
 
 @dataclass(frozen=True)
