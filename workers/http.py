@@ -194,8 +194,8 @@ class Protocol(H11Protocol):
         self._await_head()
 
     def on_response_complete(self) -> None:
+        self._await_head()  # first: a pipelined request that this starts is a new cycle
         super().on_response_complete()
-        self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_timer is not None:
@@ -208,7 +208,8 @@ class Protocol(H11Protocol):
         self._head_timer = self.loop.call_later(self.timeout_keep_alive, self._head_late, self.cycle)
 
     def _head_late(self, cycle: Any) -> None:
-        if self.cycle is cycle and not self.transport.is_closing():  # no new request since
+        waiting = cycle is None or cycle.response_complete  # for a head, not in a request
+        if self.cycle is cycle and waiting and not self.transport.is_closing():  # and no new one since
             self.transport.close()
 
     def send_400_response(self, msg: str) -> None:

@@ -45,7 +45,7 @@ class Served:
 
 @pytest.fixture
 def server(settings):
-    ws = replace(settings.workers, api_key="k3y", http_timeout_s=TIMEOUT_S)
+    ws = replace(settings.workers, api_key="k3y", http_timeout_s=TIMEOUT_S, wait_timeout_s=3 * TIMEOUT_S)
     with DispatchApp.opened(replace(settings, workers=ws, max_request_bytes=10_000)) as app:
         srv = Served(app, ws.http_host)
         yield srv
@@ -184,7 +184,7 @@ def test_a_connection_that_sends_nothing_is_closed(server) -> None:
     conns = [socket.create_connection(server.server_address[:2], timeout=30) for _ in range(20)]
     try:
         assert call(server, "GET", "/openapi.json")[0] == 200  # accepted after the idle ones
-        assert threading.active_count() == before  # no thread per connection
+        assert threading.active_count() <= before  # no thread per connection
         assert all(read_all(s) == b"" for s in conns)  # recv returned: the server closed them
     finally:
         for s in conns:
@@ -221,6 +221,18 @@ def test_a_slow_body_gets_408_and_a_kept_alive_connection_is_closed_when_idle(se
         s.sendall(head + EWC)
         (status, out), = answers(read_all(s))  # kept alive, then closed when idle
     assert status == 200 and out["ok"] is True
+
+
+def test_a_request_that_takes_longer_than_the_timeout_is_answered(server) -> None:
+    """The deadlines are for what the client sends, not for the answer: an update waits 3 s for a
+    worker (none runs here) and is answered, also when it came pipelined after another request."""
+    init = json.dumps({"verb": "init_instant", "body": {"namespace": "slow", "targets": ["a", "b"],
+                                                        "in_dim": 4}}).encode()
+    head = (b"POST /v1/dispatch HTTP/1.1\r\nHost: x\r\nX-API-Key: k3y\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n")
+    (first, read), (second, update) = answers(raw(server, head % len(EWC) + EWC + head % len(init) + init))
+    assert (first, read["ok"], second, update["ok"]) == (200, True, 200, False)
+    assert "ticket" in update["error"], update
 
 
 def test_an_error_in_the_http_layer_is_a_json_500(server, monkeypatch) -> None:
