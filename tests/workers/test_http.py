@@ -257,3 +257,27 @@ def test_openapi_describes_every_verb(server) -> None:
     assert set(schemas["feedback_body"]["required"]) == {"embedding", "model", "payload", "now_ms"}
     assert doc["paths"]["/v1/dispatch"]["post"]["security"]
     assert "securitySchemes" in doc["components"]
+
+
+def test_accepted_connections_send_small_writes_at_once() -> None:
+    """An answer's head and body are two writes: with Nagle's algorithm on (asyncio turns it off
+    only on sockets made with IPPROTO_TCP), a kept-alive client waited ~40 ms for every body."""
+    import asyncio
+
+    async def accept_one() -> int:
+        accepted = asyncio.get_running_loop().create_future()
+
+        class Probe(asyncio.Protocol):
+            def connection_made(self, transport) -> None:
+                sock = transport.get_extra_info("socket")
+                accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                transport.close()
+
+        sock = listen("127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(Probe, sock=sock)
+        with socket.create_connection(sock.getsockname()[:2], timeout=30):
+            nodelay = await asyncio.wait_for(accepted, 30)
+        server.close()
+        return nodelay
+
+    assert asyncio.run(accept_one()) != 0
