@@ -205,6 +205,9 @@ class WorkerSettings:
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
     http_host: str = setting("KG_HTTP_HOST", "127.0.0.1", "address `kg serve` binds")
     http_port: int = setting("KG_HTTP_PORT", 8765, "port `kg serve` binds", low=0, high=65535)
+    http_timeout_s: float = setting("KG_HTTP_TIMEOUT_S", 10.0,
+        "`kg serve`: a request head (or an idle connection) and a body must arrive within this",
+        low=0, low_open=True)
     api_key: str | None = setting("KG_API_KEY", None, "required on HTTP when set", secret=True)
 
     @classmethod

@@ -7,6 +7,10 @@ and imports once, binds the listening socket once, and forks the serving process
 dies it forks a replacement, which only has to connect and restore (~25 ms). Connections that
 arrive meanwhile wait in the socket's backlog instead of being refused.
 
+Each serving process runs uvicorn (:mod:`workers.http`) on the inherited socket. ``gunicorn
+--preload`` with uvicorn workers would do the same job; this supervisor stays because it is
+small, tested (crash loop, orphaned children, drain on SIGTERM) and needs no further dependency.
+
 Fork safety: before forking, the supervisor opens no Redis or graph connection and starts no
 thread; each child builds its own :class:`service.root.Session` (its own connections).
 """
@@ -21,12 +25,13 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+import uvicorn
 
 from kg.config import Settings
-from service.root import VERBS, Session
-from workers.http import DispatchServer, listen, url_of
-from workers.openapi import spec
+from workers.http import DispatchApp, config, describe, listen, url_of
 
 MIN_UPTIME_S = 1.0  # a serving process that dies sooner counts towards a crash loop
 CRASH_LOOP = 5  # that many quick deaths in a row stop the supervisor
@@ -186,14 +191,14 @@ def preload() -> None:
     import numpy  # noqa: F401
     import pydantic  # noqa: F401
     import redis  # noqa: F401
+    import uvicorn.lifespan.off  # noqa: F401
 
-    import service.root  # noqa: F401  (the verb tables, imported once before forking)
     import kg.graph  # noqa: F401
     import kg.ingest  # noqa: F401
     import kg.store  # noqa: F401
     import workers.app  # noqa: F401  (Celery)
     import workers.heartbeat  # noqa: F401
-    import workers.http  # noqa: F401
+    import workers.http  # noqa: F401  (the verbs, the session, uvicorn)
     import workers.subgraph  # noqa: F401
 
     if threading.active_count() != 1:  # a thread would not survive the fork, nor what it holds
@@ -210,7 +215,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     sock = listen(host or ws.http_host, ws.http_port if port is None else port)
     try:
         preload()
-        openapi = spec(VERBS, bool(ws.api_key))
+        openapi = describe(bool(ws.api_key))
         gc.collect()
         gc.freeze()  # the children's collections skip what the supervisor built (~5 ms off a first answer)
         url = url_of(sock.getsockname())
@@ -223,31 +228,33 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
         sock.close()
 
 
-class _Served(DispatchServer):
-    """A serving process's server: stops on SIGTERM or when its supervisor is gone."""
+class _Served(uvicorn.Server):
+    """A serving process's uvicorn server: stops on SIGTERM (requests in flight may finish, for
+    up to :data:`DRAIN_TIMEOUT_S`) or when its supervisor is gone. It leaves SIGINT alone: Ctrl-C
+    reaches the supervisor, which stops the serving processes in order."""
 
     parent = 0
-    _stopping = False
 
-    def stop(self) -> None:
-        if not self._stopping:  # shutdown() waits for serve_forever: not from its own thread
-            self._stopping = True
-            threading.Thread(target=self.shutdown, name="kg-http-stop", daemon=True).start()
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = signal.signal(signal.SIGTERM, self.handle_exit)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
-    def service_actions(self) -> None:  # every poll interval (0.5 s)
-        if os.getppid() != self.parent:  # orphaned (supervisor killed): do not hold the port
+    async def on_tick(self, counter: int) -> bool:  # every 0.1 s
+        if not self.should_exit and os.getppid() != self.parent:  # orphaned: do not hold the port
             say(f"serving process {os.getpid()}: the supervisor is gone; stopping")
-            self.stop()
+            self.should_exit = True
+        return await super().on_tick(counter)
 
 
 def serve_child(settings: Settings, sock: socket.socket, parent: int, openapi: dict[str, Any]) -> int:
-    """One serving process: its own Session on the inherited socket, until SIGTERM (requests in
-    flight may finish) or until its supervisor is gone."""
-    with Session(settings) as session:
-        server = _Served(session, sock=sock, openapi=openapi)
+    """One serving process: its own Session and uvicorn on the inherited socket, until SIGTERM
+    or until its supervisor is gone."""
+    with DispatchApp.opened(settings, openapi) as app:
+        server = _Served(config(app, DRAIN_TIMEOUT_S))
         server.parent = parent
-        signal.signal(signal.SIGTERM, lambda *_: server.stop())
-        server.serve_forever()
-        if not server.wait_idle(DRAIN_TIMEOUT_S):
-            say(f"serving process {os.getpid()}: requests still in flight after {DRAIN_TIMEOUT_S:g} s; exiting")
+        server.run(sockets=[sock])
     return 0
