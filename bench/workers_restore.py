@@ -24,7 +24,7 @@ Then, timed:
   worker child, and how a preloading server (``gunicorn --preload`` style) restarts a worker: the
   interpreter start and the imports are paid once by the parent, not by each restart;
 - **``kg serve --processes 1``, kill -9 of the serving process**: a real ``kg serve`` supervisor
-  (:mod:`workers.prefork`) against the same redis-server, warmed with one request; each run
+  (:mod:`service.prefork`) against the same redis-server, warmed with one request; each run
   sends SIGKILL to its serving process and at once a ``route`` request on a new connection (it
   waits in the listening socket's backlog, which the supervisor holds), timed from the kill to
   the answer, which the replacement gives from restored state (checked against the running
@@ -135,7 +135,7 @@ def serve_restarts(reqs: dict, expected: dict, env: dict[str, str], runs: int, l
     """Seconds from SIGKILL of ``kg serve --processes 1``'s serving process to the answer of a
     ``route`` sent right after it (checked against ``expected``), ``runs`` times."""
     from bench._procs import Serve, post, wait_for
-    from workers.prefork import MIN_UPTIME_S
+    from service.prefork import MIN_UPTIME_S
 
     server = Serve(env, 1, log).start()
     try:

@@ -15,7 +15,7 @@ taking turns in blocks of 50 calls so that all see the same load:
 - the router alone on the same input (no validation, no Redis), for scale;
 - ``route`` over HTTP: ``POST /v1/dispatch`` to a ``kg serve --processes 1`` started on the same
   redis-server, on one kept-alive connection (``TCP_NODELAY``, as urllib3 and httpx set it), and
-  on a new connection per call (what ``workers.localproc.post`` does).
+  on a new connection per call (what ``bench._procs.post`` does).
 
 For the HTTP paths the CPU time is this process's plus the serving process's (from
 ``/proc/<pid>/stat``, in clock ticks: fine over thousands of calls).

@@ -107,7 +107,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from workers.prefork import CrashLoop, serve
+    from service.prefork import CrashLoop, serve
 
     try:
         return serve(Settings.from_env(), args.host, args.port, args.processes)

@@ -10,7 +10,7 @@
 - :mod:`workers.app` / :mod:`workers.tasks`: the Celery app, its tasks and beat schedule.
 - :mod:`workers.service` / :mod:`workers.verbs`: the caller's side and the learning verbs of the
   dispatch surface (registered on ``kg.dispatch``).
-- :mod:`workers.http`: ``POST /v1/dispatch`` and ``GET /openapi.json``.
+- :mod:`service.http`: ``POST /v1/dispatch`` and ``GET /openapi.json``.
 
 See docs/workers.md.
 """

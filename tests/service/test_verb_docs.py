@@ -35,7 +35,7 @@ def test_a_new_learning_verb_is_a_core_method_and_one_entry() -> None:
     from workers import requests as rq
     from workers.cores import apply_batch
     from workers.events import Event
-    from workers.openapi import spec
+    from service.openapi import spec
     from workers.verbs import DISPATCH_VERBS, LearningVerb, _dispatch_verb
 
     def forget(core, body):

@@ -155,3 +155,13 @@ def test_attend_reads_its_subgraph_from_the_graph_as_of_t(stack_settings, kg_env
         for h in range(8):
             assert abs(sum(w[h] for w in d["weights"].values()) - 1.0) < 1e-12
     assert inline["vector"] == now["vector"] and inline["weights"] == now["weights"]
+
+
+def test_kg_serve_answers_the_openapi_document_of_every_verb(http) -> None:
+    """What `kg serve`'s supervisor builds once and hands to its serving processes is the document."""
+    from service.root import VERBS
+
+    doc = json.loads(urllib.request.urlopen(http + "/openapi.json", timeout=10).read())
+    assert doc["openapi"].startswith("3.1")
+    assert {f"{v}_request" for v in VERBS} <= set(doc["components"]["schemas"])
+    assert doc["paths"]["/v1/dispatch"]["post"]["security"]  # the key is required (KG_API_KEY is set)

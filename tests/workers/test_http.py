@@ -17,7 +17,7 @@ from dataclasses import replace
 import pytest
 import uvicorn
 
-from workers.http import VERBS, DispatchApp, config, listen
+from service.http import VERBS, DispatchApp, config, listen
 
 TIMEOUT_S = 1.0  # the server's KG_HTTP_TIMEOUT_S here; the tests wait far longer for it to act
 JSON = {"Content-Type": "application/json"}

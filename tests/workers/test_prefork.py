@@ -133,7 +133,7 @@ def test_processes_must_be_at_least_one(value: str) -> None:
 def test_a_crash_loop_stops_the_supervisor() -> None:
     code = r"""
 import os, sys
-from workers.prefork import CrashLoop, Supervisor
+from service.prefork import CrashLoop, Supervisor
 sup = Supervisor(2, lambda: 3)
 try:
     sup.run()
@@ -158,7 +158,7 @@ def test_children_reaped_together_all_leave_the_supervisor() -> None:
     """Several children that died before one reap: every one leaves ``children`` at once, so a
     crash loop found at the first of them does not make ``stop`` wait for the others (it waited
     15 s and then failed with ChildProcessError, issue 12)."""
-    from workers.prefork import Supervisor
+    from service.prefork import Supervisor
 
     sup = Supervisor(1, lambda: 3)
     pids = [sup._spawn() for _ in range(3)]

@@ -7,7 +7,7 @@ and imports once, binds the listening socket once, and forks the serving process
 dies it forks a replacement, which only has to connect and restore (~25 ms). Connections that
 arrive meanwhile wait in the socket's backlog instead of being refused.
 
-Each serving process runs uvicorn (:mod:`workers.http`) on the inherited socket. ``gunicorn
+Each serving process runs uvicorn (:mod:`service.http`) on the inherited socket. ``gunicorn
 --preload`` with uvicorn workers would do the same job; this supervisor stays because it is
 small, tested (crash loop, orphaned children, drain on SIGTERM) and needs no further dependency.
 
@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 import uvicorn
 
 from kg.config import Settings
-from workers.http import DispatchApp, config, describe, listen, url_of
+from service.http import DispatchApp, config, listen, openapi_document, url_of
 
 MIN_UPTIME_S = 1.0  # a serving process that dies sooner counts towards a crash loop
 CRASH_LOOP = 5  # that many quick deaths in a row stop the supervisor
@@ -44,7 +44,7 @@ def say(message: str) -> None:
     print(f"kg serve: {message}", file=sys.stderr, flush=True)
 
 
-def describe(status: int) -> str:
+def exit_description(status: int) -> str:
     code = os.waitstatus_to_exitcode(status)
     if code < 0:
         try:
@@ -105,9 +105,9 @@ class Supervisor:
         if self._quick_deaths >= self.crash_loop:
             self.stop()
             raise CrashLoop(f"{self._quick_deaths} serving processes in a row died within {self.min_uptime_s:g} s "
-                            f"of starting (the last, {pid}: {describe(status)}); not starting another")
+                            f"of starting (the last, {pid}: {exit_description(status)}); not starting another")
         new = self._spawn()
-        say(f"serving process {pid} died ({describe(status)}) after {uptime:.1f} s; started {new} in its place")
+        say(f"serving process {pid} died ({exit_description(status)}) after {uptime:.1f} s; started {new} in its place")
 
     def _spawn(self) -> int:
         sys.stdout.flush()
@@ -198,7 +198,7 @@ def preload() -> None:
     import kg.store  # noqa: F401
     import workers.app  # noqa: F401  (Celery)
     import workers.heartbeat  # noqa: F401
-    import workers.http  # noqa: F401  (the verbs, the session, uvicorn)
+    import service.http  # noqa: F401  (the verbs, the session, uvicorn)
     import workers.subgraph  # noqa: F401
 
     if threading.active_count() != 1:  # a thread would not survive the fork, nor what it holds
@@ -215,7 +215,7 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None, 
     sock = listen(host or ws.http_host, ws.http_port if port is None else port)
     try:
         preload()
-        openapi = describe(bool(ws.api_key))
+        openapi = openapi_document(bool(ws.api_key))
         gc.collect()
         gc.freeze()  # the children's collections skip what the supervisor built (~5 ms off a first answer)
         url = url_of(sock.getsockname())

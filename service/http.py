@@ -40,7 +40,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from kg.config import Settings
 from service.root import VERBS, Session  # the one place HTTP (and kg serve) gets the verbs and the session
-from workers.openapi import spec
+from service.openapi import spec
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Refused(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-def describe(api_key: bool) -> dict[str, Any]:
+def openapi_document(api_key: bool) -> dict[str, Any]:
     """The OpenAPI document of the served verbs."""
     return spec(VERBS, api_key)
 
@@ -77,7 +77,7 @@ class DispatchApp:
         self.limit = session.settings.max_request_bytes
         self.timeout_s = ws.http_timeout_s
         self._key = ws.api_key.encode() if ws.api_key else None
-        self._openapi = json.dumps(openapi or describe(bool(ws.api_key)), ensure_ascii=False).encode()
+        self._openapi = json.dumps(openapi or openapi_document(bool(ws.api_key)), ensure_ascii=False).encode()
         self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="kg-dispatch")
 
     def close(self) -> None:
