@@ -73,7 +73,9 @@ class EdgeStore:
         def op(plan: Plan) -> BatchResult:
             result = BatchResult()
             for edge in edges:
-                before = len(plan.closed) + len(plan.created)
+                # every invalidation adds exactly one version; the stored versions it closes
+                # (plan.closed) are not counted again: that counted a cut of an earlier batch twice
+                before = len(plan.created)
                 try:
                     status = plan.insert(edge)
                 except (Conflict, InvalidInput) as exc:
@@ -83,7 +85,7 @@ class EdgeStore:
                     result.unchanged += 1
                 else:
                     result.inserted += 1
-                    result.invalidated += len(plan.closed) + len(plan.created) - before - 1
+                    result.invalidated += len(plan.created) - before - 1
             return result
 
         result, _ = self._apply(ns, [e.id for e in edges], edges, op, read_ids=not expect_new)
