@@ -99,6 +99,26 @@ class EdgeStore:
         view["changed"] = changed
         return view
 
+    def invalidate_many(self, ns: str, items: list[tuple[str, int, int]]) -> list[dict]:
+        """``invalidate_edge`` for each (edge id, invalid_at, expired_at), in order, in one transaction.
+
+        Each view is what ``invalidate_edge`` answers for that item after the ones before it.
+        A bad item (unknown id, a time before the edge's) fails the whole call, naming its
+        index (``invalidations.3.edge_id``), and nothing is written.
+        """
+        def op(plan: Plan) -> list[dict]:
+            views = []
+            for index, (edge_id, invalid_at, expired_at) in enumerate(items):
+                try:
+                    changed = plan.invalidate(edge_id, invalid_at, expired_at)
+                except InvalidInput as exc:  # NotFound too, with its own type
+                    raise type(exc)(f"invalidations.{index}.{exc.field}", exc.message) from None
+                views.append(plan.head(edge_id).flat(ns) | {"changed": changed})
+            return views
+
+        views, _ = self._apply(ns, [edge_id for edge_id, _, _ in items], [], op)
+        return views
+
     def contradict(self, ns: str, edge: NewEdge, contradicts: list[str], now_ms: int) -> dict:
         """Insert ``edge`` and invalidate every listed edge at its valid_at."""
         def op(plan: Plan) -> str:
@@ -186,6 +206,53 @@ class EdgeStore:
         views = [Version.from_props(props).flat(ns) for props in found]
         return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
 
+    def query_at_many(self, ns: str, questions: list[tuple[str, int, int | None]]) -> list[list[dict]]:
+        """``query_at`` for each (src, t, known_at), in one read transaction; each answer is ``query_at``'s.
+
+        Subjects not known to be large are read whole, all of them in one statement (a seek
+        per subject), and every question about them is answered here from those versions by
+        the same rule the statements apply; a read that fills its limit names the subjects
+        too large to read whole, which are remembered and asked by time keys, one statement
+        per question, in the same transaction.
+        """
+        def read(tx: neo4j.ManagedTransaction) -> list[list[dict]]:
+            whole = self._versions_of(tx, ns, sorted({src for src, _, _ in questions
+                                                       if (ns, src) not in self._large_subjects}))
+            found = []
+            for src, t, known_at in questions:
+                if src in whole:
+                    found.append([v for v in whole[src] if _holds(v, t, known_at)])
+                    continue
+                keyed = q("query_current") if known_at is None else q("query_known_at")
+                keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
+                found.append([r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN,
+                                                   known_at=known_at, keys=keys)])
+            return found
+
+        answers = self.graph.read(read)
+        return [sorted((Version.from_props(props).flat(ns) for props in found),
+                       key=lambda v: (v["valid_at"], v["id"])) for found in answers]
+
+    def _versions_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str]) -> dict[str, list[dict]]:
+        """Every version of each of ``srcs`` that is small enough to read whole (``scan_limit``);
+        the others are remembered as large and left out."""
+        whole: dict[str, list[dict]] = {}
+        pending = srcs if self.scan_limit else []
+        while pending:
+            cap = self.scan_limit * len(pending)
+            found = rows(tx, q("versions_of_subjects"), ns=ns, srcs=pending, limit=cap)
+            by_src: dict[str, list[dict]] = defaultdict(list)
+            for r in found:
+                by_src[r["v"]["src"]].append(r["v"])
+            large = {s for s, versions in by_src.items() if len(versions) >= self.scan_limit}
+            for subject in large:
+                self._remember_large((ns, subject))
+            if len(found) < cap:  # nothing was cut off: every pending subject was read whole
+                whole.update((s, by_src.get(s, [])) for s in pending if s not in large)
+                break
+            pending = [s for s in pending if s not in large]  # a full read holds at least one large subject
+        return whole
+
     def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
                       max_edges: int = 256) -> list[dict]:
         """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
@@ -246,6 +313,16 @@ class EdgeStore:
         if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
             self._large_subjects.clear()  # a hint only: forgetting costs one more scan
         self._large_subjects.add(subject)
+
+
+def _holds(props: dict, t: int, known_at: int | None) -> bool:
+    """Whether a version answers ``query_at(src, t, known_at)``: the filter of
+    cypher/edges/query_current.cypher and query_known_at.cypher."""
+    if not props["valid_from"] <= t < props["valid_to"]:
+        return False
+    if known_at is None:
+        return props["sys_to"] == OPEN
+    return props["sys_from"] <= known_at < props["sys_to"]
 
 
 def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:
