@@ -12,10 +12,14 @@ through server-side prepared statements.  For each graph server, the same genera
 close each other) goes into a fresh namespace of the service (``EdgeStore.insert_many`` on the
 running server, in process) and a fresh table of MariaDB, batch by batch, alternating, after an
 uncounted warm-up of both.  Then ``--invalidations`` explicit invalidations of random ordinary
-edges (one per call, alternating; half of them, with ``--bulk``, in calls of many), then
+edges (half one per call, alternating; the other half ``--bulk`` per call: ``invalidate_many``,
+and on MariaDB one transaction of bulk updates), then
 ``--samples`` rounds of questions, each asked of both, one after the other: a baseline indexed
 lookup, ``query_at`` of an ordinary subject and of a hub, current and ``known_at``, and the 3-hop
-neighbourhood (the service's BFS against a recursive CTE).  Every answer is compared (both time
+neighbourhood (the service's BFS against a recursive CTE).  Last, ``--questions`` questions
+about ordinary subjects (and a tenth as many about hubs) are asked one per call and then
+``--many`` per call (``query_at_many``; MariaDB joins a ``JSON_TABLE`` of the questions to the
+table, one statement per time axis).  Every answer is compared (both time
 axes: valid interval, system start and ``invalidated_by`` of each version; the edges of the
 neighbourhood); misses are counted and reported.  Results go to
 ``bench/results/peer_mariadb.json``.
@@ -81,6 +85,51 @@ def invalidate(store, peer: Peer, ns: str, items: list[tuple[str, int, int]]) ->
         spent["service"] += middle - start
         spent["mariadb"] += time.perf_counter() - middle
     return {"count": len(items), **{f"{side}_per_s": len(items) / s for side, s in spent.items()}}
+
+
+def invalidate_bulk(store, peer: Peer, ns: str, items: list[tuple[str, int, int]], size: int) -> dict:
+    """The same invalidations in calls of ``size`` (one transaction each, one expired_at per call)."""
+    spent = {"service": 0.0, "mariadb": 0.0}
+    for k in range(0, len(items), size):
+        chunk = [(edge_id, invalid_at, items[k][2]) for edge_id, invalid_at, _ in items[k:k + size]]
+        start = time.perf_counter()
+        store.invalidate_many(ns, chunk)
+        middle = time.perf_counter()
+        peer.invalidate_many(chunk)
+        spent["service"] += middle - start
+        spent["mariadb"] += time.perf_counter() - middle
+    return {"count": len(items), "per_call": size, **{f"{side}_per_s": len(items) / s for side, s in spent.items()}}
+
+
+def batched(store, peer: Peer, ns: str, n: int, count: int, size: int, hubs: bool, seed: int = 13) -> dict:
+    """``count`` questions (ordinary subjects or hubs, half current and half known_at) asked one per
+    call and then ``size`` per call, of both; the batched answers are compared."""
+    rng = random.Random(seed)
+    asked = []
+    for k in range(count):
+        person, hub, t, known = questions(rng, n)
+        asked.append((hub if hubs else person, t, known if k % 2 else None))
+    spent = {key: 0.0 for key in ("service_single", "mariadb_single", "service_batched", "mariadb_batched")}
+    start = time.perf_counter()
+    for src, t, known in asked:
+        store.query_at(ns, src, t, known)
+    middle = time.perf_counter()
+    for src, t, known in asked:
+        peer.query_at(src, t, known)
+    spent["service_single"] += middle - start
+    spent["mariadb_single"] += time.perf_counter() - middle
+    differ = 0
+    for k in range(0, count, size):
+        chunk = asked[k:k + size]
+        start = time.perf_counter()
+        ours = store.query_at_many(ns, chunk)
+        middle = time.perf_counter()
+        theirs = peer.query_at_many(chunk)
+        spent["service_batched"] += middle - start
+        spent["mariadb_batched"] += time.perf_counter() - middle
+        differ += sum(sorted(service_answer(v) for v in a) != b for a, b in zip(ours, theirs))
+    return {"questions": count, "per_call": size, "compared": count, "differ": differ,
+            **{f"{key}_per_s": count / s for key, s in spent.items()}}
 
 
 def hop_rows(rows: list[dict]) -> list[tuple]:
@@ -161,9 +210,16 @@ def run_server(server_name: str, mariadb: Server, args) -> dict:
             result: dict = {"namespace": ns, "edges": args.edges}
             result["ingest"] = ingest(store, peer, ns, loads, f"{server_name}: load {args.edges:,}")
             items = invalidations(records, args.invalidations)
-            result["invalidate_one_per_call"] = invalidate(store, peer, ns, items)
+            half = len(items) // 2
+            result["invalidate_one_per_call"] = invalidate(store, peer, ns, items[:half])
+            result["invalidate_bulk"] = invalidate_bulk(store, peer, ns, items[half:], args.bulk)
             times, misses = query(session, peer, ns, args.edges, args.samples)
             result["queries"] = report_queries(times)
+            for hubs in (False, True):
+                found = batched(store, peer, ns, args.edges, args.questions // (10 if hubs else 1), args.many, hubs)
+                result["batched_hubs" if hubs else "batched_ordinary"] = found
+                misses["compared"] += found["compared"]
+                misses["differ"] += found["differ"]
             result["answers"] = misses
         finally:
             conn.close()
@@ -183,6 +239,12 @@ def show(server_name: str, result: dict) -> None:
             r = result[name]
             print(f"{name:<22} {r['service_' + unit]:>14,.0f} /s {r['mariadb_' + unit]:>14,.0f} /s"
                   f" {r['service_' + unit] / r['mariadb_' + unit]:>10.2f}")
+    for name in ("batched_ordinary", "batched_hubs"):
+        r = result[name]
+        print(f"{name:<22} one per call: service {r['service_single_per_s']:,.0f} /s, MariaDB"
+              f" {r['mariadb_single_per_s']:,.0f} /s; {r['per_call']} per call: service"
+              f" {r['service_batched_per_s']:,.0f} /s, MariaDB {r['mariadb_batched_per_s']:,.0f} /s,"
+              f" ratio {r['service_batched_per_s'] / r['mariadb_batched_per_s']:.2f}")
     a = result["answers"]
     print(f"answers compared: {a['compared']:,}, different: {a['differ']:,} {a['examples'] or ''}", flush=True)
 
@@ -193,7 +255,12 @@ def main() -> None:
     parser.add_argument("--servers", type=server_list, default="neo4j,arcadedb",
                         help="graph servers, one after the other (default: neo4j,arcadedb)")
     parser.add_argument("--samples", type=int, default=300, help="rounds of questions")
-    parser.add_argument("--invalidations", type=int, default=2_000)
+    parser.add_argument("--invalidations", type=int, default=2_000,
+                        help="half one per call, half in calls of --bulk (default 2000)")
+    parser.add_argument("--bulk", type=int, default=500, help="invalidations per bulk call")
+    parser.add_argument("--questions", type=int, default=5_000,
+                        help="ordinary-subject questions asked one per call and batched (a tenth as many of hubs)")
+    parser.add_argument("--many", type=int, default=500, help="questions per batched call (query_at_many)")
     parser.add_argument("--batch", type=int, default=2_000, help="ingest batch (edges per transaction)")
     parser.add_argument("--warmup", type=int, default=20_000, help="uncounted edges loaded first (0: none)")
     args = parser.parse_args()

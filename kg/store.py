@@ -210,14 +210,17 @@ class EdgeStore:
         """``query_at`` for each (src, t, known_at), in one read transaction; each answer is ``query_at``'s.
 
         Subjects not known to be large are read whole, all of them in one statement (a seek
-        per subject), and every question about them is answered here from those versions by
-        the same rule the statements apply; a read that fills its limit names the subjects
-        too large to read whole, which are remembered and asked by time keys, one statement
-        per question, in the same transaction.
+        per subject) that returns the versions answering any of their questions, and each
+        question is answered here from those by the rule the statements apply; a read that
+        fills its limit names the subjects too large to read whole, which are remembered and
+        asked by time keys, one statement per question, in the same transaction.
         """
-        def read(tx: neo4j.ManagedTransaction) -> list[list[dict]]:
-            whole = self._versions_of(tx, ns, sorted({src for src, _, _ in questions
-                                                       if (ns, src) not in self._large_subjects}))
+        def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
+            asked: dict[str, list[list]] = defaultdict(list)
+            for src, t, known_at in questions:
+                if (ns, src) not in self._large_subjects:
+                    asked[src].append([t, known_at])
+            whole = self._scan_many(tx, ns, asked)
             found = []
             for src, t, known_at in questions:
                 if src in whole:
@@ -225,32 +228,31 @@ class EdgeStore:
                     continue
                 keyed = q("query_current") if known_at is None else q("query_known_at")
                 keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
-                found.append([r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN,
-                                                   known_at=known_at, keys=keys)])
+                found.append([Version.from_props(r["v"]) for r in rows(
+                    tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)])
             return found
 
         answers = self.graph.read(read)
-        return [sorted((Version.from_props(props).flat(ns) for props in found),
-                       key=lambda v: (v["valid_at"], v["id"])) for found in answers]
+        return [sorted((v.flat(ns) for v in found), key=lambda v: (v["valid_at"], v["id"])) for found in answers]
 
-    def _versions_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str]) -> dict[str, list[dict]]:
-        """Every version of each of ``srcs`` that is small enough to read whole (``scan_limit``);
-        the others are remembered as large and left out."""
-        whole: dict[str, list[dict]] = {}
-        pending = srcs if self.scan_limit else []
+    def _scan_many(self, tx: neo4j.ManagedTransaction, ns: str, asked: dict[str, list[list]]) -> dict[str, list[Version]]:
+        """For each subject of ``asked`` small enough to read whole (``scan_limit``), its versions
+        that answer any of its questions; subjects found large are remembered and left out."""
+        whole: dict[str, list[Version]] = {}
+        pending = sorted(asked) if self.scan_limit else []
         while pending:
             cap = self.scan_limit * len(pending)
-            found = rows(tx, q("versions_of_subjects"), ns=ns, srcs=pending, limit=cap)
-            by_src: dict[str, list[dict]] = defaultdict(list)
-            for r in found:
-                by_src[r["v"]["src"]].append(r["v"])
-            large = {s for s, versions in by_src.items() if len(versions) >= self.scan_limit}
-            for subject in large:
-                self._remember_large((ns, subject))
-            if len(found) < cap:  # nothing was cut off: every pending subject was read whole
-                whole.update((s, by_src.get(s, [])) for s in pending if s not in large)
+            scanned = tx.run(q("scan_subjects_many"), ns=ns, srcs=pending, asked={s: asked[s] for s in pending},
+                             open=OPEN, limit=cap).single(strict=True)
+            if scanned["n"] < cap:  # nothing was cut off: every pending subject was read whole
+                whole.update((s, []) for s in pending)
+                for fields in scanned["v"]:
+                    whole[fields[2]].append(Version(*fields))
                 break
-            pending = [s for s in pending if s not in large]  # a full read holds at least one large subject
+            large = {s for s, count in Counter(scanned["srcs"]).items() if count >= self.scan_limit}
+            for subject in large:  # a full read holds at least one
+                self._remember_large((ns, subject))
+            pending = [s for s in pending if s not in large]
         return whole
 
     def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
@@ -315,14 +317,14 @@ class EdgeStore:
         self._large_subjects.add(subject)
 
 
-def _holds(props: dict, t: int, known_at: int | None) -> bool:
+def _holds(version: Version, t: int, known_at: int | None) -> bool:
     """Whether a version answers ``query_at(src, t, known_at)``: the filter of
     cypher/edges/query_current.cypher and query_known_at.cypher."""
-    if not props["valid_from"] <= t < props["valid_to"]:
+    if not version.valid_from <= t < version.valid_to:
         return False
     if known_at is None:
-        return props["sys_to"] == OPEN
-    return props["sys_from"] <= known_at < props["sys_to"]
+        return version.sys_to == OPEN
+    return version.sys_from <= known_at < version.sys_to
 
 
 def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:
