@@ -213,24 +213,25 @@ class EdgeStore:
         per subject) that returns the versions answering any of their questions, and each
         question is answered here from those by the rule the statements apply; a read that
         fills its limit names the subjects too large to read whole, which are remembered and
-        asked by time keys, one statement per question, in the same transaction.
+        asked by time keys, one statement per subject with the union of its questions' keys,
+        in the same transaction.
         """
         def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
             asked: dict[str, list[list]] = defaultdict(list)
             for src, t, known_at in questions:
                 if (ns, src) not in self._large_subjects:
                     asked[src].append([t, known_at])
-            whole = self._scan_many(tx, ns, asked)
-            found = []
+            versions = self._scan_many(tx, ns, asked)
+            large: dict[str, list[list]] = defaultdict(list)
             for src, t, known_at in questions:
-                if src in whole:
-                    found.append([v for v in whole[src] if _holds(v, t, known_at)])
-                    continue
-                keyed = q("query_current") if known_at is None else q("query_known_at")
-                keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
-                found.append([Version.from_props(r["v"]) for r in rows(
-                    tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)])
-            return found
+                if src not in versions:
+                    large[src].append([t, known_at])
+            for src, pairs in large.items():  # one statement per subject, by its questions' keys
+                keys = sorted({k for t, known_at in pairs
+                               for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
+                versions[src] = [Version(*fields) for fields in tx.run(
+                    q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
+            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in questions]
 
         answers = self.graph.read(read)
         return [sorted((v.flat(ns) for v in found), key=lambda v: (v["valid_at"], v["id"])) for found in answers]
