@@ -23,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -129,6 +130,7 @@ class Server:
         mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
         if not Path(mariadbd).exists():
             raise SystemExit("mariadbd not found: run `make bench-setup` (installs Debian's mariadb-server)")
+        self._stop_left_over()
         if self.folder.exists():
             shutil.rmtree(self.folder)
         data = self.folder / "data"
@@ -159,6 +161,22 @@ class Server:
                  " GRANT ALL PRIVILEGES ON *.* TO bench@'127.0.0.1';").format(pw=self.password)
         subprocess.run(["mariadb", f"--socket={self.socket}", "-u", "root", "-e", setup], check=True)
         return self
+
+    def _stop_left_over(self) -> None:
+        """Stop a server an earlier run left behind in this folder (its process died without
+        stopping it): found by the pid file and checked to be a mariadbd of this datadir."""
+        pid_file = self.folder / "mariadbd.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if f"--datadir={self.folder / 'data'}".encode() not in cmdline:
+            return
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     @property
     def socket(self) -> Path:
