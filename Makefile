@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench bench-setup clean
 NEO4J_LAUNCHER := tools/neo4j/target/kg-neo4j-launcher-1.jar
 
 setup: $(STAMP) tools/cypherlint/node_modules/.installed $(NEO4J_LAUNCHER)
@@ -39,8 +39,16 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
-bench: setup
+# The benchmarks' extras; bench.peer_mariadb's peer is Debian's MariaDB 10.11 server, and the
+# `mariadb` connector in the bench extra builds against its C client (libmariadb-dev).
+bench-setup: setup
+	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
+	  echo "installing mariadb-server and libmariadb-dev (Debian packages)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server libmariadb-dev >/dev/null; }
 	$(PY) -m pip install -q -e '.[bench]'
+
+bench: bench-setup
 	$(PY) -m bench
 
 clean:

@@ -22,6 +22,8 @@ MAX_ID_CHARS = 512  # an edge id, src, dst, relation, node name
 MAX_NAMESPACE_CHARS = 128
 MAX_ATTRIBUTES_BYTES = 65_536  # an edge's attributes as canonical UTF-8 JSON
 MAX_ATTRIBUTES_DEPTH = 32  # objects and arrays inside one another, the attributes object included
+MAX_QUESTIONS = 1_000  # query_at_many: questions answered in one read transaction
+MAX_INVALIDATIONS = 10_000  # invalidate_many: invalidations written in one transaction
 
 # A stated time must lie strictly inside Bolt's signed 64-bit range: the largest value is the
 # open end of an interval (kg.interval_index.OPEN), so a fact cannot start or end there.

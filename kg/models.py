@@ -15,7 +15,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from kg.errors import InvalidInput
 from kg.limits import (FIRST_TIME, LAST_TIME, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ID_CHARS,
-                       MAX_NAMESPACE_CHARS, deeper_than, may_nest_deeper, name_problem)
+                       MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_QUESTIONS, deeper_than, may_nest_deeper,
+                       name_problem)
 from kg.temporal import NewEdge, canonical_json
 from kg.timeparse import MAX_MS, MIN_MS, to_ms
 
@@ -152,6 +153,32 @@ class InvalidateEdge(Body):
     edge_id: Name
     invalid_at: StatedMs
     expired_at: StatedMs
+
+
+class Question(BaseModel):
+    """One ``query_at`` question of a ``query_at_many`` call."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    src: Name
+    t: Ms
+    known_at: Ms | None = None
+
+
+class QueryAtMany(Body):
+    questions: Annotated[list[Question], Field(min_length=1, max_length=MAX_QUESTIONS)]
+
+
+class Invalidation(BaseModel):
+    """One ``invalidate_edge`` of an ``invalidate_many`` call."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    edge_id: Name
+    invalid_at: StatedMs
+    expired_at: StatedMs
+
+
+class InvalidateMany(Body):
+    invalidations: Annotated[list[Invalidation], Field(min_length=1, max_length=MAX_INVALIDATIONS)]
 
 
 class StatedEdge(EdgeFields):

@@ -73,7 +73,9 @@ class EdgeStore:
         def op(plan: Plan) -> BatchResult:
             result = BatchResult()
             for edge in edges:
-                before = len(plan.closed) + len(plan.created)
+                # every invalidation adds exactly one version; the stored versions it closes
+                # (plan.closed) are not counted again: that counted a cut of an earlier batch twice
+                before = len(plan.created)
                 try:
                     status = plan.insert(edge)
                 except (Conflict, InvalidInput) as exc:
@@ -83,7 +85,7 @@ class EdgeStore:
                     result.unchanged += 1
                 else:
                     result.inserted += 1
-                    result.invalidated += len(plan.closed) + len(plan.created) - before - 1
+                    result.invalidated += len(plan.created) - before - 1
             return result
 
         result, _ = self._apply(ns, [e.id for e in edges], edges, op, read_ids=not expect_new)
@@ -96,6 +98,26 @@ class EdgeStore:
         view = plan.head(edge_id).flat(ns)
         view["changed"] = changed
         return view
+
+    def invalidate_many(self, ns: str, items: list[tuple[str, int, int]]) -> list[dict]:
+        """``invalidate_edge`` for each (edge id, invalid_at, expired_at), in order, in one transaction.
+
+        Each view is what ``invalidate_edge`` answers for that item after the ones before it.
+        A bad item (unknown id, a time before the edge's) fails the whole call, naming its
+        index (``invalidations.3.edge_id``), and nothing is written.
+        """
+        def op(plan: Plan) -> list[dict]:
+            views = []
+            for index, (edge_id, invalid_at, expired_at) in enumerate(items):
+                try:
+                    changed = plan.invalidate(edge_id, invalid_at, expired_at)
+                except InvalidInput as exc:  # NotFound too, with its own type
+                    raise type(exc)(f"invalidations.{index}.{exc.field}", exc.message) from None
+                views.append(plan.head(edge_id).flat(ns) | {"changed": changed})
+            return views
+
+        views, _ = self._apply(ns, [edge_id for edge_id, _, _ in items], [], op)
+        return views
 
     def contradict(self, ns: str, edge: NewEdge, contradicts: list[str], now_ms: int) -> dict:
         """Insert ``edge`` and invalidate every listed edge at its valid_at."""
@@ -184,6 +206,56 @@ class EdgeStore:
         views = [Version.from_props(props).flat(ns) for props in found]
         return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
 
+    def query_at_many(self, ns: str, questions: list[tuple[str, int, int | None]]) -> list[list[dict]]:
+        """``query_at`` for each (src, t, known_at), in one read transaction; each answer is ``query_at``'s.
+
+        Subjects not known to be large are read whole, all of them in one statement (a seek
+        per subject) that returns the versions answering any of their questions, and each
+        question is answered here from those by the rule the statements apply; a read that
+        fills its limit names the subjects too large to read whole, which are remembered and
+        asked by time keys, one statement per subject with the union of its questions' keys,
+        in the same transaction.
+        """
+        def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
+            asked: dict[str, list[list]] = defaultdict(list)
+            for src, t, known_at in questions:
+                if (ns, src) not in self._large_subjects:
+                    asked[src].append([t, known_at])
+            versions = self._scan_many(tx, ns, asked)
+            large: dict[str, list[list]] = defaultdict(list)
+            for src, t, known_at in questions:
+                if src not in versions:
+                    large[src].append([t, known_at])
+            for src, pairs in large.items():  # one statement per subject, by its questions' keys
+                keys = sorted({k for t, known_at in pairs
+                               for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
+                versions[src] = [Version(*fields) for fields in tx.run(
+                    q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
+            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in questions]
+
+        answers = self.graph.read(read)
+        return [sorted((v.flat(ns) for v in found), key=lambda v: (v["valid_at"], v["id"])) for found in answers]
+
+    def _scan_many(self, tx: neo4j.ManagedTransaction, ns: str, asked: dict[str, list[list]]) -> dict[str, list[Version]]:
+        """For each subject of ``asked`` small enough to read whole (``scan_limit``), its versions
+        that answer any of its questions; subjects found large are remembered and left out."""
+        whole: dict[str, list[Version]] = {}
+        pending = sorted(asked) if self.scan_limit else []
+        while pending:
+            cap = self.scan_limit * len(pending)
+            scanned = tx.run(q("scan_subjects_many"), ns=ns, srcs=pending, asked={s: asked[s] for s in pending},
+                             open=OPEN, limit=cap).single(strict=True)
+            if scanned["n"] < cap:  # nothing was cut off: every pending subject was read whole
+                whole.update((s, []) for s in pending)
+                for fields in scanned["v"]:
+                    whole[fields[2]].append(Version(*fields))
+                break
+            large = {s for s, count in Counter(scanned["srcs"]).items() if count >= self.scan_limit}
+            for subject in large:  # a full read holds at least one
+                self._remember_large((ns, subject))
+            pending = [s for s in pending if s not in large]
+        return whole
+
     def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
                       max_edges: int = 256) -> list[dict]:
         """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
@@ -244,6 +316,16 @@ class EdgeStore:
         if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
             self._large_subjects.clear()  # a hint only: forgetting costs one more scan
         self._large_subjects.add(subject)
+
+
+def _holds(version: Version, t: int, known_at: int | None) -> bool:
+    """Whether a version answers ``query_at(src, t, known_at)``: the filter of
+    cypher/edges/query_current.cypher and query_known_at.cypher."""
+    if not version.valid_from <= t < version.valid_to:
+        return False
+    if known_at is None:
+        return version.sys_to == OPEN
+    return version.sys_from <= known_at < version.sys_to
 
 
 def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:

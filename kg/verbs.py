@@ -32,6 +32,17 @@ def query_at(session: Session, body: m.QueryAt) -> list[dict]:
     return session.store.query_at(body.namespace, body.src, body.t, body.known_at)
 
 
+def query_at_many(session: Session, body: m.QueryAtMany) -> list[list[dict]]:
+    """Many ``query_at`` questions in one read: the answers in order, each as ``query_at`` gives it."""
+    return session.store.query_at_many(body.namespace, [(q.src, q.t, q.known_at) for q in body.questions])
+
+
+def invalidate_many(session: Session, body: m.InvalidateMany) -> list[dict]:
+    """Many invalidations in one transaction, each as ``invalidate_edge`` makes it; a bad one changes nothing."""
+    items = [(i.edge_id, i.invalid_at, i.expired_at) for i in body.invalidations]
+    return session.store.invalidate_many(body.namespace, items)
+
+
 def invalidate_edge(session: Session, body: m.InvalidateEdge) -> dict:
     """Close an edge's valid time (a new version; history kept)."""
     return session.store.invalidate_edge(body.namespace, body.edge_id, body.invalid_at, body.expired_at)
@@ -80,7 +91,9 @@ GRAPH_VERBS: tuple[Verb, ...] = (
     _verb("get_edge", m.GetEdge, get_edge),
     _verb("history", m.History, history),
     _verb("query_at", m.QueryAt, query_at),
+    _verb("query_at_many", m.QueryAtMany, query_at_many),
     _verb("invalidate_edge", m.InvalidateEdge, invalidate_edge),
+    _verb("invalidate_many", m.InvalidateMany, invalidate_many),
     _verb("contradict", m.Contradict, contradict),
     _verb("ingest", m.Ingest, ingest),
     _verb("health", m.Empty, health),

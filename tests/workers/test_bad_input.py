@@ -83,6 +83,8 @@ CASES: list[tuple[str, dict, str]] = [
     ("history", {"edge_id": 5}, "edge_id"),
     ("query_at", {"src": "a", "t": "yesterday"}, "t"),
     ("invalidate_edge", {"edge_id": "e", "invalid_at": 0}, "expired_at"),
+    ("query_at_many", {"questions": [{"src": "a", "t": 0}, {"src": "a", "t": "yesterday"}]}, "questions.1.t"),
+    ("invalidate_many", {"invalidations": [{"edge_id": "e", "invalid_at": 0}]}, "invalidations.0.expired_at"),
     ("contradict", {"new_edge": {}, "contradicts": "e", "now_ms": 0}, "new_edge.id"),
     ("ingest", {"edges": []}, "edges"),
     ("health", {"verbose": True}, "verbose"),
