@@ -320,3 +320,23 @@ def test_export_refuses_what_it_cannot_write(learn_session, settings, tmp_path) 
     assert sorted(save_state("one", tmp_path / "x.kgstate", settings=settings).parts) == ["ewc"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x.kgstate")] == []  # no temp file left
     assert os.path.getsize(tmp_path / "x.kgstate") < MAX_FILE_BYTES
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_file_written_by_the_first_release_still_loads_and_answers_the_same(redis_server, settings) -> None:
+    """``data/state-v1.kgstate`` was written by the release that introduced state files (format 1,
+    learn state schema 3: every core initialised and moved on by updates), with the answers it gave
+    then in ``state-v1-answers.json``. Every later release must load it and give those answers;
+    if the format or a core's layout changes, this file stays and the reader learns to upgrade it."""
+    expected = json.loads((DATA / "state-v1-answers.json").read_text())
+    state_file = read_state_file(DATA / "state-v1.kgstate")
+    assert state_file.format_version == 1 and state_file.namespace == "fixture"
+    assert {k: p.state_schema_version for k, p in state_file.parts.items()} == \
+        {"attention": 3, "ewc": 3, "instant": 3, "router": 3}
+    loaded = load_state(DATA / "state-v1.kgstate", settings=settings)
+    assert loaded.namespace == "fixture" and loaded.replaced == {"attention": 0, "ewc": 0, "instant": 0,
+                                                                 "router": 0}
+    with Session(settings) as s:
+        assert answers(s.dispatch, "fixture", [tuple(r) for r in expected["reads"]]) == expected["answers"]
