@@ -81,7 +81,10 @@ def save_state(namespace: str, path: str | os.PathLike[str], *, cores: list[str]
     if not present:
         raise InvalidInput("namespace", f"{namespace!r} has no learned state to export")
     raw = encode(namespace, present, written_ms=now_ms(), service_version=_service_version())
-    _write_atomically(Path(path), raw)
+    try:
+        _write_atomically(Path(path), raw)
+    except OSError as exc:
+        raise StateFileError(str(path), f"cannot be written ({exc.strerror or type(exc).__name__})") from None
     return decode(raw, str(path))
 
 

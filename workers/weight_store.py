@@ -148,7 +148,7 @@ class WeightStore(QueueOps, HistoryOps):
                     pipe.multi()
                     for kind, k in zip(kinds, keys):
                         ver, done = found[kind]
-                        record = replace(records[kind], namespace=ns, version=ver + 1)
+                        record = replace(records[kind], namespace=ns, version=ver + 1, written_ms=now_ms())
                         self._scripts["snapshot"](keys=[k.blob, k.snaps], args=[self.ws.snapshots_keep],
                                                   client=pipe)
                         call_keys, args = self._commit_call(ns, kind, version=ver, done=done, record=record,

@@ -18,7 +18,7 @@ import pytest
 
 import learn
 import workers.state_format
-from bench._procs import REPO, RedisServer, Worker, worker_env
+from bench._procs import REPO, RedisServer, Worker, wait_for, worker_env
 from kg.config import Settings
 from kg.errors import Conflict
 from service.root import Session
@@ -320,6 +320,32 @@ def test_export_refuses_what_it_cannot_write(learn_session, settings, tmp_path) 
     assert sorted(save_state("one", tmp_path / "x.kgstate", settings=settings).parts) == ["ewc"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".x.kgstate")] == []  # no temp file left
     assert os.path.getsize(tmp_path / "x.kgstate") < MAX_FILE_BYTES
+    with pytest.raises(StateFileError, match="cannot be written"):
+        save_state("one", tmp_path / "no-such-dir" / "x.kgstate", settings=settings)
+
+
+def test_events_queued_before_an_import_are_applied_on_the_imported_state(workers, learn_session,
+                                                                          tmp_path) -> None:
+    d = learn_session.dispatch
+    store = learn_session.learning.store
+    router = learn.FastGRNNRouter(in_dim=8, targets=["a", "b"], seed=21)
+    path = _file(tmp_path, router=router)
+    w1 = workers("w1")
+    assert d({"verb": "init_router", "body": {"namespace": "q", "targets": ["a", "b"], "in_dim": 8}})["ok"]
+    w1.stop()
+    queued = d({"verb": "record_outcome", "async": True,
+                "body": {"namespace": "q", "target": "b", "quality": 0.6, "embedding": X}})
+    assert queued["ok"] and store.depth("q", "router") == 1, queued
+    loaded = load_state(path, "q", replace=True, settings=learn_session.settings)
+    assert loaded.replaced == {"router": 1} and store.version("q", "router") == 2
+    workers("w2")
+    ticket = queued["data"]["ticket"]
+    wait_for(lambda: d({"verb": "poll", "body": {"ticket": ticket}})["data"]["status"] != "pending", 30,
+             "the queued event to be applied")
+    result = d({"verb": "poll", "body": {"ticket": ticket}})["data"]
+    assert result["status"] == "applied" and result["version"] == 3, result
+    router.record_outcome("b", 0.6, embedding=np.array(X))
+    assert store.load("q", "router").state == learn.to_bytes(router)
 
 
 DATA = Path(__file__).parent / "data"
