@@ -131,6 +131,24 @@ def cmd_state_rollback(args: argparse.Namespace) -> int:
     return rollback(Settings.from_env(), args.namespace, args.core, args.to_version)
 
 
+def cmd_state_export(args: argparse.Namespace) -> int:
+    from workers.state_cli import export
+
+    return export(Settings.from_env(), args.namespace, args.core, args.file)
+
+
+def cmd_state_import(args: argparse.Namespace) -> int:
+    from workers.state_cli import import_
+
+    return import_(Settings.from_env(), args.file, args.namespace, args.replace)
+
+
+def cmd_state_inspect(args: argparse.Namespace) -> int:
+    from workers.state_cli import inspect
+
+    return inspect(args.file)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from service.demo import run_demo
 
@@ -223,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serving processes forked by a preloading supervisor, which replaces one that "
                         "dies (default 1)")
     p.set_defaults(fn=cmd_serve)
-    state = sub.add_parser("state", help="inspect or roll back learned state in Redis")
+    state = sub.add_parser("state", help="inspect, roll back, export or import learned state")
     state_sub = state.add_subparsers(dest="state_command", required=True)
     p = state_sub.add_parser("show", help="versions, checks and history of a namespace's states")
     p.add_argument("--namespace", "-n", default="default")
@@ -236,6 +254,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to-version", type=int, default=None,
                    help="the version to restore (default: the newest intact one before the current)")
     p.set_defaults(fn=cmd_state_rollback)
+    p = state_sub.add_parser("export", help="write every core's current state of a namespace to one file")
+    p.add_argument("--namespace", "-n", default="default")
+    p.add_argument("--core", choices=["instant", "ewc", "router", "attention"], action="append", default=None,
+                   help="only this core (repeatable; default: every core that holds state)")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_state_export)
+    p = state_sub.add_parser("import", help="load a state file into a namespace: all cores or none, each as "
+                                            "a new version")
+    p.add_argument("file")
+    p.add_argument("--namespace", "-n", default=None, help="the namespace (default: the one in the file)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace cores that already hold state (the replaced versions stay for rollback)")
+    p.set_defaults(fn=cmd_state_import)
+    p = state_sub.add_parser("inspect", help="check a state file and print its manifest (writes nothing)")
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_state_inspect)
     p = sub.add_parser("demo", help="start the stack, ingest YAGO11k and answer as-of questions")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.set_defaults(fn=cmd_demo)

@@ -11,6 +11,8 @@
 - :mod:`workers.service` / :mod:`workers.verbs`: the caller's side and the learning verbs of the
   dispatch surface (registered on ``kg.dispatch``).
 - :mod:`service.http`: ``POST /v1/dispatch`` and ``GET /openapi.json``.
+- :mod:`workers.state_file` / :mod:`workers.state_format`: state files (``kg state export`` /
+  ``import``; ``save_state`` / ``load_state``).
 
 See docs/workers.md.
 """
@@ -28,13 +30,16 @@ _EXPORTS = {
     "NotInitialised": "workers.errors",
     "Record": "workers.store_record",
     "StateCorrupt": "workers.errors",
+    "StateFileError": "workers.errors",
     "StateKeys": "workers.store_keys",
     "UpdateFailed": "workers.errors",
     "WeightStore": "workers.weight_store",
     "WorkerTimeout": "workers.errors",
     "event_bytes": "workers.events",
+    "load_state": "workers.state_file",
     "make_ticket": "workers.service",
     "parse_ticket": "workers.service",
+    "save_state": "workers.state_file",
 }
 __all__ = sorted(_EXPORTS)
 

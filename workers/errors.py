@@ -6,7 +6,8 @@ KgError
 ├── Unavailable
 │   └── WorkerTimeout    no worker applied an update within the wait; it stays queued (ticket)
 ├── UpdateFailed         the worker applied the event and it failed (names the field); nothing changed
-└── StateCorrupt         a stored blob failed its checksum, schema or shape check; never re-initialised
+├── StateCorrupt         a stored blob failed its checksum, schema or shape check; never re-initialised
+└── StateFileError       a state file (``kg state import``) failed a check; nothing was written
 
 Redis errors are converted at the boundary (``RedisUnavailable`` from ``kg.errors``); learning
 errors (``learn.LearnInputError``) become ``InvalidInput`` naming the same field.
@@ -48,3 +49,12 @@ class StateCorrupt(KgError):
             f"inspect it with `kg state show -n {namespace}` and restore an earlier version with "
             f"`kg state rollback -n {namespace} --core {core}`"
         )
+
+
+class StateFileError(KgError):
+    """A state file failed a check (names the file and what is wrong); nothing was written."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"state file {path}: {reason}")

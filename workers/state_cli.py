@@ -1,4 +1,5 @@
-"""``kg state show`` and ``kg state rollback``: operator views of the weight store."""
+"""``kg state show``, ``rollback``, ``export``, ``import`` and ``inspect``: the operator's side of the
+weight store (the state files themselves: :mod:`workers.state_file`)."""
 
 from __future__ import annotations
 
@@ -71,4 +72,32 @@ def rollback(settings: Settings, ns: str, core: str, to_version: int | None) -> 
             publisher(settings).send_task("kg.drain", args=[ns, core])
     print(f"{core} state of namespace {ns!r}: version {before} -> {record.version} "
           f"(the content of version {restored}, {record.updates} updates, sha256 {record.sha256[:16]})")
+    return 0
+
+
+def export(settings: Settings, ns: str, cores: list[str] | None, path: str) -> int:
+    from workers.state_file import save_state
+
+    written = save_state(ns, path, cores=cores, settings=settings)
+    for kind, part in sorted(written.parts.items()):
+        print(f"{kind:<10} version {part.version:<6} updates {part.updates:<8} sha256 {part.sha256[:16]}  "
+              f"{len(part.state)} bytes")
+    print(f"namespace {ns!r}: {len(written.parts)} core(s) written to {path}")
+    return 0
+
+
+def import_(settings: Settings, path: str, ns: str | None, replace: bool) -> int:
+    from workers.state_file import load_state
+
+    loaded = load_state(path, ns, replace=replace, settings=settings)
+    for line in loaded.lines():
+        print(line)
+    print(f"namespace {loaded.namespace!r}: {len(loaded.file.parts)} core(s) imported from {path}")
+    return 0
+
+
+def inspect(path: str) -> int:
+    from workers.state_file import read_state_file
+
+    print(json.dumps(read_state_file(path).manifest(), indent=2, sort_keys=True))
     return 0

@@ -19,16 +19,18 @@ blob, the version, the consumed events and their results change together or not 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import redis
 
 from kg.config import WorkerSettings
+from kg.errors import Conflict
 from workers.errors import StateCorrupt
 from workers.store_history import HistoryOps
-from workers.store_keys import StateKeys
+from workers.store_keys import STATES_KEY, StateKeys
 from workers.store_queue import Applied, QueueOps
 from workers.store_record import Record, now_ms
 
@@ -67,6 +69,18 @@ class WeightStore(QueueOps, HistoryOps):
         ver, raw = pipe.execute()
         return self._checked(ns, core, int(ver or 0), raw)
 
+    def load_many(self, ns: str, cores: list[str]) -> dict[str, Record | None]:
+        """The current records of several states of a namespace, read in one transaction (so one
+        moment of all of them), each checked like ``load``."""
+        keys = [StateKeys.of(ns, core) for core in cores]
+        pipe = self.r.pipeline(transaction=True)
+        for k in keys:
+            pipe.get(k.ver)
+            pipe.get(k.blob)
+        out = pipe.execute()
+        return {core: self._checked(ns, core, int(out[2 * i] or 0), out[2 * i + 1])
+                for i, core in enumerate(cores)}
+
     def _checked(self, ns: str, core: str, version: int, raw: bytes | None) -> Record | None:
         if raw is None:
             if version:
@@ -81,6 +95,14 @@ class WeightStore(QueueOps, HistoryOps):
                applied: list[Applied], new_epoch: int | None = None,
                outcomes: list[str] = ()) -> tuple[bool, int, int]:
         """Compare-and-set (see commit.lua); returns (written, version, consumed count) now."""
+        keys, args = self._commit_call(ns, core, version=version, done=done, record=record,
+                                       applied=applied, new_epoch=new_epoch, outcomes=outcomes)
+        out = self._scripts["commit"](keys=keys, args=args)
+        return bool(int(out[0])), int(out[1]), int(out[2])
+
+    def _commit_call(self, ns: str, core: str, *, version: int, done: int, record: Record | None,
+                     applied: list[Applied], new_epoch: int | None,
+                     outcomes: list[str]) -> tuple[list[str], list[Any]]:
         k = StateKeys.of(ns, core)
         keys = [k.ver, k.blob, k.hist, k.pending, k.done, k.log, k.epoch, k.crash, k.outcomes, k.error,
                 k.payloads]
@@ -98,8 +120,50 @@ class WeightStore(QueueOps, HistoryOps):
                            "\n".join(ids), "\n".join(logs), "\n".join(results), "".join(wake),
                            "\n".join(outcomes), now_ms(), self.ws.history_every_ms,
                            "\n".join(a.event.ref for a in applied if a.event.ref)]
-        out = self._scripts["commit"](keys=keys, args=args)
-        return bool(int(out[0])), int(out[1]), int(out[2])
+        return keys, args
+
+    def commit_states(self, ns: str, records: Mapping[str, Record],
+                      check: Callable[[dict[str, int]], None]) -> dict[str, int]:
+        """Write ``records`` (by core, their versions ignored) as the new versions of several states of
+        one namespace, all or none; returns the versions they replaced (0: none).
+
+        The versions and consumed counts of every state are WATCHed and read, ``check(versions)``
+        may refuse (raise) before anything is written, then one MULTI/EXEC keeps each current blob as
+        a snapshot (for ``kg state rollback``, whatever ``KG_STATE_HISTORY_EVERY_MS`` says), runs
+        commit.lua (the compare-and-set of every update) with each record at the next version and
+        its epoch, and lists the state in ``kg:w:states``. A write by anyone else in between aborts
+        the EXEC, which writes nothing; the whole is then read and checked again. One transaction
+        spans several hash slots: fine on one Redis server, which is what the service runs on.
+        """
+        kinds = sorted(records)
+        keys = [StateKeys.of(ns, kind) for kind in kinds]
+        watched = [key for k in keys for key in (k.ver, k.done, k.blob)]
+        for _ in range(20):
+            with self.r.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(*watched)
+                    found = {kind: (int(pipe.get(k.ver) or 0), int(pipe.get(k.done) or 0))
+                             for kind, k in zip(kinds, keys)}
+                    check({kind: ver for kind, (ver, _) in found.items()})
+                    pipe.multi()
+                    for kind, k in zip(kinds, keys):
+                        ver, done = found[kind]
+                        record = replace(records[kind], namespace=ns, version=ver + 1, written_ms=now_ms())
+                        self._scripts["snapshot"](keys=[k.blob, k.snaps], args=[self.ws.snapshots_keep],
+                                                  client=pipe)
+                        call_keys, args = self._commit_call(ns, kind, version=ver, done=done, record=record,
+                                                            applied=[], new_epoch=ver + 1, outcomes=[])
+                        self._scripts["commit"](keys=call_keys, args=args, client=pipe)
+                        pipe.sadd(STATES_KEY, k.member)
+                    out = pipe.execute()
+                except redis.WatchError:
+                    continue
+            written = out[1::3]
+            if not all(int(w[0]) for w in written):  # cannot happen under WATCH; say so if it does
+                raise RuntimeError(f"commit.lua refused a watched write of namespace {ns!r}")
+            return {kind: ver for kind, (ver, _) in found.items()}
+        raise Conflict("namespace", "its states kept changing while being written (running drains?); "
+                                    "try again, or stop the workers")
 
     def note_error(self, ns: str, core: str, message: str) -> None:
         """Remember why a drain could not apply (shown by ``health`` until the state is fixed)."""
