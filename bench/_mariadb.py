@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from bench._procs import stop_process
 from kg.interval_index import OPEN
 from kg.temporal import NewEdge
 
@@ -194,13 +195,7 @@ class Server:
         return conn
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 60)
 
     def __enter__(self) -> "Server":
         return self.start()

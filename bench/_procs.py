@@ -41,6 +41,16 @@ def wait_for(pred, timeout: float, what: str, every: float = 0.05):
         time.sleep(every)
 
 
+def stop_process(proc: subprocess.Popen | None, timeout_s: float) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``timeout_s``."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
 class RedisServer:
     """redis-server with AOF (appendfsync everysec), as ``kg up`` runs it."""
 
@@ -86,12 +96,7 @@ class RedisServer:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, 10)
 
 
 class Worker:

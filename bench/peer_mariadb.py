@@ -49,17 +49,24 @@ def batches(records: list[dict], size: int) -> list[list]:
     return [edges_from_records(records[k:k + size], None)[0] for k in range(0, len(records), size)]
 
 
+def timed_pair(spent: dict[str, float], service, mariadb, suffix: str = "") -> tuple:
+    """Run the service's call, then MariaDB's, adding each one's seconds to ``spent`` (keys
+    ``service<suffix>`` and ``mariadb<suffix>``); their answers."""
+    start = time.perf_counter()
+    ours = service()
+    middle = time.perf_counter()
+    theirs = mariadb()
+    spent["service" + suffix] += middle - start
+    spent["mariadb" + suffix] += time.perf_counter() - middle
+    return ours, theirs
+
+
 def ingest(store, peer: Peer, ns: str, loads: list[list], desc: str) -> dict:
     """Seconds each side spent on the same batches, alternating batch by batch."""
     spent = {"service": 0.0, "mariadb": 0.0}
     edges = 0
     for edges_batch in tqdm(loads, desc=desc, unit=" batches", mininterval=2.0):
-        start = time.perf_counter()
-        store.insert_many(ns, edges_batch)
-        middle = time.perf_counter()
-        peer.insert_many(edges_batch)
-        spent["service"] += middle - start
-        spent["mariadb"] += time.perf_counter() - middle
+        timed_pair(spent, lambda: store.insert_many(ns, edges_batch), lambda: peer.insert_many(edges_batch))
         edges += len(edges_batch)
     return {"edges": edges, **{f"{side}_edges_per_s": edges / s for side, s in spent.items()}}
 
@@ -78,12 +85,8 @@ def invalidations(records: list[dict], count: int, seed: int = 5) -> list[tuple[
 def invalidate(store, peer: Peer, ns: str, items: list[tuple[str, int, int]]) -> dict:
     spent = {"service": 0.0, "mariadb": 0.0}
     for edge_id, invalid_at, expired_at in tqdm(items, desc="invalidate, one per call", mininterval=2.0):
-        start = time.perf_counter()
-        store.invalidate_edge(ns, edge_id, invalid_at, expired_at)
-        middle = time.perf_counter()
-        peer.invalidate(edge_id, invalid_at, expired_at)
-        spent["service"] += middle - start
-        spent["mariadb"] += time.perf_counter() - middle
+        timed_pair(spent, lambda: store.invalidate_edge(ns, edge_id, invalid_at, expired_at),
+                   lambda: peer.invalidate(edge_id, invalid_at, expired_at))
     return {"count": len(items), **{f"{side}_per_s": len(items) / s for side, s in spent.items()}}
 
 
@@ -92,12 +95,7 @@ def invalidate_bulk(store, peer: Peer, ns: str, items: list[tuple[str, int, int]
     spent = {"service": 0.0, "mariadb": 0.0}
     for k in range(0, len(items), size):
         chunk = [(edge_id, invalid_at, items[k][2]) for edge_id, invalid_at, _ in items[k:k + size]]
-        start = time.perf_counter()
-        store.invalidate_many(ns, chunk)
-        middle = time.perf_counter()
-        peer.invalidate_many(chunk)
-        spent["service"] += middle - start
-        spent["mariadb"] += time.perf_counter() - middle
+        timed_pair(spent, lambda: store.invalidate_many(ns, chunk), lambda: peer.invalidate_many(chunk))
     return {"count": len(items), "per_call": size, **{f"{side}_per_s": len(items) / s for side, s in spent.items()}}
 
 
@@ -110,23 +108,13 @@ def batched(store, peer: Peer, ns: str, n: int, count: int, size: int, hubs: boo
         person, hub, t, known = questions(rng, n)
         asked.append((hub if hubs else person, t, known if k % 2 else None))
     spent = {key: 0.0 for key in ("service_single", "mariadb_single", "service_batched", "mariadb_batched")}
-    start = time.perf_counter()
-    for src, t, known in asked:
-        store.query_at(ns, src, t, known)
-    middle = time.perf_counter()
-    for src, t, known in asked:
-        peer.query_at(src, t, known)
-    spent["service_single"] += middle - start
-    spent["mariadb_single"] += time.perf_counter() - middle
+    timed_pair(spent, lambda: [store.query_at(ns, *q) for q in asked], lambda: [peer.query_at(*q) for q in asked],
+               "_single")
     differ = 0
     for k in range(0, count, size):
         chunk = asked[k:k + size]
-        start = time.perf_counter()
-        ours = store.query_at_many(ns, chunk)
-        middle = time.perf_counter()
-        theirs = peer.query_at_many(chunk)
-        spent["service_batched"] += middle - start
-        spent["mariadb_batched"] += time.perf_counter() - middle
+        ours, theirs = timed_pair(spent, lambda: store.query_at_many(ns, chunk), lambda: peer.query_at_many(chunk),
+                                  "_batched")
         differ += sum(sorted(service_answer(v) for v in a) != b for a, b in zip(ours, theirs))
     return {"questions": count, "per_call": size, "compared": count, "differ": differ,
             **{f"{key}_per_s": count / s for key, s in spent.items()}}
