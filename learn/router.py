@@ -54,10 +54,16 @@ from learn.errors import LearnInputError
 from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
+from learn.router_bayes import BayesHead, normals
 from learn.shift import InputShift
 from learn.state import State, register
 
-__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "Draw", "FastGRNNRouter", "context_bucket"]
+__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "Draw", "FastGRNNRouter", "POLICIES", "context_bucket"]
+
+POLICIES = ("epsilon", "thompson", "ucb")
+"""How the model is chosen: ``epsilon``-greedy on the network's estimate, or Thompson sampling /
+UCB on the Bayesian linear head (:mod:`learn.router_bayes`)."""
+MAX_BAYES_DIM = 256
 
 
 @register
@@ -99,6 +105,10 @@ class FastGRNNRouter(Targeted):
         shift_window: int = 50,
         shift_beta: float = 0.1,
         shift_min: float = 2.0,
+        policy: str = "epsilon",
+        prior_precision: float = 300.0,
+        ucb_alpha: float = 1.0,
+        bayes_dim: int = 128,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -127,6 +137,14 @@ class FastGRNNRouter(Targeted):
         self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
         self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
+        if policy not in POLICIES:
+            raise LearnInputError("policy", f"expected one of {', '.join(POLICIES)}")
+        self.policy = policy
+        self.prior_precision = _check.number(prior_precision, "prior_precision", lo=1e-6)
+        self.ucb_alpha = _check.number(ucb_alpha, "ucb_alpha", lo=0.0)
+        self.bayes_dim = _check.integer(bayes_dim, "bayes_dim", lo=1)
+        if self.bayes_dim > MAX_BAYES_DIM:
+            raise LearnInputError("bayes_dim", f"must be at most {MAX_BAYES_DIM}")
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._fresh()
@@ -156,6 +174,11 @@ class FastGRNNRouter(Targeted):
         self._bucket_updates = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
         self._shift = InputShift(d, self.shift_window, self.shift_beta, self.shift_min)
+        self._bayes = (
+            None
+            if self.policy == "epsilon"
+            else BayesHead(n, d, self.bayes_dim, self.prior_precision, self.seed)
+        )
 
     # --- reading the state -------------------------------------------------------------------
 
@@ -208,6 +231,8 @@ class FastGRNNRouter(Targeted):
     def expected_quality(self, embedding: Any) -> np.ndarray:
         """Per-target expected quality for this input in the current mode (changes nothing)."""
         x = _check.vector(embedding, "embedding", self.in_dim)
+        if self._bayes is not None:
+            return self._bayes.posterior(self._bayes.features(self._norm.standardise(x)))[0]
         mode = self.mode
         if mode == "fastgrnn":
             xs = self._norm.standardise(x)
@@ -252,6 +277,8 @@ class FastGRNNRouter(Targeted):
                 score = np.zeros(n)
             bucket = 0 if bucket is None else bucket
             temperature, top_p, confidence = RULE_TEMPERATURE, RULE_TOP_P, RULE_CONFIDENCE
+        if self._bayes is not None:
+            score = self._bayes_score(x, explore)
         if adapter is not None:
             score = score + adapter
         choice = int(np.argmax(score))
@@ -267,6 +294,22 @@ class FastGRNNRouter(Targeted):
             "algo": mode,
             "exploration": exploration,
         }
+
+    @property
+    def needs_draw(self) -> bool:
+        """Whether a route uses its draw (exploration, or Thompson sampling's noise)."""
+        return self.epsilon > 0.0 or self.policy == "thompson"
+
+    def _bayes_score(self, x: np.ndarray, draw: tuple[float, int] | None) -> np.ndarray:
+        """The Bayesian head's score per target: a posterior sample (Thompson; the posterior
+        mean without a draw) or the upper confidence bound, less the weighted cost."""
+        head = self._bayes
+        mean, sd = head.posterior(head.features(self._norm.standardise(x)))
+        if self.policy == "ucb":
+            mean = mean + self.ucb_alpha * sd
+        elif draw is not None:
+            mean = mean + sd * normals(draw[1], len(mean))
+        return mean - self.cost_weight * self._cost
 
     def loss(self, embedding: Any, target: Any, quality: Any) -> float:
         """Binary cross-entropy of the model head on one outcome (for boundary detection)."""
@@ -317,7 +360,10 @@ class FastGRNNRouter(Targeted):
             return False
         fired = self._shift.observe(x, self._norm.scale)  # against the statistics before x
         self._norm.update(x, self.norm_momentum)
-        self._step(self._norm.standardise(x), k, q, bucket, t, tp, baseline)
+        xs = self._norm.standardise(x)
+        if self._bayes is not None:
+            self._bayes.update(k, self._bayes.features(xs), q)
+        self._step(xs, k, q, bucket, t, tp, baseline)
         return fired
 
     def train_batch(
