@@ -35,13 +35,20 @@ as the price) and its standard deviation ``sqrt(s2 * phi' C_k phi)``. Thompson s
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
-from learn.errors import StateError
+from learn import _check
+from learn.errors import LearnInputError, StateError
 from learn.state import expect_array
 
-__all__ = ["BayesHead", "normals"]
+__all__ = ["MAX_BAYES_DIM", "POLICIES", "BayesHead", "check_policy", "normals"]
+
+POLICIES = ("epsilon", "thompson", "ucb")
+"""How the router chooses: ``epsilon``-greedy on its network's estimate, or Thompson sampling / UCB
+on this head."""
+MAX_BAYES_DIM = 256
 
 NOISE_FLOOR = 0.05
 PRIOR_COUNT = 2.0
@@ -66,6 +73,17 @@ def normals(k: int, n: int) -> np.ndarray:
     u1, u2 = u[: m // 2], u[m // 2 :]
     r = np.sqrt(-2.0 * np.log(u1))
     return np.concatenate([r * np.cos(2.0 * math.pi * u2), r * np.sin(2.0 * math.pi * u2)])[:n]
+
+
+def check_policy(policy: Any, prior_precision: Any, ucb_alpha: Any, bayes_dim: Any) -> tuple:
+    """The four policy settings of the router, checked (a failure names its field)."""
+    if not isinstance(policy, str) or policy not in POLICIES:
+        raise LearnInputError("policy", f"expected one of {', '.join(POLICIES)}")
+    dim = _check.integer(bayes_dim, "bayes_dim", lo=1)
+    if dim > MAX_BAYES_DIM:
+        raise LearnInputError("bayes_dim", f"must be at most {MAX_BAYES_DIM}")
+    return (policy, _check.number(prior_precision, "prior_precision", lo=1e-6),
+            _check.number(ucb_alpha, "ucb_alpha", lo=0.0), dim)
 
 
 class BayesHead:
@@ -113,6 +131,15 @@ class BayesHead:
         mean = np.clip(self.mu @ phi, 0.0, 1.0)
         var = np.einsum("kij,i,j->k", self.cov, phi, phi)
         return mean, np.sqrt(np.maximum(var, 0.0) * self.noise())
+
+    def score(self, xs: np.ndarray, settings: Any, draw: tuple[float, int] | None) -> np.ndarray:
+        """Per target: a posterior sample (Thompson; the posterior mean without a draw) or the
+        upper confidence bound, at the standardised input ``xs`` (``settings``: the router's
+        ``policy`` and ``ucb_alpha``)."""
+        mean, sd = self.posterior(self.features(xs))
+        if settings.policy == "ucb":
+            return mean + settings.ucb_alpha * sd
+        return mean if draw is None else mean + sd * normals(draw[1], len(mean))
 
     # --- learning ----------------------------------------------------------------------------
 
