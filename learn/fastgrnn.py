@@ -39,7 +39,7 @@ import numpy as np
 
 from learn.context import CONTEXT_BUCKETS
 
-__all__ = ["FastGRNNNet", "RULE_CONFIDENCE", "RULE_TEMPERATURE", "RULE_TOP_P"]
+__all__ = ["FastGRNNNet", "RULE_CONFIDENCE", "bce", "RULE_TEMPERATURE", "RULE_TOP_P"]
 
 RULE_TEMPERATURE = 0.7
 RULE_TOP_P = 0.9
@@ -48,6 +48,12 @@ RULE_CONFIDENCE = 0.5
 
 def sigmoid(x: Any) -> Any:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def bce(q: float, p: float) -> float:
+    """Binary cross-entropy of quality ``q`` against the estimate ``p`` (clipped away from 0 and 1)."""
+    p = min(max(p, 1e-7), 1.0 - 1e-7)
+    return -(q * math.log(p) + (1.0 - q) * math.log(1.0 - p))
 
 
 def _logit(p: float) -> float:

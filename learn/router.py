@@ -14,8 +14,10 @@ input weights are zero), read by five linear heads:
 
 Learning is a contextual bandit: only the chosen target's outcome is seen. ``record_outcome`` with
 an embedding takes one step of the binary cross-entropy between the chosen target's expected
-quality and the observed quality, back-propagated into the cell. The step (:mod:`learn.optimiser`)
-is AdaGrad by default (``optimizer="adagrad"``, lr 0.003; its per-entry sums of squared gradients
+quality and the observed quality, back-propagated into the cell; ``policy="thompson"`` or ``"ucb"``
+chooses the model on a Bayesian linear head instead (:mod:`learn.router_bayes`; epsilon exploration
+applies under every policy; ``algo`` stays the network's mode). The step (:mod:`learn.optimiser`) is
+AdaGrad by default (``optimizer="adagrad"``, lr 0.003; its per-entry sums of squared gradients
 are state), or plain SGD (``optimizer="sgd"``; pair it with ``skip=False`` or a small lr, because
 the skip path's input has about ``in_dim`` unit-variance features). ``train_batch`` takes the same
 steps over logged outcomes. Inputs are standardised with a running mean and variance
@@ -40,7 +42,6 @@ from an embedding or the router was created with ``trained=True``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,13 +52,14 @@ from learn._base import Targeted, anchor_pair
 from learn.context import CONTEXT_BUCKETS, CONTEXT_WINDOWS, bucket_index, context_bucket
 from learn.draw import Draw, check_draw
 from learn.errors import LearnInputError
-from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet
+from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet, bce
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
+from learn.router_bayes import POLICIES, BayesHead, check_policy
 from learn.shift import InputShift
 from learn.state import State, register
 
-__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "Draw", "FastGRNNRouter", "context_bucket"]
+__all__ = ["CONTEXT_BUCKETS", "CONTEXT_WINDOWS", "Draw", "FastGRNNRouter", "POLICIES", "context_bucket"]
 
 
 @register
@@ -99,6 +101,10 @@ class FastGRNNRouter(Targeted):
         shift_window: int = 50,
         shift_beta: float = 0.1,
         shift_min: float = 2.0,
+        policy: str = "epsilon",
+        prior_precision: float = 300.0,
+        ucb_alpha: float = 1.0,
+        bayes_dim: int = 128,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -127,6 +133,8 @@ class FastGRNNRouter(Targeted):
         self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
         self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
+        self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim = check_policy(
+            policy, prior_precision, ucb_alpha, bayes_dim)
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._fresh()
@@ -156,6 +164,8 @@ class FastGRNNRouter(Targeted):
         self._bucket_updates = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
         self._shift = InputShift(d, self.shift_window, self.shift_beta, self.shift_min)
+        bayes = self.policy != "epsilon"
+        self._bayes = BayesHead(n, d, self.bayes_dim, self.prior_precision, self.seed) if bayes else None
 
     # --- reading the state -------------------------------------------------------------------
 
@@ -208,6 +218,8 @@ class FastGRNNRouter(Targeted):
     def expected_quality(self, embedding: Any) -> np.ndarray:
         """Per-target expected quality for this input in the current mode (changes nothing)."""
         x = _check.vector(embedding, "embedding", self.in_dim)
+        if self._bayes is not None:
+            return self._bayes.posterior(self._bayes.features(self._norm.standardise(x)))[0]
         mode = self.mode
         if mode == "fastgrnn":
             xs = self._norm.standardise(x)
@@ -252,6 +264,9 @@ class FastGRNNRouter(Targeted):
                 score = np.zeros(n)
             bucket = 0 if bucket is None else bucket
             temperature, top_p, confidence = RULE_TEMPERATURE, RULE_TOP_P, RULE_CONFIDENCE
+        if self._bayes is not None:  # the head chooses, with the cost on its (quality) scale
+            xs = self._norm.standardise(x)
+            score = self._bayes.score(xs, self, explore) - self.cost_weight * self._cost
         if adapter is not None:
             score = score + adapter
         choice = int(np.argmax(score))
@@ -268,6 +283,10 @@ class FastGRNNRouter(Targeted):
             "exploration": exploration,
         }
 
+    @property
+    def needs_draw(self) -> bool:  # exploration, or Thompson sampling's noise
+        return self.epsilon > 0.0 or self.policy == "thompson"
+
     def loss(self, embedding: Any, target: Any, quality: Any) -> float:
         """Binary cross-entropy of the model head on one outcome (for boundary detection)."""
         x = _check.vector(embedding, "embedding", self.in_dim)
@@ -275,7 +294,7 @@ class FastGRNNRouter(Targeted):
         q = _check.number(quality, "quality", lo=0.0, hi=1.0)
         xs = self._norm.standardise(x)
         p = float(self._net.heads(self._net.cell(xs)[3], xs)["quality"][k])
-        return _bce(q, p)
+        return bce(q, p)
 
     def grads(self, embedding: Any, target: Any, quality: Any) -> dict[str, np.ndarray]:
         """Gradients of :meth:`loss` for every cell and model-head array (for an EWC Fisher)."""
@@ -317,7 +336,10 @@ class FastGRNNRouter(Targeted):
             return False
         fired = self._shift.observe(x, self._norm.scale)  # against the statistics before x
         self._norm.update(x, self.norm_momentum)
-        self._step(self._norm.standardise(x), k, q, bucket, t, tp, baseline)
+        xs = self._norm.standardise(x)
+        if self._bayes is not None:
+            self._bayes.update(k, self._bayes.features(xs), q)
+        self._step(xs, k, q, bucket, t, tp, baseline)
         return fired
 
     def train_batch(
@@ -390,7 +412,7 @@ class FastGRNNRouter(Targeted):
             step(f"{head}.b", p[f"{head}.b"], gz[sl], lr, lam)
         net.refresh_w()
         self._head_updates += 1
-        return _bce(q, pk)
+        return bce(q, pk)
 
     def anchor(
         self, fisher: Mapping[str, Any], snapshot: Mapping[str, Any] | None = None
@@ -416,14 +438,10 @@ class FastGRNNRouter(Targeted):
 
     @classmethod
     def upgrade(cls, state: State, version: int) -> State:
-        """A version-2 state (before the input-shift monitor) with a fresh monitor added."""
+        """An older state (layout 2 or 3) in the current layout (:func:`learn.router_state.upgrade`)."""
         return router_state.upgrade(cls, state, version)
 
     @classmethod
     def from_state(cls, state: State) -> FastGRNNRouter:
         return router_state.from_state(cls, state)
 
-
-def _bce(q: float, p: float) -> float:
-    p = min(max(p, 1e-7), 1.0 - 1e-7)
-    return -(q * math.log(p) + (1.0 - q) * math.log(1.0 - p))

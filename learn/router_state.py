@@ -1,8 +1,9 @@
 """The router's state out and in: every array and counter, checked on the way in.
 
-The layout (``SCHEMA_VERSION`` 3): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
+The layout (``SCHEMA_VERSION`` 4): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
 ``fisher.<name>`` and ``snapshot.<name>`` (the optimiser), ``mask``, ``norm.mean``/``norm.var``,
-``ema``, ``outcomes`` and the input-shift monitor's ``shift.*``; scalars ``norm_n``,
+``ema``, ``outcomes``, the input-shift monitor's ``shift.*`` and, with a ``thompson`` or ``ucb``
+policy, the Bayesian head's ``bayes.*`` (:mod:`learn.router_bayes`); scalars ``norm_n``,
 ``head_updates``, ``bucket_updates``, ``anchored``, ``rng`` (the generator of ``train_batch``) and
 ``shift``.
 """
@@ -24,6 +25,8 @@ def to_state(r: Any) -> State:
     arrays = {f"param.{k}": v for k, v in r._net.p.items()}
     arrays.update(r._opt.arrays())
     arrays.update(r._shift.arrays("shift"))
+    if r._bayes is not None:
+        arrays.update(r._bayes.arrays())
     arrays.update(
         {
             "mask": r._net.mask,
@@ -48,17 +51,23 @@ def to_state(r: Any) -> State:
 
 
 def upgrade(cls: Any, state: State, version: int) -> State:
-    """A version-2 state (before the input-shift monitor) with a fresh monitor added.
+    """An older state in the current layout.
 
-    The monitor only observes, so the router learns on exactly as before; it
-    starts counting windows from the upgrade.
+    Version 2 (before the input-shift monitor) gets a fresh monitor: it only observes, so the router
+    learns on exactly as before, and it starts counting windows from the upgrade. Version 3 (before
+    the choice policies) gets the four policy settings at their defaults: ``policy`` is
+    ``"epsilon"``, the only one there was, so the router routes and learns exactly as before.
     """
-    if version != 2:
+    if version not in (2, 3):
         raise StateError(f"no upgrade from router layout {version}")
-    fresh = cls(**state.settings).to_state()  # the monitor's defaults and empty window
+    if "policy" in state.settings:
+        raise StateError("router settings are invalid (policy)")
+    fresh = cls(**state.settings).to_state()  # the defaults of every newer setting
+    settings = {**fresh.settings, **state.settings}
+    if version == 3:
+        return State(settings, state.scalars, state.arrays)
     shift = {k: v for k, v in fresh.arrays.items() if k.startswith("shift.")}
-    return State({**fresh.settings, **state.settings}, {**state.scalars, "shift": fresh.scalars["shift"]},
-                 {**state.arrays, **shift})
+    return State(settings, {**state.scalars, "shift": fresh.scalars["shift"]}, {**state.arrays, **shift})
 
 
 def from_state(cls: Any, state: State) -> Any:
@@ -76,7 +85,11 @@ def from_state(cls: Any, state: State) -> Any:
     core._ema = expect_array(a, "ema", (n,))
     core._outcomes = expect_array(a, "outcomes", (n,), np.int64)
     core._shift.restore(a, "shift", sc["shift"])
-    if len(a) != len(net.p) + len(core._opt.g2) + 2 * len(anchored) + 8:
+    bayes = 0
+    if core._bayes is not None:
+        core._bayes.restore(a)
+        bayes = len(core._bayes.arrays())
+    if len(a) != len(net.p) + len(core._opt.g2) + 2 * len(anchored) + 8 + bayes:
         raise StateError("router blob holds unexpected arrays")
     core._head_updates = int(sc["head_updates"])
     core._bucket_updates = int(sc["bucket_updates"])

@@ -23,7 +23,7 @@ payload.quality
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -151,6 +151,10 @@ class InitRouter(_Body):
     epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     costs: Annotated[dict[Name, Cost], Field(max_length=MAX_TARGETS)] | None = None
     cost_weight: Annotated[float, Field(ge=0.0)] = 0.0
+    policy: Literal["thompson", "ucb", "epsilon"] = "thompson"
+    """how the model is chosen (``learn.router.POLICIES``): a new router samples its Bayesian head
+    (Thompson), so a target it has tried rarely is not written off; ``epsilon`` is the greedy
+    network of earlier releases. ``epsilon`` exploration applies under every policy."""
 
     _targets = field_validator("targets")(_unique)
 

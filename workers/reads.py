@@ -53,7 +53,7 @@ def route_read(cur: Any, embedding: list[float] | np.ndarray, estimated_tokens: 
     core = cur.core
     x = np.asarray(embedding, dtype=np.float64)
     draw = None
-    if core.epsilon > 0:
+    if core.needs_draw:  # epsilon exploration, or Thompson sampling's noise
         h = cur.seed_hash.copy()
         h.update(x.tobytes())
         h.update(repr((estimated_tokens, adapter_logits)).encode())

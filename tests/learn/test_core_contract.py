@@ -254,6 +254,21 @@ CASES = {
             ({"skip": "yes"}, "skip"),
         ],
     ),
+    # the router's Bayesian policies (learn/router_bayes.py); in_dim 8 over bayes_dim 4: the sketch
+    "router-thompson": Case(
+        FastGRNNRouter, {"in_dim": 8, "targets": ["a", "b"], "epsilon": 0.2, "hidden": 16, "shift_window": 2,
+                         "policy": "thompson", "bayes_dim": 4},
+        _router_train, _router_reads, _router_bad,
+        bad_settings=[({"policy": "greedy"}, "policy"), ({"prior_precision": 0.0}, "prior_precision"),
+                      ({"bayes_dim": 0}, "bayes_dim"), ({"bayes_dim": 257}, "bayes_dim"),
+                      ({"ucb_alpha": -1.0}, "ucb_alpha")],
+    ),
+    "router-ucb": Case(
+        FastGRNNRouter, {"in_dim": 8, "targets": ["a", "b"], "epsilon": 0.0, "hidden": 16, "shift_window": 2,
+                         "policy": "ucb", "prior_precision": 3.0},
+        _router_train, _router_reads, _router_bad,
+        bad_settings=[({"policy": 1}, "policy"), ({"ucb_alpha": NAN}, "ucb_alpha")],
+    ),
     "attention": Case(
         GraphAttention, {"dim": 32, "seed": 0, "relations": ["knows", "works_at"]}, _attention_train,
         _attention_reads, _attention_bad,
@@ -262,12 +277,13 @@ CASES = {
 }
 
 KINDS = list(CASES)
+"""Case names: a core's kind, or its kind and a mode (``router-thompson``)."""
 
 
 def test_every_registered_core_is_in_the_suite():
     from learn.state import _KINDS
 
-    assert set(_KINDS) == set(CASES)
+    assert set(_KINDS) == {case.cls.kind for case in CASES.values()}
     assert all(CASES[kind].cls is cls for kind, cls in _KINDS.items())
 
 
@@ -282,7 +298,7 @@ def test_settings_round_trip_through_the_constructor_and_the_state(kind):
     assert list(settings) == [p for p in inspect.signature(case.cls.__init__).parameters if p != "self"]
     assert json.loads(json.dumps(settings)) == settings  # JSON as it is
     assert case.cls(**settings).settings() == settings
-    assert from_bytes(to_bytes(core), kind).settings() == settings
+    assert from_bytes(to_bytes(core), case.cls.kind).settings() == settings
     assert to_bytes(case.cls(**settings)) == to_bytes(case.cls(**case.settings))  # a fresh core
     settings_copy = core.settings()
     for value in settings_copy.values():  # a copy: changing it changes nothing in the core
@@ -309,8 +325,8 @@ def test_state_round_trip_is_bit_exact(kind):
     case = CASES[kind]
     core = case.make()
     blob = to_bytes(core)
-    assert peek_kind(blob) == kind == core.kind
-    again = from_bytes(blob, kind)
+    assert peek_kind(blob) == case.cls.kind == core.kind
+    again = from_bytes(blob, core.kind)
     assert to_bytes(again) == blob
     via_state = case.cls.from_state(core.to_state())
     assert to_bytes(via_state) == blob
@@ -389,6 +405,6 @@ def test_error_messages_never_echo_values(kind, rejects):
     core = case.make()
     secret = [123456.789] * 5
     fn = {"instant": lambda: core.learn(secret, "a", 1.0), "ewc": lambda: core.penalty("w", secret),
-          "router": lambda: core.route(secret), "attention": lambda: core.attend(secret, {}, [], NOW)}[kind]
-    err = rejects(core, {"ewc": "params", "attention": "query"}.get(kind, "embedding"), fn)
+          "router": lambda: core.route(secret), "attention": lambda: core.attend(secret, {}, [], NOW)}[core.kind]
+    err = rejects(core, {"ewc": "params", "attention": "query"}.get(core.kind, "embedding"), fn)
     assert "123456" not in str(err)

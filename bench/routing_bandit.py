@@ -1,0 +1,327 @@
+"""The router as a production contextual bandit: cold start, its own policy, one fixed price.
+
+    python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
+        [--via service|core] [--policy NAME] [--epsilon 0.1] [--out routing_bandit]
+
+Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
+
+1. For each stream order (seed) the prompts are shuffled once. ``small``: the first 1,429 of the
+   order, a learning stream of 1,000 and 429 held out (70/30); ``full``: all 14,037, 9,826 and
+   4,211. Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that
+   run's stream prompts only (no labels).
+2. Cold start: ``init_router`` with ``costs: {mixtral: 0, gpt-4: 1}``, the cost weight (0.05,
+   0.15, 0.25), ``epsilon`` (0.1) and the seed; nothing else is trained.
+3. Stream: each prompt is routed by the router's own policy (``route``), only the chosen model's
+   correctness is revealed, and it goes back with ``record_outcome`` (target, quality, embedding),
+   one call after the other, as a client would. Regret against the oracle that knows both
+   outcomes: ``sum(max(q_gpt4 - w, q_mixtral) - (q_chosen - w * cost_chosen))``.
+4. Held out: ``route`` only (no outcome sent back). Reported: GPT-4 share, accuracy, and the gain
+   over a random router sending the same share to GPT-4 (its expected accuracy,
+   ``acc_mixtral + share * (acc_gpt4 - acc_mixtral)``); and RouteLLM's APGR of the router's mean
+   quality estimate ``q_gpt4 - q_mixtral`` on the held-out prompts (read from the state the
+   service holds; see ``bench/routing_eval.py`` for the curve).
+
+``--via service`` (the default) runs the router through ``Session.dispatch`` on a scratch
+redis-server and one Celery worker (``bench._procs.scratch_service``), exactly the verbs a client
+calls; ``--via core`` calls the same core methods in this process (what a worker's ``apply`` and
+the ``route`` read do, with the draw derived from the prompt instead of the state's checksum), for
+quick tuning only.
+
+Baselines, in this process on the same stream and features, with the same epsilon and price:
+``ridge``, a per-target ridge regression bandit (greedy on the ridge estimate of each target's
+quality over ``[1, x]``, lambda 1), and ``linucb`` (Li et al., 2010: the same ridge estimate plus
+``alpha * sqrt(x' A^-1 x)``).
+
+Results: ``bench/results/<out>.json`` and markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import numpy as np
+
+from bench import _embed
+from bench.routing_eval import apgr, threshold_curve
+
+STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
+TARGETS = [WEAK, STRONG]
+COSTS = np.array([0.0, 1.0])  # per target, in TARGETS order
+SIZES = {"small": (1000, 429), "full": None}  # (stream, held out); None: all prompts, 70/30
+DIM = 64
+
+
+def parse_orders(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            out.extend(range(int(a), int(b) + 1))
+        elif part.strip():
+            out.append(int(part))
+    return out
+
+
+def split(n_all: int, size: str, order: int) -> tuple[np.ndarray, np.ndarray]:
+    perm = np.random.default_rng(order).permutation(n_all)
+    if SIZES[size] is None:
+        cut = int(round(0.7 * n_all))
+        return perm[:cut], perm[cut:]
+    n_stream, n_held = SIZES[size]
+    return perm[:n_stream], perm[n_stream:n_stream + n_held]
+
+
+def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """TF-IDF + SVD (64 dims) fitted on the stream prompts, for ``rows``; cached on disk."""
+    key = hashlib.sha256(data.digest().encode() + np.sort(stream).astype(np.int64).tobytes()
+                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{DIM}".encode())
+    cache = _embed.RESULTS / f"routing_bandit_{key.hexdigest()[:16]}.npy"
+    if cache.exists():
+        return np.load(cache, allow_pickle=False)
+    E = _embed.tfidf_svd_embeddings([data.prompts[i] for i in rows],
+                                    [data.prompts[i] for i in stream], dim=DIM)
+    _embed.RESULTS.mkdir(parents=True, exist_ok=True)
+    np.save(cache, E, allow_pickle=False)
+    return E
+
+
+# --- the learners -----------------------------------------------------------------------------
+
+
+def _draw_u(seed: int, i: int) -> float:
+    return float(np.random.default_rng([seed, i, 7]).random())
+
+
+class Linear:
+    """Per-target ridge regression over ``[1, x]`` (A = lambda I + sum x x', b = sum q x)."""
+
+    def __init__(self, dim: int, cost_weight: float, epsilon: float, seed: int,
+                 alpha: float = 0.0, lam: float = 1.0) -> None:
+        m = dim + 1
+        self.Ainv = np.stack([np.eye(m) / lam for _ in TARGETS])
+        self.b = np.zeros((len(TARGETS), m))
+        self.cw, self.eps, self.seed, self.alpha = cost_weight, epsilon, seed, alpha
+        self.calls = 0
+
+    def _phi(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([[1.0], x])
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        p = self._phi(x)
+        return np.einsum("kij,kj,i->k", self.Ainv, self.b, p)
+
+    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+        p = self._phi(x)
+        if _draw_u(self.seed, i) < self.eps:  # explores like the router, held-out part included
+            return int(np.random.default_rng([self.seed, i, 8]).integers(len(TARGETS)))
+        score = self.mean(x) - self.cw * COSTS
+        if self.alpha:
+            score = score + self.alpha * np.sqrt(np.einsum("i,kij,j->k", p, self.Ainv, p))
+        return int(np.argmax(score))
+
+    def record(self, k: int, q: float, x: np.ndarray) -> None:
+        p = self._phi(x)
+        A = self.Ainv[k]
+        v = A @ p
+        A -= np.outer(v, v) / (1.0 + p @ v)
+        self.b[k] += q * p
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.array([self.mean(x) for x in X])
+
+
+class CoreRouter:
+    """The router core in this process: what the worker's apply and the route read call."""
+
+    def __init__(self, dim: int, cost_weight: float, epsilon: float, seed: int, kw: dict) -> None:
+        from learn import FastGRNNRouter
+
+        self.r = FastGRNNRouter(in_dim=dim, targets=TARGETS, epsilon=epsilon,
+                                costs={STRONG: 1.0, WEAK: 0.0}, cost_weight=cost_weight, seed=seed, **kw)
+        self.seed = seed
+
+    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+        from learn import Draw
+
+        h = hashlib.blake2b(x.tobytes() + str(self.seed).encode(), digest_size=16).digest()
+        draw = Draw(int.from_bytes(h[:8], "little") / 2.0**64, int.from_bytes(h[8:], "little"))
+        return TARGETS.index(self.r.route(x, draw=draw)["model"])
+
+    def record(self, k: int, q: float, x: np.ndarray) -> None:
+        self.r.record_outcome(TARGETS[k], q, embedding=x)
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        return np.array([self.r.expected_quality(x) for x in X])
+
+
+class ServiceRouter:
+    """The router through ``Session.dispatch``: ``init_router``, ``route``, ``record_outcome``."""
+
+    def __init__(self, session: Any, ns: str, dim: int, cost_weight: float, epsilon: float, seed: int,
+                 body: dict) -> None:
+        self.d, self.ns, self.session = session.dispatch, ns, session
+        out = self.d({"verb": "init_router", "body": {
+            "namespace": ns, "in_dim": dim, "targets": TARGETS, "epsilon": epsilon,
+            "costs": {STRONG: 1.0, WEAK: 0.0}, "cost_weight": cost_weight, "seed": seed, **body}})
+        assert out["ok"], out
+
+    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+        out = self.d({"verb": "route", "body": {"namespace": self.ns, "embedding": x.tolist()}})
+        assert out["ok"], out
+        return TARGETS.index(out["data"]["model"])
+
+    def record(self, k: int, q: float, x: np.ndarray) -> None:
+        out = self.d({"verb": "record_outcome", "body": {
+            "namespace": self.ns, "target": TARGETS[k], "quality": q, "embedding": x.tolist()}})
+        assert out["ok"], out
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        core = self.session.learning.current(self.ns, "router").core  # the state the service holds
+        return np.array([core.expected_quality(x) for x in X])
+
+
+# --- one run ----------------------------------------------------------------------------------
+
+
+def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float) -> dict[str, Any]:
+    """Stream (route, reveal the chosen outcome, record), then route the held-out part."""
+    t0 = time.perf_counter()
+    reward_of = Q - cw * COSTS  # per prompt and target
+    regret = 0.0
+    hits = strong = 0
+    for i in range(n_stream):
+        k = learner.route(E[i], i, True)
+        q = float(Q[i, k])
+        learner.record(k, q, E[i])
+        regret += float(reward_of[i].max() - reward_of[i, k])
+        hits += q
+        strong += k == 1
+    stream_s = time.perf_counter() - t0
+    held = np.arange(n_stream, len(E))
+    ks = np.array([learner.route(E[i], i, False) for i in held])
+    Qh = Q[held]
+    acc = float(Qh[np.arange(len(held)), ks].mean())
+    share = float((ks == 1).mean())
+    acc_s, acc_w = float(Qh[:, 1].mean()), float(Qh[:, 0].mean())
+    random_acc = acc_w + share * (acc_s - acc_w)
+    sc = learner.scores(E[held])
+    ff, fa = threshold_curve(sc[:, 1] - sc[:, 0], Qh[:, 1].astype(bool), Qh[:, 0].astype(bool))
+    return {
+        "heldout_gpt4_share": share, "heldout_accuracy": acc, "random_at_share": random_acc,
+        "gain_over_random": acc - random_acc, "heldout_reward": acc - cw * share,
+        "apgr": apgr(ff, fa, acc_s, acc_w), "acc_gpt4": acc_s, "acc_mixtral": acc_w,
+        "stream_accuracy": hits / n_stream, "stream_gpt4_share": strong / n_stream,
+        "stream_regret": regret, "stream_regret_per_prompt": regret / n_stream,
+        "stream_seconds": stream_s,
+    }
+
+
+def parse_kw(text: str) -> dict[str, Any]:
+    """``name=value,name=value`` (values as JSON when they parse, else strings)."""
+    out: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, value = part.split("=", 1)
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
+
+
+def table(rows: list[dict], size: str, cw: float) -> str:
+    sel = [r for r in rows if r["size"] == size and r["cost_weight"] == cw]
+    names = list(dict.fromkeys(r["learner"] for r in sel))
+    lines = [f"\n{size} stream, cost weight {cw} ({len({r['order'] for r in sel})} orders: mean, [min, max])\n",
+             "| learner | held-out GPT-4 share | accuracy | gain over random at that share | "
+             "stream regret (per prompt) | APGR |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(vals: list[float], fmt: str) -> str:
+        v = np.array(vals)
+        return f"{v.mean():{fmt}} [{v.min():{fmt}}, {v.max():{fmt}}]"
+
+    for name in names:
+        rs = [r for r in sel if r["learner"] == name]
+        lines.append(
+            f"| {name} | {cell([r['heldout_gpt4_share'] for r in rs], '.2f')} | "
+            f"{cell([r['heldout_accuracy'] for r in rs], '.3f')} | "
+            f"{cell([r['gain_over_random'] for r in rs], '+.3f')} | "
+            f"{cell([r['stream_regret_per_prompt'] for r in rs], '.3f')} | "
+            f"{cell([r['apgr'] for r in rs], '.3f')} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="small,full")
+    ap.add_argument("--orders", default="0-4", help="stream orders reported (tuning used 10-12)")
+    ap.add_argument("--cost-weights", default="0.05,0.15,0.25")
+    ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--via", choices=("service", "core"), default="service")
+    ap.add_argument("--router", action="append", default=None, metavar="NAME[:k=v,...]",
+                    help="a router configuration (init_router fields), repeatable; default: "
+                         "the init_router defaults")
+    ap.add_argument("--linucb-alpha", type=float, default=0.5)
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--out", default="routing_bandit")
+    args = ap.parse_args()
+
+    routers = [(r.split(":", 1)[0], parse_kw(r.split(":", 1)[1] if ":" in r else ""))
+               for r in (args.router or ["router"])]
+    data = _embed.load_mmlu()
+    Qall = np.stack([data.weak, data.strong], axis=1).astype(float)
+    cws = [float(c) for c in args.cost_weights.split(",")]
+    rows: list[dict] = []
+    t_all = time.perf_counter()
+    with ExitStack() as stack:
+        session = None
+        if args.via == "service":
+            from bench._procs import scratch_service
+            from kg.config import Settings
+            from service.root import Session
+
+            env = stack.enter_context(scratch_service("bandit"))
+            session = stack.enter_context(Session(Settings.from_env(env)))
+        for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+            for order in parse_orders(args.orders):
+                stream, held = split(len(data), size, order)
+                idx = np.concatenate([stream, held])
+                E = features(data, stream, idx)
+                Q = Qall[idx]
+                for cw in cws:
+                    learners: list[tuple[str, Any]] = []
+                    for name, kw in routers:
+                        if args.via == "service":
+                            learners.append((name, ServiceRouter(session, f"bandit-{name}", DIM, cw,
+                                                                 args.epsilon, order, kw)))
+                        else:
+                            learners.append((name, CoreRouter(DIM, cw, args.epsilon, order, kw)))
+                    if not args.no_baselines:
+                        learners.append(("ridge", Linear(DIM, cw, args.epsilon, order)))
+                        learners.append((f"linucb (alpha {args.linucb_alpha})",
+                                         Linear(DIM, cw, args.epsilon, order, alpha=args.linucb_alpha)))
+                    for name, learner in learners:
+                        res = run(learner, E, Q, len(stream), cw)
+                        rows.append({"learner": name, "size": size, "order": order, "cost_weight": cw, **res})
+                        print(f"{size} order {order} w {cw} {name}: share {res['heldout_gpt4_share']:.2f} "
+                              f"acc {res['heldout_accuracy']:.3f} gain {res['gain_over_random']:+.3f} "
+                              f"regret/prompt {res['stream_regret_per_prompt']:.3f} APGR {res['apgr']:.3f} "
+                              f"[{res['stream_seconds']:.1f}s]", flush=True)
+    out = {"settings": vars(args), "routers": routers, "rows": rows,
+           "seconds": time.perf_counter() - t_all}
+    _embed.RESULTS.mkdir(parents=True, exist_ok=True)
+    path = _embed.RESULTS / f"{args.out}.json"
+    path.write_text(json.dumps(out, indent=1))
+    for size in dict.fromkeys(r["size"] for r in rows):
+        for cw in cws:
+            print(table(rows, size, cw))
+    print(f"\nresults: {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The router's choice policy through the service's verbs (real Redis and worker): a new router
+samples its Bayesian head from a cold start, learns the price-adjusted better target, answers alike
+to equal requests, and keeps its head across a restart of the reading process."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import learn
+from service.root import Session
+from workers.store_keys import StateKeys
+from workers.store_record import Record
+
+
+def test_a_new_router_samples_from_a_cold_start_and_learns_the_worthwhile_target(
+        workers, learn_session, settings) -> None:
+    ns, dim = "policy", 6
+    d = learn_session.dispatch
+    workers("w1")
+    init = d({"verb": "init_router", "body": {"namespace": ns, "targets": ["cheap", "strong"], "in_dim": dim,
+                                               "epsilon": 0.0, "costs": {"strong": 1.0}, "cost_weight": 0.15}})
+    assert init["ok"] and init["data"]["policy"] == "thompson", init
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal(dim).tolist() for _ in range(120)]
+    first = [d({"verb": "route", "body": {"namespace": ns, "embedding": x}})["data"]["model"] for x in xs[:40]]
+    assert set(first) == {"cheap", "strong"}  # the prior is uncertain: both are tried from the start
+    outcome_rng = np.random.default_rng(4)
+    chosen = []
+    for x in xs:
+        model = d({"verb": "route", "body": {"namespace": ns, "embedding": x}})["data"]["model"]
+        chosen.append(model)
+        quality = float(outcome_rng.random() < (0.9 if model == "strong" else 0.5))  # strong worth 0.15
+        assert d({"verb": "record_outcome", "body": {"namespace": ns, "target": model, "quality": quality,
+                                                     "embedding": x}})["ok"]
+    assert chosen[-40:].count("strong") > 30, chosen  # not collapsed onto the cheap target
+    probe = rng.standard_normal(dim).tolist()
+    req = {"verb": "route", "body": {"namespace": ns, "embedding": probe}}
+    answer = d(req)
+    assert answer["ok"] and d(req) == answer  # a read: equal requests on equal state answer alike
+    with Session(settings) as fresh:  # another process loads the stored state: the same answer
+        assert fresh.dispatch(req) == answer
+    state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
+    router = learn.from_bytes(state, "router")
+    assert router.policy == "thompson" and router.outcome_counts["strong"] > router.outcome_counts["cheap"]
+    mean = router.expected_quality(probe)
+    assert mean[1] - mean[0] > 0.15  # the head's estimates, on the price's scale
+
+
+def test_init_router_keeps_epsilon_greedy_on_request_and_refuses_an_unknown_policy(
+        workers, learn_session) -> None:
+    d = learn_session.dispatch
+    workers("w1")
+    out = d({"verb": "init_router", "body": {"namespace": "eps", "targets": ["a", "b"], "in_dim": 4,
+                                              "policy": "epsilon"}})
+    assert out["ok"] and out["data"]["policy"] == "epsilon", out
+    bad = d({"verb": "init_router", "body": {"namespace": "eps", "targets": ["a", "b"], "in_dim": 4,
+                                              "policy": "greedy"}})
+    assert bad["ok"] is False and bad["error"].startswith("policy:"), bad
+    state = learn.from_bytes(Record.decode(learn_session.learning.store.r.get(StateKeys.of("eps", "router").blob),
+                                           "eps", "router").state, "router")
+    assert state.policy == "epsilon"  # the refused request changed nothing
