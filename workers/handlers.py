@@ -92,14 +92,15 @@ def feedback_event(item: FeedbackItem) -> dict[str, Any]:
     return {"model": item.model, "payload": payload, "now_ms": item.now_ms, "embedding": item.embedding}
 
 
-def feedback_batch(session: Any, body: FeedbackBatch, async_: bool) -> dict:
-    """Many feedback events in one call: validated and checked like single ``feedback`` requests
-    (an error names ``events.<index>.<field>`` and nothing is queued), queued in one round trip,
-    applied in the given order, each once per ``event_id``."""
+def feedback_batch(feedback: Any, session: Any, body: FeedbackBatch, async_: bool) -> dict:
+    """Many ``feedback`` events (``feedback``: that verb's table entry) in one call: validated and
+    checked like single requests (an error names ``events.<index>.<field>`` and nothing is queued),
+    queued in one round trip, applied in the given order, each once per ``event_id``."""
     items = [(ev.event_id, feedback_event(ev)) for ev in body.events]
     tickets = session.learning.submit_many(
-        body.namespace, "instant", "feedback", items,
-        check=checks.each(checks.feedback, list(body.events), "events."), epoch_bound=True, wait=not async_)
+        body.namespace, feedback.core, feedback.name, items,
+        check=checks.each(feedback.check, list(body.events), "events."), epoch_bound=feedback.epoch_bound,
+        wait=not async_)
     ids = [t["event_id"] for t in tickets]
     duplicates = sum(t["status"] == "duplicate" for t in tickets)
     if async_:

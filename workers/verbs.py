@@ -19,6 +19,7 @@ core method and an entry here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -131,14 +132,17 @@ def _init_attention(core: Any, b: dict) -> tuple[Any, dict]:
 
 # -- the table ---------------------------------------------------------------------------------
 
+_FEEDBACK = LearningVerb("feedback", "instant", rq.Feedback, apply=_feedback, check=checks.feedback,
+                         epoch_bound=True, field_names={"target": "model", "quality": "payload.quality"},
+                         summary="One quality signal for a target: one adapter step.")
+
 LEARNING_VERBS: tuple[LearningVerb, ...] = (
     # instant: the rank-2 MicroLoRA adapter
     LearningVerb("init_instant", "instant", rq.InitInstant, apply=_init_instant, init=True,
                  summary="Create (or replace) the namespace's MicroLoRA adapter."),
-    LearningVerb("feedback", "instant", rq.Feedback, apply=_feedback, check=checks.feedback, epoch_bound=True,
-                 field_names={"target": "model", "quality": "payload.quality"},
-                 summary="One quality signal for a target: one adapter step."),
-    LearningVerb("feedback_batch", "instant", rq.FeedbackBatch, handler=handlers.feedback_batch, async_ok=True,
+    _FEEDBACK,
+    LearningVerb("feedback_batch", "instant", rq.FeedbackBatch, handler=partial(handlers.feedback_batch, _FEEDBACK),
+                 async_ok=True,
                  summary="Many feedback events in one call, applied in order."),
     LearningVerb("reset_adapter", "instant", rq.ResetAdapter, apply=_reset, check=checks.reset, epoch_bound=True,
                  summary="Zero the adapter's learned delta."),
