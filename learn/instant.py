@@ -178,10 +178,12 @@ class MicroLoRA(Targeted):
 
     def apply(self, embedding: Any, logits: Any = None) -> np.ndarray:
         """``logits + base + micro`` for ``x``, shape ``(n_targets,)``: the micro adapter's
-        ``B.T @ (A @ x)`` plus the base's ``base_B.T @ (base_A @ x)`` (zero until a consolidation);
-        zeros stand in for missing logits."""
+        ``B.T @ (A @ x)`` plus the base's ``base_B.T @ (base_A @ x)`` (zero until a consolidation,
+        and skipped until then); zeros stand in for missing logits."""
         x = _check.vector(embedding, "embedding", self.in_dim)
-        out = self._B.T @ (self._A @ x) + self._base.B.T @ (self._base.A @ x)
+        out = self._B.T @ (self._A @ x)
+        if self.consolidations:
+            out += self._base.B.T @ (self._base.A @ x)
         if logits is not None:
             out = _check.vector(logits, "logits", len(self.targets)) + out
         return out
