@@ -376,4 +376,6 @@ class MicroLoRA(Targeted):
             raise StateError("instant replay holds an unknown target index")
         if not 0 <= core.consolidated_at <= core.updates or core.consolidations < 0:
             raise StateError("instant consolidation counters are out of range")
+        if not core.consolidations and (core._base.A.any() or core._base.B.any()):
+            raise StateError("instant base is not zero before any consolidation")
         return core

@@ -160,7 +160,7 @@ LEARNING_VERBS: tuple[LearningVerb, ...] = (
                  async_ok=True,
                  summary="Many feedback events in one call, applied in order."),
     LearningVerb("reset_adapter", "instant", rq.ResetAdapter, apply=_reset, check=checks.reset, epoch_bound=True,
-                 summary="Zero the adapter's learned delta."),
+                 summary="Zero the adapter's learned delta (micro and base)."),
     LearningVerb("apply_adapter", "instant", rq.ApplyAdapter, read=reads.apply_adapter,
                  summary="Logits adjusted by the adapter (base + micro) for an embedding."),
     LearningVerb("consolidate_adapter", "instant", rq.ConsolidateAdapter, apply=_consolidate_adapter,

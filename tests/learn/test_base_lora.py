@@ -215,3 +215,8 @@ def test_an_instant_blob_without_its_base_arrays_is_refused_in_the_current_layou
     state.scalars["consolidated_at"] = lora.updates + 1
     with pytest.raises(StateError, match="consolidation counters"):
         MicroLoRA.from_state(state)
+    lora.consolidate()
+    state = lora.to_state()
+    state.scalars["consolidations"] = 0  # apply skips the base until a consolidation: it must be zero
+    with pytest.raises(StateError, match="base is not zero"):
+        MicroLoRA.from_state(state)
