@@ -154,16 +154,23 @@ def table(runs: list[dict], every: int) -> str:
         v = np.array([get(r) for r in runs])
         return f"{np.median(v):.3f} ({v.min():.3f} to {v.max():.3f})" if len(v) > 1 else f"{v[0]:.3f}"
 
-    lines = ["| adapter | AUC on A after A | AUC on A after B | forgetting on A (AUC drop) | AUC on B after B "
-             "| accuracy on A after B | consolidations |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| adapter | AUC on A after A | AUC on A after B | forgetting on A (AUC drop) | AUC on A after B "
+             "minus micro's (same seed) | AUC on B after B | accuracy on A after B | consolidations |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in [*variants(every), REFERENCE]:
         lines.append(
             f"| {name} | {med(lambda r: r[name]['A_after_A']['auc'])} | {med(lambda r: r[name]['A_after_B']['auc'])} "
             f"| {med(lambda r: r[name]['A_after_A']['auc'] - r[name]['A_after_B']['auc'])} "
+            f"| {med(lambda r: r[name]['A_after_B']['auc'] - r['micro']['A_after_B']['auc'])} "
             f"| {med(lambda r: r[name]['B_after_B']['auc'])} | {med(lambda r: r[name]['A_after_B']['accuracy'])} "
             f"| {int(np.median([r[name]['consolidations'] for r in runs]))} |")
     return "\n".join(lines)
+
+
+def render(path: str) -> str:
+    """The table of a results file (``--render``)."""
+    saved = json.loads(open(path).read())
+    return table(saved["runs"], saved["settings"]["every"])
 
 
 def main() -> None:
@@ -173,7 +180,11 @@ def main() -> None:
     ap.add_argument("--lr-min", type=float, default=1e-3,
                     help="the micro adapter's learning-rate floor (KG_LEARN_LR_MIN; its default 0.001)")
     ap.add_argument("--embedding", default="tfidf", choices=["tfidf", "minilm"])
+    ap.add_argument("--render", metavar="JSON", help="print the table of a results file and exit")
     args = ap.parse_args()
+    if args.render:
+        print(render(args.render))
+        return
     data = _embed.load_mmlu()
     E = _embed.embeddings(args.embedding, data)
     runs = []

@@ -8,19 +8,23 @@ fits a new base so that the new base plus the micro adapter scaled by ``micro_sc
 
     Y = X @ (W_base + (1 - micro_scale) * W_micro)
 
-and the new base minimises (least squares, with an EWC pull toward the previous base)
+(as a matrix, ``T = W_base + (1 - micro_scale) * W_micro``), and the new base minimises (least
+squares, with an EWC pull toward the previous base)
 
-    |X W - Y|^2 + sum_i (lam * F_i + ridge) * |W[i, :] - W_base[i, :]|^2
+    |X W - Y|^2 + ridge * |W - T|^2 + sum_i lam * F_i * |W[i, :] - W_base[i, :]|^2
 
 ``F`` is the base's importance per input coordinate: the diagonal of the sum of ``x x.T`` over the
 inputs of earlier consolidations, decayed by ``fisher_decay`` at each (online EWC's Fisher of a
 linear output; every target's column of ``W`` shares it). With ``lam = 1`` a coordinate that
-earlier inputs used weighs, in this diagonal approximation, as much as one used by the inputs now;
-``ridge`` keeps every coordinate anchored a little, so that what ``X`` does not span stays as it was.
-The minimiser, by the Woodbury identity in the ``m``-dimensional input space (``m`` is at most the
-replay size, so the cost is ``O(m^2 in_dim)``, never ``O(in_dim^3)``):
+earlier inputs used weighs, in this diagonal approximation, as much as one used by the inputs now.
+``ridge`` weighs the combined adapter itself where the inputs now do not reach (what the micro
+adapter learned from inputs that have left the buffer): without the pull (``lam = 0``) the new base
+is ``T`` exactly, and base + micro answer as before everywhere. The minimiser, by the Woodbury
+identity in the ``m``-dimensional input space (``m`` is at most the replay size, so the cost is
+``O(m^2 in_dim)``, never ``O(in_dim^3)``), with ``D = lam * F + ridge`` and
+``V = D^-1 lam F (W_base - T)``:
 
-    W = W_base + D^-1 X.T (I + X D^-1 X.T)^-1 (Y - X W_base),   D = lam * F + ridge
+    W = T + V - D^-1 X.T (I + X D^-1 X.T)^-1 X V
 
 ``W`` is cut to rank ``r`` by truncated SVD (``W = U S V.T``; ``base_A = (U_r sqrt(S_r)).T``,
 ``base_B = sqrt(S_r) V_r.T``, the balanced split) and its factors' joint norm is clamped to
@@ -72,14 +76,17 @@ class Base:
         return self.A.T @ self.B
 
 
-def fit(W_prev: np.ndarray, X: np.ndarray, Y: np.ndarray, penalty: np.ndarray) -> np.ndarray:
-    """The ``W`` minimising ``|X W - Y|^2 + sum_i penalty_i |W[i] - W_prev[i]|^2`` (``penalty > 0``)."""
-    d_inv = 1.0 / penalty
+def fit(T: np.ndarray, X: np.ndarray, ridge: float, pull: np.ndarray, W_prev: np.ndarray) -> np.ndarray:
+    """The ``W`` minimising ``|X (W - T)|^2 + ridge |W - T|^2 + sum_i pull_i |W[i] - W_prev[i]|^2``
+    (``ridge > 0``, ``pull >= 0`` per input coordinate)."""
+    if not pull.any():
+        return T.copy()
+    d_inv = 1.0 / (pull + ridge)
+    V = (d_inv * pull)[:, None] * (W_prev - T)
     xd = X * d_inv  # X D^-1
     gram = xd @ X.T
     gram[np.diag_indices_from(gram)] += 1.0
-    correction = np.linalg.solve(gram, Y - X @ W_prev)
-    return W_prev + xd.T @ correction
+    return T + V - xd.T @ np.linalg.solve(gram, X @ V)
 
 
 def distil(base: Base, micro: np.ndarray, X: np.ndarray, *, micro_scale: float, lam: float,
@@ -106,8 +113,7 @@ def distil(base: Base, micro: np.ndarray, X: np.ndarray, *, micro_scale: float, 
     max_norm = _check.number(max_norm, "max_norm", lo=0.0)
 
     W_prev = base.matrix()
-    Y = X @ (W_prev + (1.0 - micro_scale) * micro)
-    W = fit(W_prev, X, Y, lam * base.fisher + ridge)
+    W = fit(W_prev + (1.0 - micro_scale) * micro, X, ridge, lam * base.fisher, W_prev)
     U, S, Vt = np.linalg.svd(W, full_matrices=False)
     k = min(rank, S.size)
     root = np.sqrt(S[:k])

@@ -31,8 +31,8 @@ truncated SVD), then scales the micro adapter's ``B`` by ``base_micro_scale`` so
 learn what is recent. :meth:`MicroLoRA.apply` answers base + micro. The consolidation's settings
 are the core's, saved in its state: ``base_rank`` (8), ``base_micro_scale`` (0: the micro adapter's
 output moves into the base entirely), ``base_lambda`` (1: an input of an earlier consolidation weighs
-like one in the buffer now), ``base_fisher_decay`` (0.9 per consolidation), ``base_ridge`` (1e-3: how
-firmly what the inputs do not span stays as it was), ``base_max_norm`` (10: the joint norm clamp of
+like one in the buffer now), ``base_fisher_decay`` (0.9 per consolidation), ``base_ridge`` (1e-3: the
+weight of the combined adapter where the buffered inputs do not reach), ``base_max_norm`` (10: the joint norm clamp of
 the base's factors) and ``base_min_inputs`` (8: a consolidation with fewer buffered inputs does
 nothing).
 """

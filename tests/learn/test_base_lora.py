@@ -93,7 +93,8 @@ def test_the_rank_is_cut_by_truncated_svd_and_the_norm_clamped():
     d, n, rank = 20, 12, 3
     X, micro = units(rng, 16, d), rng.standard_normal((d, n))
     base = distil(Base.zeros(rank, d, n), micro, X, **KW)
-    full = fit(np.zeros((d, n)), X, X @ micro, np.full(d, KW["ridge"]))
+    full = fit(micro, X, KW["ridge"], np.zeros(d), np.zeros((d, n)))
+    assert np.array_equal(full, micro)  # no earlier base to pull toward: the combined adapter itself
     U, S, Vt = np.linalg.svd(full, full_matrices=False)
     best = (U[:, :rank] * S[:rank]) @ Vt[:rank]  # Eckart-Young: the closest rank-3 matrix
     assert np.linalg.matrix_rank(base.matrix()) == rank
@@ -106,10 +107,12 @@ def test_the_rank_is_cut_by_truncated_svd_and_the_norm_clamped():
 def test_fit_is_the_least_squares_minimiser():
     """Woodbury in the input space gives the normal equations' solution."""
     rng = np.random.default_rng(4)
-    X, Y, W0 = rng.standard_normal((5, 9)), rng.standard_normal((5, 2)), rng.standard_normal((9, 2))
-    p = rng.random(9) + 0.1
-    direct = np.linalg.solve(X.T @ X + np.diag(p), X.T @ Y + p[:, None] * W0)
-    assert np.allclose(fit(W0, X, Y, p), direct)
+    X, T, W0 = rng.standard_normal((5, 9)), rng.standard_normal((9, 2)), rng.standard_normal((9, 2))
+    pull, ridge = rng.random(9), 0.3
+    pull[2] = 0.0
+    direct = np.linalg.solve(X.T @ X + ridge * np.eye(9) + np.diag(pull),
+                             X.T @ X @ T + ridge * T + pull[:, None] * W0)
+    assert np.allclose(fit(T, X, ridge, pull, W0), direct)
 
 
 def test_distillation_is_deterministic():
