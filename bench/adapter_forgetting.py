@@ -14,7 +14,8 @@ Issue 14, evidence 4(a). Pure numpy learning (the cores of :mod:`learn`), TF-IDF
 3. The variants stream A, then B: ``micro`` is a MicroLoRA alone (the service's defaults);
    ``base+micro`` is the same core with ``consolidate()`` every ``--every`` feedback events (the
    beat job's ``KG_BASE_MIN_UPDATES``), with the service's BaseLoRA defaults; further rows change
-   one BaseLoRA setting at a time (no EWC pull, half the micro adapter kept, another interval).
+   one BaseLoRA setting at a time (no EWC pull, a stronger one, the micro adapter emptied instead of
+   halved, another interval).
 4. Measured on A's held-out part after A and after B, and on B's after B.
 5. A reference for what a linear adapter could learn from the same events: ridge regression
    (``alpha`` 1, offline, per model: the embedding to ``2 * quality - 1`` of that model's events),
@@ -60,7 +61,7 @@ def variants(every: int) -> dict[str, dict[str, Any]]:
         "base+micro": {"every": every, "settings": {}},
         "base+micro, no EWC pull (lambda 0)": {"every": every, "settings": {"base_lambda": 0.0}},
         "base+micro, lambda 10": {"every": every, "settings": {"base_lambda": 10.0}},
-        "base+micro, micro kept at 0.5": {"every": every, "settings": {"base_micro_scale": 0.5}},
+        "base+micro, micro emptied (scale 0)": {"every": every, "settings": {"base_micro_scale": 0.0}},
         f"base+micro, every {every // 2}": {"every": every // 2, "settings": {}},
         f"base+micro, every {every * 4}": {"every": every * 4, "settings": {}},
     }

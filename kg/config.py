@@ -205,7 +205,7 @@ class WorkerSettings:
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
     # BaseLoRA (the instant core's base adapter, learn/base_lora.py); saved in the state at init_instant
     base_rank: int = setting("KG_BASE_RANK", 8, "BaseLoRA: rank of the base adapter", low=1, high=64)
-    base_micro_scale: float = setting("KG_BASE_MICRO_SCALE", 0.0,
+    base_micro_scale: float = setting("KG_BASE_MICRO_SCALE", 0.5,
         "BaseLoRA: a consolidation scales the micro adapter's B by this (0: all of it moves to the base)",
         low=0, high=1)
     base_lambda: float = setting("KG_BASE_EWC_LAMBDA", 1.0,

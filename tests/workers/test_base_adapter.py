@@ -55,7 +55,7 @@ def test_the_verb_consolidates_once_and_apply_adapter_answers_base_plus_micro(wo
     assert d({"verb": "init_instant", "body": {"namespace": ns, "targets": TARGETS, "in_dim": 8}})["ok"]
     stored = store.load(ns, "instant").core()
     assert (stored.base_rank, stored.base_micro_scale, stored.base_lambda, stored.base_min_inputs) == \
-        (8, 0.0, 1.0, 8)  # the settings' defaults, saved in the state
+        (8, 0.5, 1.0, 8)  # the settings' defaults, saved in the state
     xs = feed(d, ns, 20)
     before = adapter(d, ns, xs[-1], LOGITS)
     assert before["base"] == [0.0, 0.0] and before["consolidations"] == 0
@@ -69,7 +69,8 @@ def test_the_verb_consolidates_once_and_apply_adapter_answers_base_plus_micro(wo
     assert [eid for _, eid, _, _ in store.applied_log(ns, "instant")].count("now-1") == 1
 
     after = adapter(d, ns, xs[-1], LOGITS)
-    assert after["consolidations"] == 1 and after["micro"] == [0.0, 0.0]  # base_micro_scale 0
+    assert after["consolidations"] == 1
+    assert after["micro"] == [m / 2 for m in before["micro"]]  # base_micro_scale 0.5: B halved
     assert after["logits"] == [g + (m + b) for g, m, b in zip(LOGITS, after["micro"], after["base"])]
     assert np.allclose(after["logits"], before["logits"], atol=0.02)  # the base took the micro's answers
     core = store.load(ns, "instant").core()
