@@ -223,3 +223,17 @@ def test_an_instant_blob_without_its_base_arrays_is_refused_in_the_current_layou
     state.scalars["consolidations"] = 0  # apply skips the base until a consolidation: it must be zero
     with pytest.raises(StateError, match="base is not zero"):
         MicroLoRA.from_state(state)
+
+
+def test_without_the_pull_nothing_the_micro_adapter_learnt_is_lost_off_the_buffered_inputs():
+    """lam 0: the new base is the previous one plus the micro's part, also where the buffer does
+    not reach (what the micro adapter learnt from inputs that have left it)."""
+    rng = np.random.default_rng(7)
+    d, n = 30, 2
+    X = units(rng, 6, d)  # 6 inputs in 30 dimensions
+    base = distil(Base.zeros(8, d, n), rng.standard_normal((d, n)), units(rng, 6, d), **KW)
+    micro = rng.standard_normal((d, n))
+    new = distil(base, micro, X, **{**KW, "lam": 0.0, "micro_scale": 0.5})
+    assert np.allclose(new.matrix(), base.matrix() + 0.5 * micro)
+    probe = units(rng, 50, d)  # inputs the consolidation never saw
+    assert np.allclose(probe @ new.matrix(), probe @ (base.matrix() + 0.5 * micro))
