@@ -117,9 +117,9 @@ def stream(
     return fired, shifts
 
 
-def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def topic_split(data: _embed.MMLU, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 1 of the protocol: (A stream, A test, B stream, B test) prompt indices for ``seed``."""
     subjects = np.array(data.subjects)
-    S, W = data.strong, data.weak
     rng = np.random.default_rng(seed)
 
     def split(group: set[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +127,12 @@ def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespa
         cut = int(round(0.8 * len(idx)))
         return idx[:cut], idx[cut:]
 
-    a_stream, a_test = split(STEM)
-    b_stream, b_test = split(HUMANITIES_SOCIAL)
+    return (*split(STEM), *split(HUMANITIES_SOCIAL))
+
+
+def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    S, W = data.strong, data.weak
+    a_stream, a_test, b_stream, b_test = topic_split(data, seed)
     kw = {} if args.lr is None else {"lr": args.lr}
     router = FastGRNNRouter(in_dim=E.shape[1], targets=[WEAK, STRONG], epsilon=1.0, seed=seed, **kw)
     names = HEADS if args.anchor == "heads" else tuple(router.param_names())

@@ -203,6 +203,19 @@ class WorkerSettings:
         "beat: Fisher anchor and snapshots", low=0, low_open=True)
     learn_lr_min: float = setting("KG_LEARN_LR_MIN", 1e-3,
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
+    # BaseLoRA (the instant core's base adapter, learn/base_lora.py); saved in the state at init_instant
+    base_rank: int = setting("KG_BASE_RANK", 8, "BaseLoRA: rank of the base adapter", low=1, high=64)
+    base_micro_scale: float = setting("KG_BASE_MICRO_SCALE", 0.5,
+        "BaseLoRA: a consolidation scales the micro adapter's B by this (0: all of it moves to the base)",
+        low=0, high=1)
+    base_lambda: float = setting("KG_BASE_EWC_LAMBDA", 1.0,
+        "BaseLoRA: EWC pull toward the previous base (1: an earlier input weighs like a buffered one)", low=0)
+    base_min_inputs: int = setting("KG_BASE_MIN_INPUTS", 8,
+        "BaseLoRA: buffered inputs a consolidation needs (fewer: it does nothing)", low=1, high=64)
+    base_min_updates: int = setting("KG_BASE_MIN_UPDATES", 64,
+        "beat: feedback updates since the last consolidation before it queues one", low=1)
+    beat_base_s: float = setting("KG_BEAT_BASE_S", 300.0,
+        "beat: BaseLoRA consolidation of the instant cores", low=0, low_open=True)
     http_host: str = setting("KG_HTTP_HOST", "127.0.0.1", "address `kg serve` binds")
     http_port: int = setting("KG_HTTP_PORT", 8765, "port `kg serve` binds", low=0, high=65535)
     http_timeout_s: float = setting("KG_HTTP_TIMEOUT_S", 10.0,

@@ -1,6 +1,7 @@
 """Learning cores: pure numpy state objects, no IO, no clock (time comes in as an argument).
 
-- :class:`MicroLoRA` (``kind="instant"``): rank-2 Hebbian adapter over per-target logits.
+- :class:`MicroLoRA` (``kind="instant"``): rank-2 Hebbian adapter over per-target logits, beside a
+  rank-8 base adapter that ``consolidate`` distils it into (:mod:`learn.base_lora`).
 - :class:`EWC` (``kind="ewc"``): EWC++ Fisher/snapshot store and loss-shift boundary detector.
 - :class:`FastGRNNRouter` (``kind="router"``): sparse low-rank router that learns from outcomes.
 - :class:`GraphAttention` (``kind="attention"``): seeded multi-head attention over a subgraph.

@@ -23,6 +23,18 @@ proportional to ``|s|`` is replayed at half strength. With ``ewc_lambda > 0`` an
 :meth:`MicroLoRA.anchor` set, each step is pulled back by
 ``lr * ewc_lambda * F * (param - snapshot)`` (the factor ``lr * ewc_lambda * F`` capped at 1, so
 the pull never overshoots the snapshot).
+
+Beside it sits a rank-``base_rank`` base adapter (``base_A``, ``base_B``, zero at first), which
+feedback does not move: :meth:`MicroLoRA.consolidate` distils base + micro into it on the replay
+buffer's inputs (:mod:`learn.base_lora`: least squares with an EWC pull toward the previous base,
+truncated SVD), then scales the micro adapter's ``B`` by ``base_micro_scale`` so that it has room to
+learn what is recent. :meth:`MicroLoRA.apply` answers base + micro. The consolidation's settings
+are the core's, saved in its state: ``base_rank`` (8), ``base_micro_scale`` (0.5: half of the micro
+adapter's output moves into the base; 0 moved all of it, and learnt less, in bench.adapter_forgetting), ``base_lambda`` (1: an input of an earlier consolidation weighs
+like one in the buffer now), ``base_fisher_decay`` (0.9 per consolidation), ``base_ridge`` (1e-3: the
+weight of the combined adapter where the buffered inputs do not reach), ``base_max_norm`` (10: the joint norm clamp of
+the base's factors) and ``base_min_inputs`` (8: a consolidation with fewer buffered inputs does
+nothing).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ import numpy as np
 
 from learn import _check
 from learn._base import Targeted, anchor_pair
+from learn.base_lora import Base, distil
 from learn.errors import LearnInputError, StateError
 from learn.state import State, expect_array, register, rng_from_json, rng_to_json
 
@@ -44,6 +57,7 @@ __all__ = ["MicroLoRA"]
 
 NEUTRAL_BAND = 1e-4
 A_INIT_NORM = 2.0
+BASE_ARRAYS = ("base_A", "base_B", "base_fisher")
 
 
 @register
@@ -79,6 +93,13 @@ class MicroLoRA(Targeted):
         replay_min: int = 4,
         ewc_lambda: float = 0.0,
         seed: int = 0,
+        base_rank: int = 8,
+        base_micro_scale: float = 0.5,
+        base_lambda: float = 1.0,
+        base_fisher_decay: float = 0.9,
+        base_ridge: float = 1e-3,
+        base_max_norm: float = 10.0,
+        base_min_inputs: int = 8,
     ) -> None:
         self.targets = _check.targets(targets)
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
@@ -91,6 +112,15 @@ class MicroLoRA(Targeted):
         self.replay_min = _check.integer(replay_min, "replay_min", lo=1)
         self.ewc_lambda = _check.number(ewc_lambda, "ewc_lambda", lo=0.0)
         self.seed = _check.integer(seed, "seed", lo=0)
+        self.base_rank = _check.integer(base_rank, "base_rank", lo=1)
+        self.base_micro_scale = _check.number(base_micro_scale, "base_micro_scale", lo=0.0, hi=1.0)
+        self.base_lambda = _check.number(base_lambda, "base_lambda", lo=0.0)
+        self.base_fisher_decay = _check.number(base_fisher_decay, "base_fisher_decay", lo=0.0, hi=1.0)
+        self.base_ridge = _check.number(base_ridge, "base_ridge", lo=0.0)
+        if self.base_ridge == 0.0:
+            raise LearnInputError("base_ridge", "must be positive")
+        self.base_max_norm = _check.number(base_max_norm, "base_max_norm", lo=0.0)
+        self.base_min_inputs = _check.integer(base_min_inputs, "base_min_inputs", lo=1)
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._fresh()
 
@@ -121,6 +151,9 @@ class MicroLoRA(Targeted):
         self._fisher_B = np.zeros_like(self._B)
         self._snap_A = np.zeros_like(self._A)
         self._snap_B = np.zeros_like(self._B)
+        self._base = Base.zeros(self.base_rank, self.in_dim, n)
+        self.consolidations = 0
+        self.consolidated_at = 0  # ``updates`` at the last consolidation
 
     @property
     def lr(self) -> float:
@@ -131,19 +164,34 @@ class MicroLoRA(Targeted):
     def replay_len(self) -> int:
         return self._replay_n
 
+    @property
+    def pending_updates(self) -> int:
+        """Feedback updates since the last consolidation (since the start before the first)."""
+        return self.updates - self.consolidated_at
+
     def params(self) -> dict[str, np.ndarray]:
         """Copies of the adapter factors, e.g. to hand to :class:`learn.ewc.EWC` for a Fisher."""
-        return {"A": self._A.copy(), "B": self._B.copy()}
+        return {"A": self._A.copy(), "B": self._B.copy(), "base_A": self._base.A.copy(),
+                "base_B": self._base.B.copy()}
 
     # --- verbs -------------------------------------------------------------------------------
 
     def apply(self, embedding: Any, logits: Any = None) -> np.ndarray:
-        """``logits + B.T @ (A @ x)``, shape ``(n_targets,)``; zeros stand in for missing logits."""
+        """``logits + base + micro`` for ``x``, shape ``(n_targets,)``: the micro adapter's
+        ``B.T @ (A @ x)`` plus the base's ``base_B.T @ (base_A @ x)`` (zero until a consolidation,
+        and skipped until then); zeros stand in for missing logits."""
         x = _check.vector(embedding, "embedding", self.in_dim)
         out = self._B.T @ (self._A @ x)
+        if self.consolidations:
+            out += self._base.B.T @ (self._base.A @ x)
         if logits is not None:
             out = _check.vector(logits, "logits", len(self.targets)) + out
         return out
+
+    def apply_parts(self, embedding: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The base's and the micro adapter's offsets for ``x`` (their sum is ``apply(x)``)."""
+        x = _check.vector(embedding, "embedding", self.in_dim)
+        return self._base.B.T @ (self._base.A @ x), self._B.T @ (self._A @ x)
 
     def learn(self, embedding: Any, target: Any, quality: Any) -> None:
         """One feedback event: Hebbian step, replay step, learning-rate decay."""
@@ -219,8 +267,40 @@ class MicroLoRA(Targeted):
         self._snap_A, self._snap_B = new_s["A"], new_s["B"]
         self._anchored = True
 
+    def consolidate(self, min_new_updates: Any = 0) -> None:
+        """Distil base + micro into the base on the replay buffer's inputs, then scale the micro
+        adapter's ``B`` (and its EWC snapshot) by ``base_micro_scale``.
+
+        Nothing happens with fewer than ``base_min_inputs`` buffered inputs, or fewer than
+        ``min_new_updates`` feedback updates since the last consolidation (so a consolidation
+        queued twice, or late, is a no-op); ``consolidations`` counts those that ran.
+
+        >>> lora = MicroLoRA(targets=["fast", "smart"], in_dim=4, seed=0)
+        >>> for i in range(20):
+        ...     lora.learn([1.0, 0.0, 0.0, 0.0] if i % 2 else [0.0, 1.0, 0.0, 0.0], "smart", 1.0)
+        >>> before = lora.apply([1.0, 0.0, 0.0, 0.0])
+        >>> lora.consolidate()
+        >>> base, micro = lora.apply_parts([1.0, 0.0, 0.0, 0.0])
+        >>> bool(np.allclose(base + micro, before, atol=1e-3)), bool(np.array_equal(micro, before / 2))
+        (True, True)
+        >>> lora.consolidations
+        1
+        """
+        min_new = _check.integer(min_new_updates, "min_new_updates", lo=0)
+        n = self._replay_n
+        if n < self.base_min_inputs or self.pending_updates < min_new:
+            return
+        self._base = distil(self._base, self._A.T @ self._B, self._replay_x[:n],
+                            micro_scale=self.base_micro_scale, lam=self.base_lambda,
+                            fisher_decay=self.base_fisher_decay, ridge=self.base_ridge,
+                            max_norm=self.base_max_norm)
+        self._B *= self.base_micro_scale  # in place: B is a view of the clamped buffer
+        self._snap_B *= self.base_micro_scale
+        self.consolidations += 1
+        self.consolidated_at = self.updates
+
     def reset(self) -> None:
-        """Back to the fresh adapter: B = 0, seeded A, lr = lr0, no replay, no anchor."""
+        """Back to the fresh adapter: B = 0, seeded A, lr = lr0, no replay, no anchor, zero base."""
         self._fresh()
 
     # --- persistence -------------------------------------------------------------------------
@@ -235,6 +315,8 @@ class MicroLoRA(Targeted):
                 "replay_pos": self._replay_pos,
                 "anchored": self._anchored,
                 "rng": rng_to_json(self._rng),
+                "consolidations": self.consolidations,
+                "consolidated_at": self.consolidated_at,
             },
             arrays={
                 "A": self._A,
@@ -246,8 +328,21 @@ class MicroLoRA(Targeted):
                 "fisher_B": self._fisher_B,
                 "snapshot_A": self._snap_A,
                 "snapshot_B": self._snap_B,
+                "base_A": self._base.A,
+                "base_B": self._base.B,
+                "base_fisher": self._base.fisher,
             },
         )
+
+    @classmethod
+    def upgrade(cls, state: State, version: int) -> State:
+        """A state of layout 2 to 4 (before the base adapter) with a zero base: it answers and
+        learns on exactly as before."""
+        if version < 5:
+            fresh = cls._from_settings(state).to_state()
+            state.arrays = {**state.arrays, **{k: fresh.arrays[k] for k in BASE_ARRAYS}}
+            state.scalars = {**state.scalars, "consolidations": 0, "consolidated_at": 0}
+        return state
 
     @classmethod
     def from_state(cls, state: State) -> MicroLoRA:
@@ -265,6 +360,9 @@ class MicroLoRA(Targeted):
         core._fisher_B = expect_array(a, "fisher_B", (r, n))
         core._snap_A = expect_array(a, "snapshot_A", (r, d))
         core._snap_B = expect_array(a, "snapshot_B", (r, n))
+        k = core.base_rank
+        core._base = Base(expect_array(a, "base_A", (k, d)), expect_array(a, "base_B", (k, n)),
+                          expect_array(a, "base_fisher", (d,)))
         sc = state.scalars
         core._lr = float(sc["lr"])
         core.updates = int(sc["updates"])
@@ -272,8 +370,14 @@ class MicroLoRA(Targeted):
         core._replay_pos = int(sc["replay_pos"])
         core._anchored = bool(sc["anchored"])
         core._rng = rng_from_json(sc["rng"])
+        core.consolidations = int(sc["consolidations"])
+        core.consolidated_at = int(sc["consolidated_at"])
         if not (0 <= core._replay_n <= m and 0 <= core._replay_pos < m):
             raise StateError("instant replay counters are out of range")
         if ((core._replay_t < 0) | (core._replay_t >= n)).any():
             raise StateError("instant replay holds an unknown target index")
+        if not 0 <= core.consolidated_at <= core.updates or core.consolidations < 0:
+            raise StateError("instant consolidation counters are out of range")
+        if not core.consolidations and (core._base.A.any() or core._base.B.any()):
+            raise StateError("instant base is not zero before any consolidation")
         return core

@@ -78,7 +78,7 @@ TRAIN_MAX_WORK = 1 << 21  # epochs * samples * in_dim of one train_router (256 s
 
 # fixed sizes of the cores (not request-settable), needed for the costs
 ROUTER_HIDDEN, ROUTER_RANK, ROUTER_SHIFT_RING = 128, 8, 10
-INSTANT_RANK, INSTANT_REPLAY = 2, 64
+INSTANT_RANK, INSTANT_REPLAY, INSTANT_BASE_RANK = 2, 64, 8  # base rank: KG_BASE_RANK's default
 EWC_RING = 10
 _F64 = 8
 
@@ -91,13 +91,13 @@ def attention_weights(dim: int, heads: int, head_dim: int) -> int:
 def state_bytes(kind: str, **size: int) -> int:
     """Array bytes of a core's state (the serialised blob adds a small JSON header).
 
-    ``instant``: ``in_dim``, ``targets``. ``router``: ``in_dim``, ``targets`` (anchored: every
+    ``instant``: ``in_dim``, ``targets`` (``base_rank``: 8). ``router``: ``in_dim``, ``targets`` (anchored: every
     learned array has a Fisher and a snapshot). ``attention``: ``dim``, ``heads``, ``head_dim``,
     ``relations``. ``ewc``: ``values`` (over all param ids).
     """
     if kind == "instant":
-        d, n, r = size["in_dim"], size["targets"], INSTANT_RANK
-        return _F64 * (3 * r * (d + n) + INSTANT_REPLAY * (d + 2))
+        d, n, r, rb = size["in_dim"], size["targets"], INSTANT_RANK, size.get("base_rank", INSTANT_BASE_RANK)
+        return _F64 * (3 * r * (d + n) + INSTANT_REPLAY * (d + 2) + rb * (d + n) + d)
     if kind == "router":
         d, n, h, r = size["in_dim"], size["targets"], ROUTER_HIDDEN, ROUTER_RANK
         params = h * r + r * d + 2 * h + (n + 8) * (h + 1) + n * d

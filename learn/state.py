@@ -51,16 +51,20 @@ __all__ = [
 ]
 
 SCHEMA = "kg-temporal.learn"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
 and AdaGrad accumulators (``adagrad.<param>``); 3 = the router gained its input-shift monitor
 (``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings); 4 = the
-router gained its choice policies (four settings; ``bayes.*`` arrays with a Bayesian policy).
+router gained its choice policies (four settings; ``bayes.*`` arrays with a Bayesian policy); 5 = the
+instant core gained its base adapter (``base_A``, ``base_B``, ``base_fisher``, the scalars
+``consolidations`` and ``consolidated_at`` and seven ``base_*`` settings; older blobs read with a
+zero base).
 
 Blobs are written at ``SCHEMA_VERSION`` and read back to ``OLDEST_READABLE``: a kind whose layout
 changed since then says how to read the older one (``upgrade(state, version)``; the router's
 version-2 blobs get a fresh monitor, which only observes, so learning resumes exactly), the other
-kinds' layouts are unchanged (a version-3 router is an epsilon-greedy router and reads as one). Anything else is refused, never upgraded silently: a version-1 router
+kinds' layouts are unchanged (a version-3 router is an epsilon-greedy router and reads as one;
+an instant core before version 5 reads with a zero base, which adds nothing). Anything else is refused, never upgraded silently: a version-1 router
 would resume without its optimizer state. Router blobs written before routing became a pure read
 carry two more scalars, ``routes`` and ``explorations`` (counters the service never advanced); they
 are ignored on load."""

@@ -115,6 +115,15 @@ class Feedback(_Body):
 class ApplyAdapter(_Body):
     embedding: Vector
     logits: Logits | None = None
+    parts: bool = False
+    """also answer the base's and the micro adapter's offsets (``logits`` is their sum, plus the
+    logits given)"""
+
+
+class ConsolidateAdapter(_Body):
+    min_new_updates: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    """do nothing unless this many feedback updates came since the last consolidation (the beat
+    sets ``KG_BASE_MIN_UPDATES``, so a consolidation it queued twice runs once)"""
 
 
 class Empty(_Body):
@@ -247,6 +256,7 @@ VERBS: dict[str, type[_Body]] = {
     "init_instant": InitInstant,
     "feedback": Feedback,
     "apply_adapter": ApplyAdapter,
+    "consolidate_adapter": ConsolidateAdapter,
     "reset_adapter": Empty,
     "record_loss": RecordLoss,
     "consolidate": Consolidate,

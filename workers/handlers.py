@@ -38,10 +38,12 @@ def event_body(body: BaseModel) -> dict[str, Any]:
     return data
 
 
-def queued_body(session: Any, verb: str, body: BaseModel) -> dict[str, Any]:
+def queued_body(session: Any, entry: Any, body: BaseModel) -> dict[str, Any]:
+    """What an update of ``entry`` queues: :func:`event_body`, plus the project settings the entry
+    takes (``entry.from_settings``: body key to setting) where the body gives none."""
     data = event_body(body)
-    if verb == "init_instant":
-        data["lr_min"] = session.settings.workers.learn_lr_min  # a project setting, saved in the state
+    for key, name in entry.from_settings.items():
+        data.setdefault(key, getattr(session.settings.workers, name))
     return data
 
 
@@ -51,7 +53,7 @@ def update_handler(entry: Any) -> Callable[[Any, Any, bool], dict]:
     def handler(session: Any, body: Any, async_: bool) -> dict:
         check = None if entry.check is None else (lambda core: entry.check(core, body))
         return session.learning.submit(body.namespace, entry.core, entry.name,
-                                       queued_body(session, entry.name, body), event_id=body.event_id,
+                                       queued_body(session, entry, body), event_id=body.event_id,
                                        wait=not async_, check=check, epoch_bound=entry.epoch_bound)
 
     handler.__name__ = f"_{entry.name}"
@@ -77,7 +79,7 @@ def submit_many(session: Any, entry: Any, namespace: str, bodies: list[dict]) ->
     if len(bodies) > MAX_BATCH:
         raise InvalidInput("bodies", f"at most {MAX_BATCH:,} per call")
     models = [m.parse(entry.body, dict(b, namespace=namespace), prefix=f"{i}.") for i, b in enumerate(bodies)]
-    items = [(model.event_id, queued_body(session, entry.name, model)) for model in models]
+    items = [(model.event_id, queued_body(session, entry, model)) for model in models]
     return session.learning.submit_many(namespace, entry.core, entry.name, items,
                                         check=checks.each(entry.check, models, ""),
                                         epoch_bound=entry.epoch_bound)

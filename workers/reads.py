@@ -28,8 +28,13 @@ def apply_adapter(cur: Any, body: Any) -> dict:
     checks.dim(body.embedding, "embedding", core.in_dim)
     checks.dim(body.logits, "logits", len(core.targets))
     with checks.learn_errors():
-        logits = core.apply(vector(body.embedding), body.logits)
-    return {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
+        x = vector(body.embedding)
+        logits = core.apply(x, body.logits)
+        out = {"logits": logits.tolist(), "targets": list(core.targets), "version": cur.version}
+        if body.parts:
+            base, micro = core.apply_parts(x)
+            out |= {"base": base.tolist(), "micro": micro.tolist(), "consolidations": core.consolidations}
+    return out
 
 
 def route(cur: Any, body: Any) -> dict:

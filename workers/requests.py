@@ -60,6 +60,10 @@ class ResetAdapter(ls.Empty, _Update):
     pass
 
 
+class ConsolidateAdapter(ls.ConsolidateAdapter, _Update):
+    pass
+
+
 class RecordLoss(ls.RecordLoss, _Update):
     pass
 

@@ -10,6 +10,8 @@ so a redelivered or duplicated task is harmless.
 - ``kg.replay_routers``: router training on a sample of older outcomes (experience replay).
 - ``kg.consolidate``: Fisher anchor of each router from recent outcomes, and a snapshot of every
   state (kept apart from the rolling history, for ``kg state rollback``).
+- ``kg.consolidate_adapters``: a BaseLoRA consolidation (``consolidate_adapter``) of each instant
+  core with ``KG_BASE_MIN_UPDATES`` feedback updates since its last one.
 
 :func:`register` puts them on an app built by :func:`workers.app.make_app`; their limits come
 from that app's settings (``app.kg_settings``), and tasks publish drains through their own app.
@@ -214,6 +216,29 @@ def consolidate(self: Task) -> dict:
     return {"snapshots": snapshots, "anchored": anchored}
 
 
+def consolidate_adapters(self: Task) -> dict:
+    """Queue ``consolidate_adapter`` for every instant core with enough new feedback updates and
+    buffered inputs. The event id is the state's version (``base-v{version}``), so beats that find
+    the same state queue it once; the event itself re-checks the count when it is applied."""
+    store = rt.runtime(self.app.kg_settings).store
+    min_updates = self.app.kg_settings.workers.base_min_updates
+    queued = {}
+    for k in store.states():
+        if k.core != "instant":
+            continue
+        record = store.load(k.namespace, "instant")
+        try:
+            core = None if record is None else record.core()
+        except StateCorrupt:
+            log.warning("instant state of %s is corrupt: no consolidation queued", k.namespace)
+            continue
+        if core is None or core.pending_updates < min_updates or core.replay_len < core.base_min_inputs:
+            continue
+        queued[k.namespace] = _submit(self.app, store, k.namespace, "instant", f"base-v{record.version}",
+                                      "consolidate_adapter", {"min_new_updates": min_updates})
+    return {"queued": queued}
+
+
 # -- registration and process lifecycle ---------------------------------------------------------
 
 
@@ -224,7 +249,7 @@ def register(app: Celery) -> None:
     # shared=False: Celery would otherwise add each task to every app finalized later in this process
     options = {"retry_backoff_max": max(1, int(ws.visibility_timeout_s // 4)), "shared": False}
     app.task(bind=True, base=DrainTask, name=DRAIN, ignore_result=True, **options)(drain)
-    for fn in (sweep, train_routers, replay_routers, consolidate):
+    for fn in (sweep, train_routers, replay_routers, consolidate, consolidate_adapters):
         app.task(bind=True, base=KgTask, name=f"kg.{fn.__name__}", **options)(fn)
     for signal_, handler in ((worker_process_init, _process_init), (worker_process_shutdown, _process_shutdown),
                              (worker_ready, _ready), (worker_shutdown, _shutdown),

@@ -48,20 +48,34 @@ class LearningVerb:
     """learn's names of arguments that the request names otherwise (for error messages)"""
     keeps_outcome: bool = False
     """an applied event with an embedding is kept as a training sample (``train_router``)"""
+    from_settings: Mapping[str, str] = field(default_factory=dict)
+    """project settings the queued body takes where the request gives none: body key to the
+    attribute of :class:`kg.config.WorkerSettings` (e.g. what an init saves in the state)"""
 
 
 # -- what the updates do to their core (run by the workers) -----------------------------------
 
 
+_INSTANT_SETTINGS = {"lr_min": "learn_lr_min", "base_rank": "base_rank", "base_micro_scale": "base_micro_scale",
+                     "base_lambda": "base_lambda", "base_min_inputs": "base_min_inputs"}
+
+
 def _init_instant(core: Any, b: dict) -> tuple[Any, dict]:
-    c = MicroLoRA(targets=b["targets"], in_dim=b["in_dim"], lr_min=b.get("lr_min", 1e-3),
-                  seed=b.get("seed", 0))
+    c = MicroLoRA(targets=b["targets"], in_dim=b["in_dim"], seed=b.get("seed", 0),
+                  **{k: b[k] for k in _INSTANT_SETTINGS if k in b})
     return c, {"targets": c.targets, "in_dim": c.in_dim, "lr": c.lr}
 
 
 def _feedback(core: MicroLoRA, b: dict) -> tuple[Any, dict]:
     core.learn(b["embedding"], b["model"], b["payload"]["quality"])
     return core, {"updates": core.updates, "lr": core.lr}
+
+
+def _consolidate_adapter(core: MicroLoRA, b: dict) -> tuple[Any, dict]:
+    before = core.consolidations
+    core.consolidate(b.get("min_new_updates", 0))
+    return core, {"consolidated": core.consolidations > before, "consolidations": core.consolidations,
+                  "inputs": core.replay_len, "pending_updates": core.pending_updates}
 
 
 def _reset(core: MicroLoRA, b: dict) -> tuple[Any, dict]:
@@ -139,15 +153,19 @@ _FEEDBACK = LearningVerb("feedback", "instant", rq.Feedback, apply=_feedback, ch
 LEARNING_VERBS: tuple[LearningVerb, ...] = (
     # instant: the rank-2 MicroLoRA adapter
     LearningVerb("init_instant", "instant", rq.InitInstant, apply=_init_instant, init=True,
-                 summary="Create (or replace) the namespace's MicroLoRA adapter."),
+                 from_settings=_INSTANT_SETTINGS,
+                 summary="Create (or replace) the namespace's MicroLoRA adapter (and its zero base)."),
     _FEEDBACK,
     LearningVerb("feedback_batch", "instant", rq.FeedbackBatch, handler=partial(handlers.feedback_batch, _FEEDBACK),
                  async_ok=True,
                  summary="Many feedback events in one call, applied in order."),
     LearningVerb("reset_adapter", "instant", rq.ResetAdapter, apply=_reset, check=checks.reset, epoch_bound=True,
-                 summary="Zero the adapter's learned delta."),
+                 summary="Zero the adapter's learned delta (micro and base)."),
     LearningVerb("apply_adapter", "instant", rq.ApplyAdapter, read=reads.apply_adapter,
-                 summary="Logits adjusted by the adapter for an embedding."),
+                 summary="Logits adjusted by the adapter (base + micro) for an embedding."),
+    LearningVerb("consolidate_adapter", "instant", rq.ConsolidateAdapter, apply=_consolidate_adapter,
+                 check=checks.consolidate_adapter, epoch_bound=True,
+                 summary="Distil base + micro adapter into the rank-8 base now; shrink the micro."),
     # ewc: EWC++ Fisher information against forgetting
     LearningVerb("record_loss", "ewc", rq.RecordLoss, apply=_record_loss,
                  summary="A training loss; a shift in losses marks a task boundary."),

@@ -92,14 +92,18 @@ def _plain(value: Any) -> Any:
 
 
 def _instant_train(lora: MicroLoRA, rng: np.random.Generator) -> None:
+    """Feedback, a consolidation into the base, and more feedback: every array takes part."""
     x = unit(rng, 8)
     for _ in range(6):
         lora.learn(x, "a", 1.0)
+    lora.consolidate()
+    lora.learn(unit(rng, 8), "b", 0.0)
 
 
 def _instant_reads(lora: MicroLoRA, rng: np.random.Generator) -> list[Call]:
     x = unit(rng, 8)
-    return [(lora.apply, (x,), {}), (lora.apply, (x, [0.25, -1.0]), {}), (lora.params, (), {})]
+    return [(lora.apply, (x,), {}), (lora.apply, (x, [0.25, -1.0]), {}), (lora.params, (), {}),
+            (lora.apply_parts, (x,), {})]
 
 
 def _instant_bad(lora: MicroLoRA, rng: np.random.Generator) -> list:
@@ -119,6 +123,9 @@ def _instant_bad(lora: MicroLoRA, rng: np.random.Generator) -> list:
         ("embedding", lora.apply, ([1.0] * 9,), {}),
         ("logits", lora.apply, (x, [1.0, 2.0, 3.0]), {}),
         ("fisher.A", lora.anchor, ({"A": np.ones((3, 8)), "B": np.ones((2, 2))},), {}),
+        ("min_new_updates", lora.consolidate, (-1,), {}),
+        ("min_new_updates", lora.consolidate, (1.5,), {}),
+        ("embedding", lora.apply_parts, ([1.0] * 7,), {}),
     ]
 
 
@@ -226,10 +233,14 @@ def _attention_bad(att: GraphAttention, rng: np.random.Generator) -> list:
 
 CASES = {
     "instant": Case(
-        MicroLoRA, {"targets": ["a", "b"], "in_dim": 8, "seed": 0}, _instant_train, _instant_reads,
-        _instant_bad,
+        MicroLoRA, {"targets": ["a", "b"], "in_dim": 8, "seed": 0, "base_min_inputs": 4}, _instant_train,
+        _instant_reads, _instant_bad,
         bad_settings=[({"targets": t}, "targets") for t in ([], ["a", "a"], ["a", ""], "ab", [1, 2], None)]
-        + [({"in_dim": bad}, "in_dim") for bad in (0, -1, 2.5, "384", True)],
+        + [({"in_dim": bad}, "in_dim") for bad in (0, -1, 2.5, "384", True)]
+        + [({"base_rank": 0}, "base_rank"), ({"base_micro_scale": 1.5}, "base_micro_scale"),
+           ({"base_lambda": -1.0}, "base_lambda"), ({"base_fisher_decay": NAN}, "base_fisher_decay"),
+           ({"base_ridge": 0.0}, "base_ridge"), ({"base_max_norm": -1.0}, "base_max_norm"),
+           ({"base_min_inputs": 0}, "base_min_inputs")],
     ),
     "ewc": Case(
         EWC, {}, _ewc_train, _ewc_reads, _ewc_bad,

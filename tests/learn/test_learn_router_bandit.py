@@ -38,7 +38,7 @@ def test_a_version_3_router_reads_as_epsilon_greedy_with_the_old_answers():
     assert router.boundaries == OLD["boundaries"]
     router.record_outcome("a", 0.5, embedding=probe)
     blob = to_bytes(router)
-    assert b'"schema_version":"4"' in blob and to_bytes(from_bytes(blob, "router")) == blob
+    assert b'"schema_version":"5"' in blob and to_bytes(from_bytes(blob, "router")) == blob
 
 
 def test_an_old_state_claiming_a_policy_is_refused():

@@ -21,7 +21,8 @@ VEC = [0.1, -0.2, 0.3]
 VALID = {
     "init_instant": {"targets": ["gpt", "mixtral"]},
     "feedback": {"embedding": VEC, "model": "gpt", "payload": {"quality": 0.8, "signal": "thumbs"}, "now_ms": 1},
-    "apply_adapter": {"embedding": VEC},
+    "apply_adapter": {"embedding": VEC, "parts": True},
+    "consolidate_adapter": {"min_new_updates": 64},
     "reset_adapter": {},
     "record_loss": {"loss": 0.7},
     "consolidate": {"param_id": "router.model.W", "params": VEC, "grads": VEC},
