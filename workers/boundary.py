@@ -8,8 +8,9 @@ id. The anchor is queued *before* the batch that fired is committed, so a worker
 between leaves no boundary without its anchor: the retried batch fires on the same event again and
 its anchor is refused as a duplicate. It is queued without a trigger, behind the batch, so the
 drain that holds the lock applies it next (a commit that lost its compare-and-set to another
-drain loses nothing: that drain applied the same events). Turned off by
-``KG_ANCHOR_ON_BOUNDARY=0`` (the beat's clock anchors either way).
+drain loses nothing: that drain applied the same events). On with ``KG_ANCHOR_ON_BOUNDARY=1``;
+off by default, because on the forgetting protocol it cost the new topic 3-7% of its APGR and
+kept nothing of the old one (``bench/README-learn.md``). The beat's clock anchors either way.
 
 >>> rows = [{"seq": s, "embedding": [0.0, 1.0], "target": "a", "quality": 1.0} for s in (3, 5, 9)]
 >>> [r["seq"] for r in samples_before(rows, 5, 2)]

@@ -35,7 +35,7 @@ def anchors(store: WeightStore, ns: str) -> list[tuple[int, str, int, bool]]:
 def test_a_shift_queues_one_anchor_and_no_shift_none(workers, learn_session) -> None:
     d = learn_session.dispatch
     store = learn_session.learning.store
-    workers("w1")  # no beat: every anchor below comes from a boundary
+    workers("w1", KG_ANCHOR_ON_BOUNDARY="1")  # no beat: every anchor below comes from a boundary
     for ns, shift in (("shift", 1.0), ("steady", 0.0)):
         assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": DIM}})["ok"]
         for i, x in enumerate(inputs(shift)):
@@ -62,18 +62,19 @@ def test_a_shift_queues_one_anchor_and_no_shift_none(workers, learn_session) -> 
     assert not steady.to_state().scalars["anchored"]
 
 
-def test_the_setting_turns_it_off_and_a_retried_batch_queues_nothing_more(redis_server, settings) -> None:
+def test_off_by_default_and_a_retried_batch_queues_nothing_more(redis_server, settings) -> None:
     events = [Event(1, "init", "init_router", {"in_dim": DIM, "targets": ["a", "b"]})]
     events += [Event(i + 2, f"o{i}", "record_outcome", outcome(i, x)) for i, x in enumerate(inputs(1.0))]
 
-    off = WeightStore(redis_server.client(), replace(settings.workers, anchor_on_boundary=False))
+    assert not settings.workers.anchor_on_boundary
+    off = WeightStore(redis_server.client(), settings.workers)
     for eid, verb, body in ((e.id, e.verb, e.body) for e in events):
         assert off.enqueue("off", "router", eid, event_bytes(eid, verb, body, False)).status == "accepted"
     assert Drainer(off).run("off", "router", "task-1").applied == len(events)
     assert off.load("off", "router").core().boundaries == 1 and anchors(off, "off") == []
 
     # a batch applied again after a crash before its commit: the anchor it queued is not queued twice
-    on = WeightStore(redis_server.client(), settings.workers)
+    on = WeightStore(redis_server.client(), replace(settings.workers, anchor_on_boundary=True))
     batch = apply_batch(UPDATES, "router", None, 0, events)
     first = queue_anchors(on, "on", "router", batch.core, events, batch.results, batch.outcomes)
     retry = apply_batch(UPDATES, "router", None, 0, events)
