@@ -78,3 +78,25 @@ class WithAdapter:
         return {"adapter_gap_end_of_stream": float(gaps[n_stream - 1]),
                 "adapter_gap_heldout_mean": float(gaps[n_stream:].mean()),
                 "adapter_gap_heldout_abs_mean": float(np.abs(gaps[n_stream:]).mean())}
+
+
+def paired(rows: list[dict], size: str, cw: float) -> str:
+    """Each adapter arm minus its plain router on the same order: mean [min, max] over orders."""
+    sel = [r for r in rows if r["size"] == size and r["cost_weight"] == cw]
+    plain = {(r["learner"], r["order"]): r for r in sel}
+    keys = (("heldout_gpt4_share", ".2f"), ("heldout_accuracy", ".3f"), ("gain_over_random", ".3f"),
+            ("stream_regret_per_prompt", ".3f"), ("apgr", ".3f"))
+    lines = [f"\n{size} stream, cost weight {cw}: adapter arm minus the plain router, same order",
+             "| arm | GPT-4 share | accuracy | gain over random | regret per prompt | APGR | "
+             "adapter logit gap (strong - weak), held out: mean abs |",
+             "|---|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(r["learner"] for r in sel if " + adapter" in r["learner"]):
+        base = name.split(" + adapter")[0]
+        rs = [(r, plain[(base, r["order"])]) for r in sel if r["learner"] == name]
+        cells = []
+        for key, fmt in keys:
+            d = np.array([r[key] - b[key] for r, b in rs])
+            cells.append(f"{d.mean():+{fmt}} [{d.min():+{fmt}}, {d.max():+{fmt}}]")
+        gap = np.mean([r["adapter_gap_heldout_abs_mean"] for r, _ in rs])
+        lines.append(f"| {name} | {' | '.join(cells)} | {gap:.3f} |")
+    return "\n".join(lines)

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from bench import _embed
-from bench._bandit_adapter import CoreAdapter, ServiceAdapter, WithAdapter
+from bench._bandit_adapter import CoreAdapter, ServiceAdapter, WithAdapter, paired
 from bench.routing_eval import apgr, threshold_curve
 
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
@@ -338,6 +338,8 @@ def main() -> None:
     for size in dict.fromkeys(r["size"] for r in rows):
         for cw in cws:
             print(table(rows, size, cw))
+            if scales:
+                print(paired(rows, size, cw))
     print(f"\nresults: {path}")
 
 
