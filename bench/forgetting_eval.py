@@ -1,6 +1,7 @@
 """Forgetting under a shift: does EWC keep what the router learned on one group of MMLU subjects?
 
     python -m bench.forgetting_eval [--seeds 3] [--lambdas 3,10,100,2000] [--anchor heads|all]
+        [--embedding minilm|tfidf] [--dim 384] [--triggers] [--clocks 500,2000]
 
 Protocol, for each seed:
 
@@ -27,6 +28,10 @@ the prequential loss, z-score rule) and the router's input-shift monitor (:mod:`
 windows of 50 embeddings, carried through the state blob from A into B). For each: where it first
 fired relative to the shift, how often in B, and how often on A (every fire on A is false).
 
+``--triggers`` adds the service's own anchor (``anchor_router`` on the last 128 outcomes) taken at
+a detected boundary, on a clock of N outcomes, both, or never, for every lambda
+(:mod:`bench._ewc_triggers`). ``--embedding tfidf`` needs no torch.
+
 Results: ``bench/results/forgetting_eval.json`` and a markdown table on stdout.
 """
 
@@ -39,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from bench import _embed
+from bench import _embed, _ewc_triggers
 from bench.routing_eval import STRONG, WEAK, apgr, threshold_curve
 from learn import EWC, Draw, FastGRNNRouter, from_bytes, to_bytes
 
@@ -154,12 +159,19 @@ def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespa
             "A": quality(anchored, E, a_test, S, W),
             "B": quality(anchored, E, b_test, S, W),
         }
+    triggers = None
+    if args.triggers:
+        def both(r: FastGRNNRouter) -> dict[str, dict[str, float]]:
+            return {"A": quality(r, E, a_test, S, W), "B": quality(r, E, b_test, S, W)}
+
+        triggers = _ewc_triggers.run_seed(E, S, W, seed, a_stream, b_stream, both, args.lambdas, args.clocks)
     warm = 3  # the first windows cannot fire (min_history)
     return {
         "seed": seed,
         "sizes": {"A_stream": len(a_stream), "A_test": len(a_test), "B_stream": len(b_stream), "B_test": len(b_test)},
         "before": before,
         "after": after,
+        "triggers": triggers,
         "forgetting_loss": {k: after[k]["A"]["loss"] - before["A"]["loss"] for k in after},
         "forgetting_apgr": {k: before["A"]["apgr"] - after[k]["A"]["apgr"] for k in after},
         "boundary": {
@@ -248,10 +260,18 @@ def main() -> None:
     ap.add_argument("--anchor", choices=["heads", "all"], default="heads")
     ap.add_argument("--lr", type=float, default=None, help="router default unless given")
     ap.add_argument("--embedding", default="minilm", choices=["minilm", "tfidf"])
+    ap.add_argument("--dim", type=int, default=384, help="tfidf: SVD dimensions (MiniLM: 384)")
+    ap.add_argument("--triggers", action="store_true", help="also the service's anchor: boundary / clock / none")
+    ap.add_argument("--clocks", default="500,2000", help="--triggers: clock periods, in outcomes")
+    ap.add_argument("--out", default="forgetting_eval")
     args = ap.parse_args()
+    args.clocks = [int(x) for x in args.clocks.split(",") if x.strip()]
     args.lambdas = [float(x) for x in args.lambdas.split(",") if x.strip()]
     data = _embed.load_mmlu()
-    E = _embed.embeddings(args.embedding, data)
+    if args.embedding == "tfidf" and args.dim != 384:  # fitted on all prompts (no labels), as at 384
+        E = _embed.tfidf_svd_embeddings(data.prompts, data.prompts, dim=args.dim)
+    else:
+        E = _embed.embeddings(args.embedding, data)
     runs = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
@@ -265,10 +285,13 @@ def main() -> None:
             flush=True,
         )
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
-    path = _embed.RESULTS / "forgetting_eval.json"
+    path = _embed.RESULTS / f"{args.out}.json"
     path.write_text(json.dumps({"settings": vars(args), "runs": runs}, indent=1))
     print(f"\nA = STEM, B = humanities + social sciences; anchor = {args.anchor}; mean ± sd over {len(runs)} seeds\n")
     print(table(runs))
+    if args.triggers:
+        print("\nThe service's anchor (anchor_router on the last 128 outcomes), by trigger; mean ± sd over seeds\n")
+        print(_ewc_triggers.table([r["triggers"] for r in runs]))
     print(f"\nresults: {path}")
 
 

@@ -1,7 +1,7 @@
 """The router as a production contextual bandit: cold start, its own policy, one fixed price.
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
-        [--via service|core] [--policy NAME] [--epsilon 0.1] [--out routing_bandit]
+        [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -32,6 +32,11 @@ Baselines, in this process on the same stream and features, with the same epsilo
 quality over ``[1, x]``, lambda 1), and ``linucb`` (Li et al., 2010: the same ridge estimate plus
 ``alpha * sqrt(x' A^-1 x)``).
 
+``--adapter 1,0.1`` adds, for every router configuration, one arm per scale in which the MicroLoRA
+adapter (``init_instant``) takes part: each route passes ``apply_adapter``'s logits (times the
+scale) as ``adapter_logits``, and each chosen model's correctness also goes to the adapter as
+``feedback`` (:mod:`bench._bandit_adapter`); the plain router runs in the same run.
+
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
 """
 
@@ -47,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from bench import _embed
+from bench._bandit_adapter import CoreAdapter, ServiceAdapter, WithAdapter, paired
 from bench.routing_eval import apgr, threshold_curve
 
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
@@ -145,12 +151,12 @@ class CoreRouter:
                                 costs={STRONG: 1.0, WEAK: 0.0}, cost_weight=cost_weight, seed=seed, **kw)
         self.seed = seed
 
-    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None) -> int:
         from learn import Draw
 
         h = hashlib.blake2b(x.tobytes() + str(self.seed).encode(), digest_size=16).digest()
         draw = Draw(int.from_bytes(h[:8], "little") / 2.0**64, int.from_bytes(h[8:], "little"))
-        return TARGETS.index(self.r.route(x, draw=draw)["model"])
+        return TARGETS.index(self.r.route(x, adapter_logits=adapter_logits, draw=draw)["model"])
 
     def record(self, k: int, q: float, x: np.ndarray) -> None:
         self.r.record_outcome(TARGETS[k], q, embedding=x)
@@ -170,8 +176,11 @@ class ServiceRouter:
             "costs": {STRONG: 1.0, WEAK: 0.0}, "cost_weight": cost_weight, "seed": seed, **body}})
         assert out["ok"], out
 
-    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
-        out = self.d({"verb": "route", "body": {"namespace": self.ns, "embedding": x.tolist()}})
+    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None) -> int:
+        body = {"namespace": self.ns, "embedding": x.tolist()}
+        if adapter_logits is not None:
+            body["adapter_logits"] = adapter_logits
+        out = self.d({"verb": "route", "body": body})
         assert out["ok"], out
         return TARGETS.index(out["data"]["model"])
 
@@ -217,7 +226,7 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float) ->
         "apgr": apgr(ff, fa, acc_s, acc_w), "acc_gpt4": acc_s, "acc_mixtral": acc_w,
         "stream_accuracy": hits / n_stream, "stream_gpt4_share": strong / n_stream,
         "stream_regret": regret, "stream_regret_per_prompt": regret / n_stream,
-        "stream_seconds": stream_s,
+        "stream_seconds": stream_s, **(learner.extra(n_stream) if hasattr(learner, "extra") else {}),
     }
 
 
@@ -266,6 +275,8 @@ def main() -> None:
     ap.add_argument("--router", action="append", default=None, metavar="NAME[:k=v,...]",
                     help="a router configuration (init_router fields), repeatable; default: "
                          "the init_router defaults")
+    ap.add_argument("--adapter", default="", metavar="SCALES",
+                    help="also each router with the MicroLoRA adapter, its logits times each scale")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--out", default="routing_bandit")
@@ -276,6 +287,7 @@ def main() -> None:
     data = _embed.load_mmlu()
     Qall = np.stack([data.weak, data.strong], axis=1).astype(float)
     cws = [float(c) for c in args.cost_weights.split(",")]
+    scales = [float(c) for c in args.adapter.split(",") if c.strip()]
     rows: list[dict] = []
     t_all = time.perf_counter()
     with ExitStack() as stack:
@@ -296,11 +308,17 @@ def main() -> None:
                 for cw in cws:
                     learners: list[tuple[str, Any]] = []
                     for name, kw in routers:
-                        if args.via == "service":
-                            learners.append((name, ServiceRouter(session, f"bandit-{name}", DIM, cw,
-                                                                 args.epsilon, order, kw)))
-                        else:
-                            learners.append((name, CoreRouter(DIM, cw, args.epsilon, order, kw)))
+                        for scale in [None, *scales]:
+                            arm = name if scale is None else f"{name} + adapter (scale {scale:g})"
+                            if args.via == "service":
+                                r = ServiceRouter(session, f"bandit-{arm}", DIM, cw, args.epsilon, order, kw)
+                            else:
+                                r = CoreRouter(DIM, cw, args.epsilon, order, kw)
+                            if scale is not None:
+                                adapter = (ServiceAdapter(session, f"bandit-{arm}", TARGETS, DIM, order)
+                                           if args.via == "service" else CoreAdapter(TARGETS, DIM, order))
+                                r = WithAdapter(r, adapter, scale)
+                            learners.append((arm, r))
                     if not args.no_baselines:
                         learners.append(("ridge", Linear(DIM, cw, args.epsilon, order)))
                         learners.append((f"linucb (alpha {args.linucb_alpha})",
@@ -320,6 +338,8 @@ def main() -> None:
     for size in dict.fromkeys(r["size"] for r in rows):
         for cw in cws:
             print(table(rows, size, cw))
+            if scales:
+                print(paired(rows, size, cw))
     print(f"\nresults: {path}")
 
 

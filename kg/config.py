@@ -201,6 +201,8 @@ class WorkerSettings:
         "beat: router replay of older outcomes", low=0, low_open=True)
     beat_consolidate_s: float = setting("KG_BEAT_CONSOLIDATE_S", 600.0,
         "beat: Fisher anchor and snapshots", low=0, low_open=True)
+    anchor_on_boundary: bool = setting("KG_ANCHOR_ON_BOUNDARY", False,
+        "queue the router's EWC anchor when its input-shift monitor fires (off: measured not to help)")
     learn_lr_min: float = setting("KG_LEARN_LR_MIN", 1e-3,
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
     # BaseLoRA (the instant core's base adapter, learn/base_lora.py); saved in the state at init_instant

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import redis
 
 from kg.procs import pid_alive
+from workers.boundary import queue_anchors
 from workers.cores import apply_batch
 from workers.verbs import UPDATES
 from workers.errors import StateCorrupt
@@ -225,6 +226,7 @@ class Drainer:
         batch = apply_batch(UPDATES, kind, core, updates, events)
         new_version = pend.version + 1 if batch.changed else pend.version
         new_record = (Record.of(batch.core, ns, new_version, batch.updates) if batch.changed else None)
+        queue_anchors(self.store, ns, kind, batch.core, events, batch.results, batch.outcomes)  # before the commit
         applied = [Applied(e, r | {"version": new_version}) for e, r in zip(events, batch.results)]
         ok, _, _ = self.store.commit(ns, kind, version=pend.version, done=pend.done, record=new_record,
                                      applied=applied, new_epoch=new_version if batch.init else None,

@@ -232,7 +232,7 @@ def test_confidence_head_learns_where_the_estimate_is_reliable(rng):
 
 def test_ewc_anchor_keeps_the_model_head_near_its_snapshot(rng):
     def drift(anchored: bool) -> float:
-        r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=0)
+        r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=0, ewc_lambda=2000.0)  # the earlier default
         for _ in range(200):
             x = unit(rng, 8)
             r.record_outcome("a", 1.0 if x[0] > 0 else 0.0, embedding=x)
@@ -327,7 +327,7 @@ def test_every_optimizer_learns_the_bandit_rule(optimizer, skip, rng):
 
 
 def test_ewc_anchor_with_adagrad_pulls_entries_to_the_snapshot(rng):
-    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=2)
+    r = FastGRNNRouter(in_dim=8, targets=["a", "b"], epsilon=0.0, seed=2, ewc_lambda=2000.0)  # the earlier default
     for _ in range(50):
         x = unit(rng, 8)
         r.record_outcome("a", float(x[0] > 0), embedding=x)

@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["workers.weight_store", "workers.store_keys", "workers.store_record", "workers.events", "workers.cores",
-           "workers.drain", "workers.service", "workers.samples"]
+           "workers.drain", "workers.service", "workers.samples", "workers.boundary"]
 
 
 @pytest.mark.parametrize("name", MODULES)
