@@ -201,6 +201,8 @@ class WorkerSettings:
         "beat: router replay of older outcomes", low=0, low_open=True)
     beat_consolidate_s: float = setting("KG_BEAT_CONSOLIDATE_S", 600.0,
         "beat: Fisher anchor and snapshots", low=0, low_open=True)
+    beat_cluster_s: float = setting("KG_BEAT_CLUSTER_S", 300.0,
+        "beat: cluster each pattern bank's new trajectories", low=0, low_open=True)
     learn_lr_min: float = setting("KG_LEARN_LR_MIN", 1e-3,
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
     http_host: str = setting("KG_HTTP_HOST", "127.0.0.1", "address `kg serve` binds")

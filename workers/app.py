@@ -81,6 +81,7 @@ def beat_schedule(settings: Settings) -> dict:
         "router-batch-training": job("kg.train_routers", ws.beat_train_s),
         "router-replay": job("kg.replay_routers", ws.beat_replay_s),
         "consolidate-and-snapshot": job("kg.consolidate", ws.beat_consolidate_s),
+        "cluster-patterns": job("kg.cluster_patterns", ws.beat_cluster_s),
     }
 
 

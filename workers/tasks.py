@@ -10,6 +10,7 @@ so a redelivered or duplicated task is harmless.
 - ``kg.replay_routers``: router training on a sample of older outcomes (experience replay).
 - ``kg.consolidate``: Fisher anchor of each router from recent outcomes, and a snapshot of every
   state (kept apart from the rolling history, for ``kg state rollback``).
+- ``kg.cluster_patterns``: cluster each pattern bank that holds new trajectories.
 
 :func:`register` puts them on an app built by :func:`workers.app.make_app`; their limits come
 from that app's settings (``app.kg_settings``), and tasks publish drains through their own app.
@@ -214,6 +215,20 @@ def consolidate(self: Task) -> dict:
     return {"snapshots": snapshots, "anchored": anchored}
 
 
+def cluster_patterns(self: Task) -> dict:
+    """Queue ``cluster_patterns`` for every pattern bank with trajectories recorded since its last
+    clustering, once per state version (event id ``cluster-v<version>``: a second run before it is
+    applied is a duplicate, and after it the bank holds none until new ones come)."""
+    store = rt.runtime(self.app.kg_settings).store
+    queued = {}
+    for k in store.states():
+        record = store.load(k.namespace, k.core) if k.core == "patterns" else None
+        if record is not None and record.core().buffered:
+            queued[k.namespace] = _submit(self.app, store, k.namespace, "patterns", f"cluster-v{record.version}",
+                                          "cluster_patterns", {})
+    return {"queued": queued}
+
+
 # -- registration and process lifecycle ---------------------------------------------------------
 
 
@@ -224,7 +239,7 @@ def register(app: Celery) -> None:
     # shared=False: Celery would otherwise add each task to every app finalized later in this process
     options = {"retry_backoff_max": max(1, int(ws.visibility_timeout_s // 4)), "shared": False}
     app.task(bind=True, base=DrainTask, name=DRAIN, ignore_result=True, **options)(drain)
-    for fn in (sweep, train_routers, replay_routers, consolidate):
+    for fn in (sweep, train_routers, replay_routers, consolidate, cluster_patterns):
         app.task(bind=True, base=KgTask, name=f"kg.{fn.__name__}", **options)(fn)
     for signal_, handler in ((worker_process_init, _process_init), (worker_process_shutdown, _process_shutdown),
                              (worker_ready, _ready), (worker_shutdown, _shutdown),
