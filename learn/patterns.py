@@ -26,8 +26,16 @@ Per pattern: ``count`` (trajectories), ``mean_quality``, per target the ``count`
 that used it in a step and their ``mean_quality`` (a trajectory using a target twice counts once),
 and ``last_seen_ms``. Merging a pattern into a new one adds its sums exactly.
 
-The seeding of round ``r`` draws from ``default_rng([seed, r])``: the same bank and trajectories
-give the same patterns in any process, and no generator state needs saving.
+The seeding continues k-means++ from the existing patterns (they are the centres already chosen;
+each new centre is the best of a few drawn from the trajectories with probability proportional to
+weight times squared distance, greedy k-means++ as scikit-learn does it, until there are ``k``). Drawing every centre afresh each round was tried first: D^2
+seeding favours outliers, an outlier drawn in one round kept its slot in every later one, and on
+the MMLU stream (``bench/pattern_eval.py``) 20 rounds left one pattern holding two thirds of the
+trajectories beside patterns of two. Continuing from the patterns keeps them balanced; the price
+is that a region first seen once all ``k`` patterns exist joins the nearest patterns (and moves
+them) instead of taking a slot of its own. The seeding of round ``r`` draws from
+``default_rng([seed, r])``: the same bank and trajectories give the same patterns in any process,
+and no generator state needs saving.
 
 >>> bank = PatternBank(dim=2, targets=["gpt", "mix"], k=2, seed=0)
 >>> for i in range(4):
@@ -190,7 +198,7 @@ class PatternBank(Targeted):
         tqsum = np.concatenate([self._tqsum, used * q[:, None]])
         last = np.concatenate([self._last, np.array(self._at, dtype=_I64)])
         rng = np.random.default_rng([self.seed, self.clusterings])
-        centres, assign = _kmeans(X, w, min(self.k, len(X)), rng, self.max_iter)
+        centres, assign = _kmeans(X, w, min(self.k, len(X)), rng, self.max_iter, held=len(self._mass))
         kept = [j for j in range(len(centres)) if (assign == j).any()]
         m = len(kept)
         self._centroid = centres[kept]
@@ -291,23 +299,29 @@ class PatternBank(Targeted):
         return core
 
 
-def _kmeans(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator,
-            max_iter: int) -> tuple[np.ndarray, np.ndarray]:
+def _kmeans(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, max_iter: int,
+            held: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Weighted spherical k-means++ on unit rows ``X``: (unit centres, assignment of each row).
 
-    Seeding draws the first centre with probability proportional to ``w`` and each next one to
-    ``w * D^2`` (``D^2 = 2 - 2 cos`` to the nearest centre so far); it stops early when every
-    point sits on a centre. Lloyd steps assign by cosine and move each centre to the normalised
+    Seeding continues k-means++ from the first ``held`` rows (the existing patterns: centres
+    already chosen; with none, the first centre is drawn with probability proportional to ``w``):
+    each next centre is the best of ``2 + ln k`` candidates drawn with probability proportional to
+    ``w * D^2`` (``D^2 = 2 - 2 cos`` to the nearest centre so far; the best leaves the least weighted
+    ``D^2``), until ``k`` or until every point sits on a centre. Lloyd steps assign by cosine and move each centre to the normalised
     weighted mean of its members, until the assignment stops changing or ``max_iter`` steps.
     """
-    picks = [_draw(w, rng)]
-    d2 = np.maximum(2.0 - 2.0 * (X @ X[picks[0]]), 0.0)
+    picks = list(range(min(held, k))) or [_draw(w, rng)]
+    d2 = np.maximum(2.0 - 2.0 * (X @ X[picks].T).max(axis=1), 0.0)
+    trials = 2 + int(np.log(k))  # greedy k-means++, as scikit-learn does it
     while len(picks) < k:
         p = w * d2
         if p.sum() <= 0.0:
             break
-        picks.append(_draw(p, rng))
-        d2 = np.minimum(d2, np.maximum(2.0 - 2.0 * (X @ X[picks[-1]]), 0.0))
+        candidates = [_draw(p, rng) for _ in range(trials)]
+        near = np.minimum(d2[:, None], np.maximum(2.0 - 2.0 * (X @ X[candidates].T), 0.0))
+        best = int(np.argmin(w @ near))  # the candidate that leaves the least weighted D^2
+        picks.append(candidates[best])
+        d2 = near[:, best]
     C = X[picks].copy()
     assign = np.argmax(X @ C.T, axis=1)
     wX = w[:, None] * X

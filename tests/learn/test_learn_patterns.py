@@ -57,6 +57,28 @@ def test_separable_clusters_are_found_with_their_statistics() -> None:
     assert bank.find(np.ones(DIM), k=10) and len(bank.find(np.ones(DIM), k=10)) == 3  # at most what exists
 
 
+def test_streamed_through_a_small_buffer_the_patterns_are_still_the_groups() -> None:
+    """Clustered 8 at a time (7 rounds, the first holding every group), the patterns are the three
+    groups with their exact statistics: old patterns seed the next round, no outlier takes a slot."""
+    rng = np.random.default_rng(4)
+    rank: dict[int, int] = {}
+    keyed = []
+    for item in groups(rng):  # round robin over the groups, each group in its shuffled order
+        rank[item[0]] = rank.get(item[0], -1) + 1
+        keyed.append(((rank[item[0]], item[0]), item))
+    stream = [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
+    bank = PatternBank(dim=DIM, targets=TARGETS, max_trajectories=8, k=3, seed=5)
+    for _, traj, at in stream:
+        bank.record(traj, at)
+    bank.cluster()
+    assert bank.clusterings == 8 and bank.patterns == 3
+    for g, size in enumerate((30, 20, 10)):
+        query = np.zeros(DIM)
+        query[g] = 1.0
+        best = bank.find(query, k=1)[0]
+        assert best["count"] == size and best["targets"][TARGETS[g]]["count"] == size
+
+
 def test_a_trajectory_counts_once_per_target_and_only_clustered_ones_are_found() -> None:
     bank = PatternBank(dim=2, targets=["a", "b"], k=1)
     assert bank.find([1.0, 0.0]) == []
