@@ -146,12 +146,17 @@ def run_seed(data: _embed.MMLU, seed: int, args: argparse.Namespace) -> dict[str
 
 
 def table(runs: list[dict]) -> str:
+    """Medians over seeds, the range, and the median of the per-seed difference to the router."""
     names = list(runs[0]["auc"])
-    lines = ["| score | AUC (median) | min - max over seeds |", "|---|---|---|"]
+    router = np.array([r["auc"]["router"] for r in runs])
+    lines = ["| score | AUC (median) | min - max over seeds | minus the router's, per seed (median) |",
+             "|---|---:|---:|---:|"]
     for name in names:
         v = np.array([r["auc"][name] for r in runs])
-        lines.append(f"| {name} | {np.median(v):.3f} | {v.min():.3f} - {v.max():.3f} |")
+        lines.append(f"| {name} | {np.median(v):.3f} | {v.min():.3f} - {v.max():.3f} | "
+                     f"{np.median(v - router):+.3f} |")
     return "\n".join(lines)
+
 
 
 def main() -> None:
