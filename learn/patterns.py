@@ -30,7 +30,7 @@ The seeding continues k-means++ from the existing patterns (they are the centres
 each new centre is the best of a few drawn from the trajectories with probability proportional to
 weight times squared distance, greedy k-means++ as scikit-learn does it, until there are ``k``). Drawing every centre afresh each round was tried first: D^2
 seeding favours outliers, an outlier drawn in one round kept its slot in every later one, and on
-the MMLU stream (``bench/pattern_eval.py``) 20 rounds left one pattern holding two thirds of the
+the MMLU stream (``bench/pattern_eval.py``) 19 rounds left one pattern holding 51-73% of the
 trajectories beside patterns of two. Continuing from the patterns keeps them balanced; the price
 is that a region first seen once all ``k`` patterns exist joins the nearest patterns (and moves
 them) instead of taking a slot of its own. The seeding of round ``r`` draws from
