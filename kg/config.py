@@ -203,6 +203,8 @@ class WorkerSettings:
         "beat: Fisher anchor and snapshots", low=0, low_open=True)
     anchor_on_boundary: bool = setting("KG_ANCHOR_ON_BOUNDARY", False,
         "queue the router's EWC anchor when its input-shift monitor fires (off: measured not to help)")
+    beat_cluster_s: float = setting("KG_BEAT_CLUSTER_S", 300.0,
+        "beat: cluster each pattern bank's new trajectories", low=0, low_open=True)
     learn_lr_min: float = setting("KG_LEARN_LR_MIN", 1e-3,
         "MicroLoRA learning-rate floor", low=0, high=1, low_open=True)
     # BaseLoRA (the instant core's base adapter, learn/base_lora.py); saved in the state at init_instant

@@ -5,6 +5,7 @@
 - :class:`EWC` (``kind="ewc"``): EWC++ Fisher/snapshot store and loss-shift boundary detector.
 - :class:`FastGRNNRouter` (``kind="router"``): sparse low-rank router that learns from outcomes.
 - :class:`GraphAttention` (``kind="attention"``): seeded multi-head attention over a subgraph.
+- :class:`PatternBank` (``kind="patterns"``): trajectories clustered into patterns with statistics.
 
 Every core's whole state goes through :func:`to_bytes` / :func:`from_bytes` (safetensors).
 Errors are :class:`LearnInputError` (bad input, ``.field`` names it) and :class:`StateError` (a
@@ -19,6 +20,7 @@ from learn.instant import MicroLoRA
 from learn.ewc import EWC
 from learn.router import CONTEXT_BUCKETS, CONTEXT_WINDOWS, Draw, FastGRNNRouter, context_bucket
 from learn.attention import WEEK_MS, GraphAttention
+from learn.patterns import PatternBank
 
 __all__ = [
     "CONTEXT_BUCKETS",
@@ -29,6 +31,7 @@ __all__ = [
     "GraphAttention",
     "LearnInputError",
     "MicroLoRA",
+    "PatternBank",
     "SCHEMA",
     "SCHEMA_VERSION",
     "StateError",

@@ -40,6 +40,13 @@ __all__ = [
     "MAX_PARAMS",
     "MAX_RELATIONS",
     "MAX_TARGETS",
+    "PATTERNS_FIND_MAX",
+    "PATTERNS_MAX_ITER",
+    "PATTERNS_MAX_K",
+    "PATTERNS_MAX_STEPS",
+    "PATTERNS_MAX_TRAJECTORIES",
+    "PATTERNS_MAX_VALUES",
+    "PATTERNS_MAX_WORK",
     "REPLAY_MAX",
     "STATE_BUDGET_BYTES",
     "TABLE",
@@ -75,6 +82,13 @@ REPLAY_MAX = 128  # outcomes per replay event (beat)
 ANCHOR_MAX = 128  # outcomes behind one Fisher anchor (beat)
 MAX_EPOCHS = 10
 TRAIN_MAX_WORK = 1 << 21  # epochs * samples * in_dim of one train_router (256 samples at 8192)
+PATTERNS_MAX_TRAJECTORIES = 4096  # trajectories a pattern bank buffers between clusterings
+PATTERNS_MAX_K = 256  # patterns of a bank
+PATTERNS_MAX_STEPS = 64  # steps of one trajectory
+PATTERNS_MAX_ITER = 100  # Lloyd iterations of one clustering
+PATTERNS_MAX_VALUES = 1 << 22  # (max_trajectories + k) * dim: the buffered and pattern vectors (32 MiB)
+PATTERNS_MAX_WORK = 1 << 28  # (max_trajectories + k) * dim * k * max_iter of one clustering
+PATTERNS_FIND_MAX = 64  # patterns one find_patterns answers
 
 # fixed sizes of the cores (not request-settable), needed for the costs
 ROUTER_HIDDEN, ROUTER_RANK, ROUTER_SHIFT_RING = 128, 8, 10
@@ -93,7 +107,8 @@ def state_bytes(kind: str, **size: int) -> int:
 
     ``instant``: ``in_dim``, ``targets`` (``base_rank``: 8). ``router``: ``in_dim``, ``targets`` (anchored: every
     learned array has a Fisher and a snapshot). ``attention``: ``dim``, ``heads``, ``head_dim``,
-    ``relations``. ``ewc``: ``values`` (over all param ids).
+    ``relations``. ``ewc``: ``values`` (over all param ids). ``patterns``: ``dim``,
+    ``max_trajectories``, ``targets``, ``k``.
     """
     if kind == "instant":
         d, n, r, rb = size["in_dim"], size["targets"], INSTANT_RANK, size.get("base_rank", INSTANT_BASE_RANK)
@@ -108,6 +123,9 @@ def state_bytes(kind: str, **size: int) -> int:
         return _F64 * (4 * attention_weights(d, h, hd) + h * (size.get("relations", 0) + 3))
     if kind == "ewc":
         return _F64 * (2 * size["values"] + EWC_RING)
+    if kind == "patterns":  # a full buffer and k patterns
+        d, n, t, k = size["dim"], size["max_trajectories"], size["targets"], size["k"]
+        return _F64 * (n * (d + 2) + k * (d + 4 + 2 * t)) + n * t
     raise ValueError(f"unknown kind {kind!r}")
 
 
@@ -127,12 +145,18 @@ TABLE: list[tuple[str, str, str]] = [
     ("`attend`: node values read (`nodes × dim`, or `(max_edges + 1) × dim` from the graph; "
      "`max_edges` defaults to the most that fits, at most 1,024)", f"{ATTEND_MAX_VALUES:,}", "`ATTEND_MAX_VALUES`"),
     ("`attend` `hops`", f"{MAX_HOPS}", "`MAX_HOPS`"),
-    ("`feedback_batch` `events`; their embedding values", f"{MAX_BATCH:,}; {BATCH_MAX_VALUES:,}",
+    ("`feedback_batch` `events`, `record_trajectories` `trajectories`; their embedding values", f"{MAX_BATCH:,}; {BATCH_MAX_VALUES:,}",
      "`MAX_BATCH`, `BATCH_MAX_VALUES`"),
     ("`train_router` `max_samples`; `epochs`", f"{TRAIN_MAX}; {MAX_EPOCHS}", "`TRAIN_MAX`, `MAX_EPOCHS`"),
     ("`train_router` `epochs × max_samples × in_dim`", f"{TRAIN_MAX_WORK:,}", "`TRAIN_MAX_WORK`"),
     ("beat: outcomes per training / replay / anchor event", f"{TRAIN_MAX} / {REPLAY_MAX} / {ANCHOR_MAX}",
      "`TRAIN_MAX`, `REPLAY_MAX`, `ANCHOR_MAX`"),
+    ("patterns: `max_trajectories`; `k`; trajectory `steps`; `max_iter`; `find_patterns` `k`",
+     f"{PATTERNS_MAX_TRAJECTORIES:,}; {PATTERNS_MAX_K}; {PATTERNS_MAX_STEPS}; {PATTERNS_MAX_ITER}; "
+     f"{PATTERNS_FIND_MAX}", "`PATTERNS_MAX_TRAJECTORIES`, `PATTERNS_MAX_K`, `PATTERNS_MAX_STEPS`, "
+     "`PATTERNS_MAX_ITER`, `PATTERNS_FIND_MAX`"),
+    ("patterns: `(max_trajectories + k) × dim`; `(max_trajectories + k) × dim × k × max_iter`",
+     f"{PATTERNS_MAX_VALUES:,}; {PATTERNS_MAX_WORK:,}", "`PATTERNS_MAX_VALUES`, `PATTERNS_MAX_WORK`"),
     ("`now_ms`, `t_ms`, `estimated_tokens`", "64-bit integers", "(`workers/bodies.py`)"),
 ]
 """The bounds as the README shows them: (what, bound, name in this module)."""

@@ -82,6 +82,7 @@ def beat_schedule(settings: Settings) -> dict:
         "router-replay": job("kg.replay_routers", ws.beat_replay_s),
         "consolidate-and-snapshot": job("kg.consolidate", ws.beat_consolidate_s),
         "adapter-consolidation": job("kg.consolidate_adapters", ws.beat_base_s),
+        "cluster-patterns": job("kg.cluster_patterns", ws.beat_cluster_s),
     }
 
 

@@ -49,6 +49,13 @@ from learn.limits import (
     MAX_PARAMS,
     MAX_RELATIONS,
     MAX_TARGETS,
+    PATTERNS_FIND_MAX,
+    PATTERNS_MAX_ITER,
+    PATTERNS_MAX_K,
+    PATTERNS_MAX_STEPS,
+    PATTERNS_MAX_TRAJECTORIES,
+    PATTERNS_MAX_VALUES,
+    PATTERNS_MAX_WORK,
     attention_weights,
 )
 
@@ -252,6 +259,53 @@ class Attend(_Body):
     now_ms: Ms
 
 
+class InitPatterns(_Body):
+    """A pattern bank (``learn.PatternBank``); its two size products are bounded before anything
+    is allocated: the vectors it holds, and the work of one clustering."""
+
+    dim: Annotated[int, Field(ge=1, le=MAX_DIM)]
+    targets: TargetList
+    max_trajectories: Annotated[int, Field(ge=1, le=PATTERNS_MAX_TRAJECTORIES)] = 1024
+    k: Annotated[int, Field(ge=1, le=PATTERNS_MAX_K)] = 16
+    max_steps: Annotated[int, Field(ge=0, le=PATTERNS_MAX_STEPS)] = 16
+    step_weight: Annotated[float, Field(ge=0.0, le=100.0)] = 0.25
+    quality_floor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    max_iter: Annotated[int, Field(ge=1, le=PATTERNS_MAX_ITER)] = 20
+
+    _targets = field_validator("targets")(_unique)
+
+    @model_validator(mode="after")
+    def _within_budget(self) -> InitPatterns:
+        values = (self.max_trajectories + self.k) * self.dim
+        if values > PATTERNS_MAX_VALUES:
+            raise field_error(type(self).__name__, "max_trajectories",
+                              f"(max_trajectories + k) x dim must be at most {PATTERNS_MAX_VALUES:,}",
+                              self.max_trajectories)
+        if values * self.k * self.max_iter > PATTERNS_MAX_WORK:
+            raise field_error(type(self).__name__, "max_iter",
+                              f"(max_trajectories + k) x dim x k x max_iter must be at most {PATTERNS_MAX_WORK:,}: "
+                              "lower max_iter, k, max_trajectories or dim", self.max_iter)
+        return self
+
+
+class Step(_Body):
+    embedding: Vector
+    target: Name | None = None
+
+
+class Trajectory(_Body):
+    """What one request did: its query embedding, its steps and its final quality."""
+
+    embedding: Vector
+    steps: Annotated[list[Step], Field(max_length=PATTERNS_MAX_STEPS)] = []
+    quality: Quality
+
+
+class FindPatterns(_Body):
+    embedding: Vector
+    k: Annotated[int, Field(ge=1, le=PATTERNS_FIND_MAX)] = 5
+
+
 VERBS: dict[str, type[_Body]] = {
     "init_instant": InitInstant,
     "feedback": Feedback,
@@ -266,6 +320,10 @@ VERBS: dict[str, type[_Body]] = {
     "record_outcome": RecordOutcome,
     "init_attention": InitAttention,
     "attend": Attend,
+    "init_patterns": InitPatterns,
+    "record_trajectory": Trajectory,
+    "cluster_patterns": Empty,
+    "find_patterns": FindPatterns,
 }
 """The learning verbs and their body models."""
 

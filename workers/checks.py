@@ -67,6 +67,23 @@ def outcome(core: Any, body: Any) -> None:
         raise InvalidInput("embedding", "is required with estimated_tokens, temperature or top_p")
 
 
+def trajectory(core: Any, body: Any) -> None:
+    """A trajectory against the bank: what ``PatternBank.record`` would refuse, refused here."""
+    needs(core, "patterns", "init_patterns")
+    dim(body.embedding, "embedding", core.dim)
+    if len(body.steps) > core.max_steps:
+        raise InvalidInput("steps", f"at most {core.max_steps} per trajectory")
+    for i, step in enumerate(body.steps):
+        dim(step.embedding, f"steps.{i}.embedding", core.dim)
+    steps = [{"embedding": s.embedding, "target": s.target} for s in body.steps]
+    with learn_errors():
+        core.check({"embedding": body.embedding, "steps": steps, "quality": body.quality})
+
+
+def patterns(core: Any, body: Any) -> None:
+    needs(core, "patterns", "init_patterns")
+
+
 def each(check: Callable[[Any, Any], None] | None, models: list, prefix: str) -> Callable[[Any], None]:
     """One check of every model against the core; an error names ``<prefix><index>.<field>``."""
 

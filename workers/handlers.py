@@ -21,11 +21,12 @@ from learn.limits import MAX_BATCH
 from workers import checks
 from workers.errors import StateCorrupt
 from workers.samples import router_samples
-from workers.requests import Attend, FeedbackBatch, FeedbackItem, Poll, TrainRouter, UpsertNode
+from workers.requests import (Attend, FeedbackBatch, FeedbackItem, Poll, RecordTrajectories, TrainRouter,
+                               UpsertNode)
 from workers.connect import redis_errors
 from workers.events import VECTOR_KEYS
 from workers.store_keys import KINDS
-
+from workers.store_record import now_ms
 
 def event_body(body: BaseModel) -> dict[str, Any]:
     """What an update queues: the body without namespace and event id (vectors kept as given,
@@ -40,10 +41,13 @@ def event_body(body: BaseModel) -> dict[str, Any]:
 
 def queued_body(session: Any, entry: Any, body: BaseModel) -> dict[str, Any]:
     """What an update of ``entry`` queues: :func:`event_body`, plus the project settings the entry
-    takes (``entry.from_settings``: body key to setting) where the body gives none."""
+    takes (``entry.from_settings``: body key to setting) where the body gives none, and the time it
+    is queued (``at_ms``) if the entry is ``stamped``: a core reads no clock."""
     data = event_body(body)
     for key, name in entry.from_settings.items():
         data.setdefault(key, getattr(session.settings.workers, name))
+    if entry.stamped:
+        data["at_ms"] = now_ms()
     return data
 
 
@@ -99,10 +103,28 @@ def feedback_batch(feedback: Any, session: Any, body: FeedbackBatch, async_: boo
     checked like single requests (an error names ``events.<index>.<field>`` and nothing is queued),
     queued in one round trip, applied in the given order, each once per ``event_id``."""
     items = [(ev.event_id, feedback_event(ev)) for ev in body.events]
+    return submit_batch(feedback, session, body.namespace, items, list(body.events), "events.", async_,
+                        ("updates", "lr"))
+
+
+def record_trajectories(record: Any, session: Any, body: RecordTrajectories, async_: bool) -> dict:
+    """Many ``record_trajectory`` events (``record``: that verb's table entry) in one call, like
+    ``feedback_batch`` (an error names ``trajectories.<index>.<field>``), all stamped with the time
+    they were queued."""
+    at = now_ms()
+    items = [(t.event_id, dict(event_body(t), at_ms=at)) for t in body.trajectories]
+    return submit_batch(record, session, body.namespace, items, list(body.trajectories), "trajectories.",
+                        async_, ("buffered", "patterns", "recorded"))
+
+
+def submit_batch(entry: Any, session: Any, namespace: str, items: list[tuple[str | None, dict]], models: list,
+                 prefix: str, async_: bool, keep: tuple[str, ...]) -> dict:
+    """Queue the events of a batch verb (checked first: an error names ``<prefix><index>.<field>``),
+    and answer with their tickets, or, waiting, what was applied and the ``keep`` fields of the last
+    applied result."""
     tickets = session.learning.submit_many(
-        body.namespace, feedback.core, feedback.name, items,
-        check=checks.each(feedback.check, list(body.events), "events."), epoch_bound=feedback.epoch_bound,
-        wait=not async_)
+        namespace, entry.core, entry.name, items,
+        check=checks.each(entry.check, models, prefix), epoch_bound=entry.epoch_bound, wait=not async_)
     ids = [t["event_id"] for t in tickets]
     duplicates = sum(t["status"] == "duplicate" for t in tickets)
     if async_:
@@ -113,7 +135,7 @@ def feedback_batch(feedback: Any, session: Any, body: FeedbackBatch, async_: boo
               for i, r in enumerate(results) if not r.get("ok")]
     data = next((r["data"] for r in reversed(results) if r.get("ok")), {})
     return {"events": len(ids), "applied": len(ids) - len(failed), "duplicates": duplicates,
-            "failed": failed, "updates": data.get("updates"), "lr": data.get("lr"),
+            "failed": failed, **{k: data.get(k) for k in keep},
             "version": max(r["version"] for r in results), "event_ids": ids}
 
 
@@ -257,4 +279,7 @@ def _details(kind: str, core: Any) -> dict:
     if kind == "ewc":
         return {"fisher_keys": core.fisher_keys, "boundaries": core.boundaries,
                 "losses_seen": core.losses_seen}
+    if kind == "patterns":
+        return {"targets": list(core.targets), "dim": core.dim, "patterns": core.patterns,
+                "buffered": core.buffered, "recorded": core.recorded, "clusterings": core.clusterings}
     return {"dim": core.dim, "heads": core.heads}

@@ -78,3 +78,12 @@ def ewc_penalty(cur: Any, body: Any) -> dict:
     with checks.learn_errors():
         penalty = cur.core.penalty(body.param_id, body.params)
     return {"penalty": penalty, "version": cur.version}
+
+
+def find_patterns(cur: Any, body: Any) -> dict:
+    """The ``k`` patterns nearest an embedding, with their statistics."""
+    bank = checks.needs(cur, "patterns", "init_patterns").core
+    checks.dim(body.embedding, "embedding", bank.dim)
+    with checks.learn_errors():
+        found = bank.find(vector(body.embedding), body.k)
+    return {"patterns": found, "buffered": bank.buffered, "version": cur.version}

@@ -122,6 +122,44 @@ class UpsertNode(_Read):
     embedding: ls.Vector
 
 
+class InitPatterns(ls.InitPatterns, _Update):
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+
+class RecordTrajectory(ls.Trajectory, _Update):
+    pass
+
+
+class TrajectoryItem(ls.Trajectory):
+    """One trajectory of ``record_trajectories``, with its own optional ``event_id``."""
+
+    event_id: EventId | None = None
+
+
+class RecordTrajectories(_Read):
+    """Many trajectories for one namespace, recorded in the given order."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    trajectories: Annotated[list[TrajectoryItem], Field(min_length=1, max_length=MAX_BATCH)]
+
+    @model_validator(mode="after")
+    def _values_within_budget(self) -> "RecordTrajectories":
+        values = sum(len(t.embedding) + sum(len(s.embedding) for s in t.steps) for t in self.trajectories)
+        if values > limits.BATCH_MAX_VALUES:
+            raise ls.field_error(type(self).__name__, "trajectories",
+                                f"must hold at most {limits.BATCH_MAX_VALUES:,} embedding values in all",
+                                len(self.trajectories))
+        return self
+
+
+class ClusterPatterns(ls.Empty, _Update):
+    pass
+
+
+class FindPatterns(ls.FindPatterns, _Read):
+    pass
+
+
 class Poll(_Read):
     """The ticket names its state; ``namespace`` is accepted like on every verb."""
 

@@ -34,10 +34,15 @@ class Runtime:
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
-    """This process's runtime (built on first use, from ``settings`` or the environment)."""
+    """This process's runtime (built on first use, from ``settings`` or the environment). Asked
+    for other ``settings`` than it was built with (a second app in one process: a test, an embedded
+    beat), it is rebuilt for them rather than answering from the first app's Redis."""
     global _current
     with _lock:
-        if _current is None or _current.pid != os.getpid():
+        stale = _current is not None and settings is not None and _current.settings != settings
+        if stale and _current.pid == os.getpid():
+            _current.close()
+        if _current is None or stale or _current.pid != os.getpid():
             _current = Runtime(settings)
         return _current
 

@@ -4,7 +4,8 @@ bytes out, no IO; :mod:`workers.state_file` reads and writes the files and Redis
 A state file is a `safetensors <https://huggingface.co/docs/safetensors>`_ file, so no code runs on
 load (no pickle) and any safetensors reader opens it:
 
-- one tensor per core it holds, named ``instant``, ``ewc``, ``router`` or ``attention``: a 1-D
+- one tensor per core it holds, named by its kind (``instant``, ``ewc``, ``router``, ``attention``
+  or ``patterns``; a file need not hold every core, so files from before ``patterns`` load): a 1-D
   ``U8`` tensor whose bytes are the core's state exactly as Redis stores it (``learn.to_bytes``:
   itself a safetensors blob with its schema, kind, shapes and SHA-256 checksum);
 - the header's ``__metadata__``: ``format`` (``"kg-temporal.state-file"``), ``format_version``
@@ -58,7 +59,7 @@ MAX_PART_BYTES = STATE_BUDGET_BYTES + (1 << 20)
 """One core's state: the state budget of ``learn.limits`` plus room for its safetensors header."""
 MAX_HEADER_BYTES = 1 << 20
 MAX_FILE_BYTES = len(KINDS) * MAX_PART_BYTES + MAX_HEADER_BYTES + 8
-"""The largest file: every core at its largest (about 164 MiB); a larger file is refused unread."""
+"""The largest file: every core at its largest (about 206 MiB); a larger file is refused unread."""
 
 
 @dataclass(frozen=True)

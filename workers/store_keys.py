@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
-KINDS = ("instant", "ewc", "router", "attention")
+KINDS = ("instant", "ewc", "router", "attention", "patterns")
 STATES_KEY = "kg:w:states"
 DEAD_KEY = "kg:w:dead"
 

@@ -13,6 +13,9 @@ so a redelivered or duplicated task is harmless.
 - ``kg.consolidate_adapters``: a BaseLoRA consolidation (``consolidate_adapter``) of each instant
   core with ``KG_BASE_MIN_UPDATES`` feedback updates since its last one.
 
+
+- ``kg.cluster_patterns``: cluster each pattern bank that holds new trajectories.
+
 :func:`register` puts them on an app built by :func:`workers.app.make_app`; their limits come
 from that app's settings (``app.kg_settings``), and tasks publish drains through their own app.
 """
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import redis
@@ -216,6 +221,21 @@ def consolidate(self: Task) -> dict:
     return {"snapshots": snapshots, "anchored": anchored}
 
 
+def _current_cores(store: WeightStore, kind: str) -> Iterator[tuple[str, int, Any]]:
+    """``(namespace, version, core)`` of every ``kind`` state; a corrupt one is logged and skipped
+    (it waits for a rollback; the beat queues nothing for it)."""
+    for k in store.states():
+        if k.core != kind:
+            continue
+        record = store.load(k.namespace, kind)
+        if record is None:
+            continue
+        try:
+            yield k.namespace, record.version, record.core()
+        except StateCorrupt:
+            log.warning("%s state of %s is corrupt: nothing queued for it", kind, k.namespace)
+
+
 def consolidate_adapters(self: Task) -> dict:
     """Queue ``consolidate_adapter`` for every instant core with enough new feedback updates and
     buffered inputs. The event id is the state's version (``base-v{version}``), so beats that find
@@ -223,19 +243,22 @@ def consolidate_adapters(self: Task) -> dict:
     store = rt.runtime(self.app.kg_settings).store
     min_updates = self.app.kg_settings.workers.base_min_updates
     queued = {}
-    for k in store.states():
-        if k.core != "instant":
-            continue
-        record = store.load(k.namespace, "instant")
-        try:
-            core = None if record is None else record.core()
-        except StateCorrupt:
-            log.warning("instant state of %s is corrupt: no consolidation queued", k.namespace)
-            continue
-        if core is None or core.pending_updates < min_updates or core.replay_len < core.base_min_inputs:
-            continue
-        queued[k.namespace] = _submit(self.app, store, k.namespace, "instant", f"base-v{record.version}",
-                                      "consolidate_adapter", {"min_new_updates": min_updates})
+    for ns, version, core in _current_cores(store, "instant"):
+        if core.pending_updates >= min_updates and core.replay_len >= core.base_min_inputs:
+            queued[ns] = _submit(self.app, store, ns, "instant", f"base-v{version}", "consolidate_adapter",
+                                 {"min_new_updates": min_updates})
+    return {"queued": queued}
+
+
+def cluster_patterns(self: Task) -> dict:
+    """Queue ``cluster_patterns`` for every pattern bank with trajectories recorded since its last
+    clustering, once per state version (event id ``cluster-v<version>``: a second run before it is
+    applied is a duplicate, and after it the bank holds none until new ones come)."""
+    store = rt.runtime(self.app.kg_settings).store
+    queued = {}
+    for ns, version, core in _current_cores(store, "patterns"):
+        if core.buffered:
+            queued[ns] = _submit(self.app, store, ns, "patterns", f"cluster-v{version}", "cluster_patterns", {})
     return {"queued": queued}
 
 
@@ -249,7 +272,7 @@ def register(app: Celery) -> None:
     # shared=False: Celery would otherwise add each task to every app finalized later in this process
     options = {"retry_backoff_max": max(1, int(ws.visibility_timeout_s // 4)), "shared": False}
     app.task(bind=True, base=DrainTask, name=DRAIN, ignore_result=True, **options)(drain)
-    for fn in (sweep, train_routers, replay_routers, consolidate, consolidate_adapters):
+    for fn in (sweep, train_routers, replay_routers, consolidate, consolidate_adapters, cluster_patterns):
         app.task(bind=True, base=KgTask, name=f"kg.{fn.__name__}", **options)(fn)
     for signal_, handler in ((worker_process_init, _process_init), (worker_process_shutdown, _process_shutdown),
                              (worker_ready, _ready), (worker_shutdown, _shutdown),

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from kg.dispatch import Verb
-from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA
+from learn import EWC, FastGRNNRouter, GraphAttention, LearnInputError, MicroLoRA, PatternBank
 from workers import checks, handlers, reads
 from workers import requests as rq
 
@@ -51,6 +51,8 @@ class LearningVerb:
     from_settings: Mapping[str, str] = field(default_factory=dict)
     """project settings the queued body takes where the request gives none: body key to the
     attribute of :class:`kg.config.WorkerSettings` (e.g. what an init saves in the state)"""
+    stamped: bool = False
+    """the service stamps the queued body with the time it queues it (``at_ms``): a core reads no clock"""
 
 
 # -- what the updates do to their core (run by the workers) -----------------------------------
@@ -144,11 +146,35 @@ def _init_attention(core: Any, b: dict) -> tuple[Any, dict]:
     return c, {"dim": c.dim, "heads": c.heads, "head_dim": c.head_dim}
 
 
+def _init_patterns(core: Any, b: dict) -> tuple[Any, dict]:
+    c = PatternBank(**{name: b[name] for name in rq.InitPatterns.model_fields if name in b})  # defaults: the core's
+    return c, {"dim": c.dim, "targets": c.targets, "k": c.k, "max_trajectories": c.max_trajectories}
+
+
+def _patterns_data(core: PatternBank) -> dict:
+    return {"buffered": core.buffered, "patterns": core.patterns, "recorded": core.recorded,
+            "clusterings": core.clusterings}
+
+
+def _record_trajectory(core: PatternBank, b: dict) -> tuple[Any, dict]:
+    core.record(b, b["at_ms"])  # a full buffer is clustered first: clusterings tells
+    return core, _patterns_data(core)
+
+
+def _cluster_patterns(core: PatternBank, b: dict) -> tuple[Any, dict]:
+    core.cluster()
+    return core, _patterns_data(core)
+
+
 # -- the table ---------------------------------------------------------------------------------
 
 _FEEDBACK = LearningVerb("feedback", "instant", rq.Feedback, apply=_feedback, check=checks.feedback,
                          epoch_bound=True, field_names={"target": "model", "quality": "payload.quality"},
                          summary="One quality signal for a target: one adapter step.")
+
+_RECORD_TRAJECTORY = LearningVerb(
+    "record_trajectory", "patterns", rq.RecordTrajectory, apply=_record_trajectory, check=checks.trajectory,
+    epoch_bound=True, stamped=True, summary="What one request did (embedding, steps, quality), kept for clustering.")
 
 LEARNING_VERBS: tuple[LearningVerb, ...] = (
     # instant: the rank-2 MicroLoRA adapter
@@ -192,6 +218,18 @@ LEARNING_VERBS: tuple[LearningVerb, ...] = (
                  summary="Attention over a subgraph given, or read from the graph as of t."),
     LearningVerb("upsert_node", "attention", rq.UpsertNode, handler=handlers.upsert_node,
                  summary="Store a node's embedding in the graph, for attend."),
+    # patterns: trajectories clustered into a pattern bank
+    LearningVerb("init_patterns", "patterns", rq.InitPatterns, apply=_init_patterns, init=True,
+                 summary="Create (or replace) the namespace's pattern bank."),
+    _RECORD_TRAJECTORY,
+    LearningVerb("record_trajectories", "patterns", rq.RecordTrajectories,
+                 handler=partial(handlers.record_trajectories, _RECORD_TRAJECTORY), async_ok=True,
+                 summary="Many trajectories in one call, recorded in order."),
+    LearningVerb("cluster_patterns", "patterns", rq.ClusterPatterns, apply=_cluster_patterns,
+                 check=checks.patterns, epoch_bound=True,
+                 summary="Fold the recorded trajectories into the patterns now (beat does it too)."),
+    LearningVerb("find_patterns", "patterns", rq.FindPatterns, read=reads.find_patterns,
+                 summary="The nearest patterns to an embedding, with their statistics."),
     # any core
     LearningVerb("poll", "", rq.Poll, handler=handlers.poll,
                  summary="The state of an update queued with async."),

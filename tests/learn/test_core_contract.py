@@ -27,6 +27,7 @@ from learn import (
     GraphAttention,
     LearnInputError,
     MicroLoRA,
+    PatternBank,
     from_bytes,
     peek_kind,
     to_bytes,
@@ -88,7 +89,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# --- the four cores ---------------------------------------------------------------------------
+# --- the cores ---------------------------------------------------------------------------
 
 
 def _instant_train(lora: MicroLoRA, rng: np.random.Generator) -> None:
@@ -231,6 +232,56 @@ def _attention_bad(att: GraphAttention, rng: np.random.Generator) -> list:
     ]
 
 
+def _trajectory(rng: np.random.Generator, dim: int = 8, steps: int = 2, targets=("a", "b")) -> dict:
+    return {"embedding": rng.standard_normal(dim).tolist(), "quality": float(rng.random()),
+            "steps": [{"embedding": rng.standard_normal(dim).tolist(), "target": targets[i % len(targets)]}
+                      for i in range(steps)]}
+
+
+def _patterns_train(bank: PatternBank, rng: np.random.Generator) -> None:
+    """14 trajectories through a buffer of 6: clustered twice on the way, two left buffered."""
+    for i in range(14):
+        bank.record(_trajectory(rng, steps=i % 3), at_ms=NOW + i)
+
+
+def _patterns_reads(bank: PatternBank, rng: np.random.Generator) -> list[Call]:
+    calls: list[Call] = [(bank.centroids, (), {})]
+    for _ in range(4):
+        calls += [(bank.find, (rng.standard_normal(8), 2), {}), (bank.find, (rng.standard_normal(8),), {"k": 10})]
+    return calls + [(bank.check, (_trajectory(rng),), {})]
+
+
+def _patterns_bad(bank: PatternBank, rng: np.random.Generator) -> list:
+    good = _trajectory(rng)
+    x = good["embedding"]
+
+    def t(**changes):
+        return dict(good, **changes)
+
+    return [
+        ("embedding", bank.record, (t(embedding=x[:7]), NOW), {}),
+        ("embedding", bank.record, (t(embedding=[0.0] * 8), NOW), {}),
+        ("embedding", bank.record, (t(embedding=[NAN] + x[1:]), NOW), {}),
+        ("embedding", bank.record, ({"quality": 0.5}, NOW), {}),
+        ("quality", bank.record, (t(quality=1.5), NOW), {}),
+        ("quality", bank.record, (t(quality="0.5"), NOW), {}),
+        ("quality", bank.record, ({"embedding": x}, NOW), {}),
+        ("at_ms", bank.record, (good, 1.5), {}),
+        ("steps", bank.record, (t(steps=[{"embedding": x}] * 4), NOW), {}),
+        ("steps", bank.record, (t(steps="none"), NOW), {}),
+        ("steps.0", bank.record, (t(steps=["x"]), NOW), {}),
+        ("steps.1.embedding", bank.record, (t(steps=[{"embedding": x}, {"embedding": x[:3]}]), NOW), {}),
+        ("steps.0.target", bank.record, (t(steps=[{"embedding": x, "target": "zzz"}]), NOW), {}),
+        ("steps.0.target", bank.record, (t(steps=[{"embedding": x, "target": 3}]), NOW), {}),
+        ("trajectory", bank.record, (x, NOW), {}),
+        ("steps.0.embedding", bank.check, (t(steps=[{"embedding": [INF] * 8}]),), {}),
+        ("embedding", bank.find, (x[:7],), {}),
+        ("embedding", bank.find, ([0.0] * 8,), {}),
+        ("k", bank.find, (x, 0), {}),
+        ("k", bank.find, (x, 1.5), {}),
+    ]
+
+
 CASES = {
     "instant": Case(
         MicroLoRA, {"targets": ["a", "b"], "in_dim": 8, "seed": 0, "base_min_inputs": 4}, _instant_train,
@@ -284,6 +335,15 @@ CASES = {
         GraphAttention, {"dim": 32, "seed": 0, "relations": ["knows", "works_at"]}, _attention_train,
         _attention_reads, _attention_bad,
         bad_settings=[({"dim": 30}, "dim"), ({"heads": 0}, "heads"), ({"relations": ["r", "r"]}, "relations")],
+    ),
+    "patterns": Case(
+        PatternBank, {"dim": 8, "targets": ["a", "b"], "max_trajectories": 6, "k": 3, "max_steps": 3, "seed": 0},
+        _patterns_train, _patterns_reads, _patterns_bad,
+        bad_settings=[({"dim": 0}, "dim"), ({"targets": []}, "targets"), ({"k": 0}, "k"),
+                      ({"max_trajectories": 0}, "max_trajectories"), ({"max_steps": -1}, "max_steps"),
+                      ({"quality_floor": 0.0}, "quality_floor"), ({"quality_floor": 1.5}, "quality_floor"),
+                      ({"step_weight": -1.0}, "step_weight"), ({"max_iter": 0}, "max_iter"),
+                      ({"seed": -1}, "seed")],
     ),
 }
 
@@ -416,6 +476,7 @@ def test_error_messages_never_echo_values(kind, rejects):
     core = case.make()
     secret = [123456.789] * 5
     fn = {"instant": lambda: core.learn(secret, "a", 1.0), "ewc": lambda: core.penalty("w", secret),
-          "router": lambda: core.route(secret), "attention": lambda: core.attend(secret, {}, [], NOW)}[core.kind]
+          "router": lambda: core.route(secret), "attention": lambda: core.attend(secret, {}, [], NOW),
+          "patterns": lambda: core.find(secret, 1)}[core.kind]
     err = rejects(core, {"ewc": "params", "attention": "query"}.get(core.kind, "embedding"), fn)
     assert "123456" not in str(err)

@@ -23,7 +23,7 @@ def test_every_request_verb_is_in_the_surface_and_the_table() -> None:
 
 def test_workers_apply_exactly_the_update_entries() -> None:
     assert set(UPDATES) == {v.name for v in LEARNING_VERBS if v.apply is not None}
-    assert {CORE_OF_VERB[v] for v in UPDATES} == {"instant", "ewc", "router", "attention"}
+    assert {CORE_OF_VERB[v] for v in UPDATES} == {"instant", "ewc", "router", "attention", "patterns"}
     assert all(UPDATES[v].core == CORE_OF_VERB[v] for v in UPDATES)
 
 

@@ -37,6 +37,7 @@ def every_core_requests(ns: str) -> list[dict]:
         {"verb": "init_instant", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}},
         {"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4}},
         {"verb": "init_attention", "body": {"namespace": ns, "dim": 8}},
+        {"verb": "init_patterns", "body": {"namespace": ns, "dim": 4, "targets": ["a", "b"]}},
         {"verb": "consolidate", "body": {"namespace": ns, "param_id": "w", "params": [1.0, 2.0],
                                          "grads": [0.5, 0.5]}},
     ]

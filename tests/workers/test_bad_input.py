@@ -15,6 +15,7 @@ NS = "bad"
 X4 = [0.1, 0.2, 0.3, 0.4]
 NAN = float("nan")
 FB = {"embedding": X4, "model": "a", "payload": {"quality": 0.9}, "now_ms": 0}
+TJ = {"embedding": X4, "quality": 0.5, "steps": [{"embedding": X4, "target": "b"}]}
 
 CASES: list[tuple[str, dict, str]] = [
     ("init_instant", {"targets": []}, "targets"),
@@ -79,6 +80,17 @@ CASES: list[tuple[str, dict, str]] = [
     ("attend", {"query": [1.0] * 8, "src": "alice"}, "t"),
     ("attend", {"query": [1.0] * 8, "subgraph": {"nodes": {"x": ["a"] * 8}}, "now_ms": 0}, "subgraph.nodes.x.0"),
     ("attend", {"query": [1.0] * 8, "src": "alice", "t": 0, "hops": 9}, "hops"),
+    ("init_patterns", {"dim": 4, "targets": ["a"], "k": 0}, "k"),
+    ("init_patterns", {"dim": 4, "targets": ["a", "a"]}, "targets"),
+    ("record_trajectory", {"embedding": X4, "quality": 0.5, "steps": [{"embedding": X4, "target": "zz"}]},
+     "steps.0.target"),
+    ("record_trajectory", {"embedding": [0.0] * 4, "quality": 0.5}, "embedding"),
+    ("record_trajectory", {"embedding": X4, "quality": "good"}, "quality"),
+    ("record_trajectories", {"trajectories": [TJ, dict(TJ, embedding=X4[:2])]}, "trajectories.1.embedding"),
+    ("record_trajectories", {"trajectories": [dict(TJ, namespace=NS)]}, "trajectories.0.namespace"),
+    ("cluster_patterns", {"k": 3}, "k"),
+    ("find_patterns", {"embedding": X4, "k": 0}, "k"),
+    ("find_patterns", {"embedding": X4[:3]}, "embedding"),
     ("poll", {"ticket": "garbage"}, "ticket"),
     ("poll", {"ticket": "instant:bad:nope"}, "ticket"),
     ("upsert_node", {"name": "n", "embedding": []}, "embedding"),

@@ -21,7 +21,8 @@ FAST = {"KG_BEAT_SWEEP_S": "1", "KG_BEAT_TRAIN_S": "1", "KG_BEAT_REPLAY_S": "2",
 def test_schedule_has_every_job() -> None:
     schedule = beat_schedule(Settings.from_env({}))
     assert {j["task"] for j in schedule.values()} == {
-        "kg.sweep", "kg.train_routers", "kg.replay_routers", "kg.consolidate", "kg.consolidate_adapters"}
+        "kg.sweep", "kg.train_routers", "kg.replay_routers", "kg.consolidate", "kg.consolidate_adapters",
+        "kg.cluster_patterns"}
     assert all(j["options"]["expires"] == j["schedule"] for j in schedule.values())
 
 

@@ -39,6 +39,11 @@ VALID = {
         },
         "now_ms": 10,
     },
+    "init_patterns": {"dim": 3, "targets": ["gpt", "mixtral"], "k": 4, "max_trajectories": 64},
+    "record_trajectory": {"embedding": VEC, "quality": 0.5,
+                          "steps": [{"embedding": VEC, "target": "gpt"}, {"embedding": VEC}]},
+    "cluster_patterns": {},
+    "find_patterns": {"embedding": VEC, "k": 3},
 }
 
 

@@ -64,7 +64,7 @@ def test_adapter_and_ewc_counters_count_their_own_events_not_replays(workers, le
         assert d({"verb": "consolidate", "body": {"namespace": ns, "param_id": pid, "params": [1.0],
                                                   "grads": [0.5]}})["ok"]
     health = d({"verb": "health", "body": {"namespace": ns}})["data"]
-    assert health["updates"] == {"instant": 7, "router": 0, "ewc": 8, "attention": 0}
+    assert health["updates"] == {"instant": 7, "router": 0, "ewc": 8, "attention": 0, "patterns": 0}
     assert health["cores"]["ewc"]["losses_seen"] == 5
     assert health["fisher_keys"] == health["cores"]["ewc"]["fisher_keys"] == 2
     assert health["boundaries"] == 0

@@ -85,7 +85,7 @@ def test_pipeline_through_cli_and_http_survives_a_worker_restart(stack_settings,
     assert [e["dst"] for e in out[7]["data"]] == ["Globex"]  # functional works_at: Acme was closed
     health = out[8]["data"]
     assert health["graph"]["reachable"] and health["redis"]["reachable"]
-    assert health["updates"] == {"instant": 1, "ewc": 0, "router": 1, "attention": 0}
+    assert health["updates"] == {"instant": 1, "ewc": 0, "router": 1, "attention": 0, "patterns": 0}
     assert any(w["role"] == "worker" for w in health["workers"])
 
     reads = [

@@ -66,6 +66,18 @@ def test_oversized_requests_are_refused_naming_the_field_and_change_nothing(read
         ("attend", {"namespace": NS, "query": [0.0] * 8, "src": "alice", "t": 0, "hops": 4}, "hops"),
         ("consolidate", {"namespace": NS, "param_id": "p", "params": [0.0] * (L.MAX_PARAMS + 1),
                          "grads": [0.0] * (L.MAX_PARAMS + 1)}, "params"),
+        ("init_patterns", {"namespace": NS, "dim": L.MAX_DIM, "targets": ["a"]}, "max_trajectories"),
+        ("init_patterns", {"namespace": NS, "dim": 4, "targets": ["a"],
+                           "max_trajectories": L.PATTERNS_MAX_TRAJECTORIES + 1}, "max_trajectories"),
+        ("init_patterns", {"namespace": NS, "dim": 4, "targets": ["a"], "k": L.PATTERNS_MAX_K + 1}, "k"),
+        ("init_patterns", {"namespace": NS, "dim": 4, "targets": ["a"], "max_iter": L.PATTERNS_MAX_ITER + 1},
+         "max_iter"),
+        ("init_patterns", {"namespace": NS, "dim": 512, "targets": ["a"], "k": 64}, "max_iter"),  # the work bound
+        ("record_trajectory", {"namespace": NS, "embedding": X4, "quality": 0.5,
+                               "steps": [{"embedding": X4}] * (L.PATTERNS_MAX_STEPS + 1)}, "steps"),
+        ("record_trajectories", {"namespace": NS, "trajectories": [{"embedding": wide, "quality": 0.5}]
+                                 * (L.BATCH_MAX_VALUES // L.MAX_DIM + 1)}, "trajectories"),
+        ("find_patterns", {"namespace": NS, "embedding": X4, "k": L.PATTERNS_FIND_MAX + 1}, "k"),
     ]
     for verb, body, field in cases:
         out = d({"verb": verb, "body": body})

@@ -43,6 +43,8 @@ READS = [
     ("attend", {"query": X, "now_ms": 1000,
                 "subgraph": {"nodes": NODES, "edges": [{"src": "a", "dst": "b", "t_ms": 500},
                                                         {"src": "c", "dst": "a", "relation": "r"}]}}),
+    ("find_patterns", {"embedding": X, "k": 3}),
+    ("find_patterns", {"embedding": Y}),
 ]
 
 
@@ -76,6 +78,13 @@ def train(dispatch, ns: str) -> None:
         ok("record_loss", loss=1.0 + 0.1 * i)
     ok("consolidate", param_id="w", params=X, grads=Y)
     ok("train_router", epochs=2)
+    ok("init_patterns", dim=8, targets=["a", "b"], k=3, seed=9)
+    ok("record_trajectories", trajectories=[
+        {"embedding": (np.array(X if i % 2 else Y) + 0.1 * i).tolist(), "quality": q,
+         "steps": [{"embedding": X, "target": "ab"[i % 2]}] * (1 + i % 2)}
+        for i, q in enumerate((0.9, 0.2, 0.7, 0.4, 1.0))])
+    ok("cluster_patterns")
+    ok("record_trajectory", embedding=Y, quality=0.5)  # one left buffered: it moves too
 
 
 def states(client) -> list[bytes]:
@@ -107,10 +116,11 @@ def test_a_namespace_moves_to_another_redis_and_answers_bit_identically(
     workers("w1")
     train(d, "trained")
     before = answers(d, "trained")
+    assert before[-2]["patterns"] and before[-2]["buffered"] == 1
     path = tmp_path / "trained.kgstate"
     out = kg(env, "state", "export", "-n", "trained", str(path))
     assert out.returncode == 0, out.stderr
-    assert "4 core(s) written" in out.stdout
+    assert "5 core(s) written" in out.stdout
 
     server_b, env_b, started = second_stack
     out = kg(env_b, "state", "import", str(path), "-n", "moved")
@@ -118,12 +128,12 @@ def test_a_namespace_moves_to_another_redis_and_answers_bit_identically(
     with Session(Settings.from_env(env_b)) as there:
         assert answers(there.dispatch, "moved") == before  # bit-identical: floats compared exactly
         store_b = there.learning.store
-        for kind in ("instant", "ewc", "router", "attention"):
+        for kind in ("instant", "ewc", "router", "attention", "patterns"):
             src, dst = store.load("trained", kind), store_b.load("moved", kind)
             assert dst.state == src.state and dst.updates == src.updates and dst.version == 1
             assert store_b.epoch("moved", kind) == 1  # checks of later events run against it
         assert sorted(k.core for k in store_b.states() if k.namespace == "moved") == \
-            ["attention", "ewc", "instant", "router"]  # the beat's sweeps and snapshots see it
+            ["attention", "ewc", "instant", "patterns", "router"]  # the beat's sweeps and snapshots see it
 
         # and it learns on identically: the same updates on both sides, the same answers again
         started.append(Worker(env_b, "b1", tmp_path).start())
@@ -131,7 +141,8 @@ def test_a_namespace_moves_to_another_redis_and_answers_bit_identically(
             for verb, body in (("record_outcome", {"target": "b", "quality": 0.8, "embedding": X}),
                                ("feedback", {"embedding": Y, "model": "a", "payload": {"quality": 0.3},
                                              "now_ms": 9}),
-                               ("consolidate", {"param_id": "w", "params": Y, "grads": X})):
+                               ("consolidate", {"param_id": "w", "params": Y, "grads": X}),
+                               ("cluster_patterns", {})):
                 got = dispatch({"verb": verb, "body": {"namespace": ns, **body}})
                 assert got["ok"], got
         assert answers(there.dispatch, "moved") == answers(d, "trained")
