@@ -39,6 +39,7 @@ READS = [
     ("route", {"embedding": Y, "estimated_tokens": 300, "adapter_logits": [0.5, -0.5]}),
     ("apply_adapter", {"embedding": X}),
     ("apply_adapter", {"embedding": Y, "logits": [0.25, 0.75]}),
+    ("apply_adapter", {"embedding": X, "parts": True}),
     ("ewc_penalty", {"param_id": "w", "params": Y}),
     ("attend", {"query": X, "now_ms": 1000,
                 "subgraph": {"nodes": NODES, "edges": [{"src": "a", "dst": "b", "t_ms": 500},
@@ -76,6 +77,11 @@ def train(dispatch, ns: str) -> None:
         ok("feedback", embedding=X if i % 2 else Y, model="ab"[i % 2], payload={"quality": q}, now_ms=i)
         ok("record_outcome", target="ab"[i % 2], quality=q, embedding=Y if i % 2 else X, estimated_tokens=100 + i)
         ok("record_loss", loss=1.0 + 0.1 * i)
+    for i in range(8):  # enough buffered inputs for a BaseLoRA consolidation: the base moves too
+        ok("feedback", embedding=(np.array(X) * (1 + 0.1 * i)).tolist(), model="ba"[i % 2],
+           payload={"quality": 0.1 * i}, now_ms=10 + i)
+    assert ok("consolidate_adapter")["data"]["consolidated"]
+    ok("feedback", embedding=Y, model="a", payload={"quality": 0.95}, now_ms=20)  # micro moves on after it
     ok("consolidate", param_id="w", params=X, grads=Y)
     ok("train_router", epochs=2)
     ok("init_patterns", dim=8, targets=["a", "b"], k=3, seed=9)
@@ -117,6 +123,8 @@ def test_a_namespace_moves_to_another_redis_and_answers_bit_identically(
     train(d, "trained")
     before = answers(d, "trained")
     assert before[-2]["patterns"] and before[-2]["buffered"] == 1
+    parts = before[4]  # apply_adapter with its parts: a consolidated base beside the micro adapter
+    assert parts["consolidations"] == 1 and any(parts["base"]) and any(parts["micro"])
     path = tmp_path / "trained.kgstate"
     out = kg(env, "state", "export", "-n", "trained", str(path))
     assert out.returncode == 0, out.stderr
