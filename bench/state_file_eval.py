@@ -5,22 +5,25 @@
 
 Setup (not timed): a throw-away redis-server and one worker (``bench._procs.scratch_service``);
 one namespace whose every core is trained through the service's verbs, like a client would:
-the adapter by ``--events`` feedback events, the router by as many outcomes, EWC by a
+the adapter by ``--events`` feedback events and one BaseLoRA consolidation, the router by as many
+outcomes, the pattern bank by as many trajectories and one clustering (16 patterns), EWC by a
 ``consolidate`` of one ``dim x dim`` parameter set (the reference engine's Fisher is one such
 matrix, 65,536 values: the most one ``consolidate`` takes), graph attention initialised at ``dim``. ``save_state`` writes the file.
 
 Reported:
 
-- **sizes**: the file, each core's part, and inside each part every array group (arrays named
-  alike: ``replay_x``/``replay_s``/``replay_t`` are the adapter's replay buffer), next to the
-  reference engine's components at 256 dimensions (MicroLoRA 2 KB, BaseLoRA 16 KB, EWC Fisher
+- **sizes**: the file, each core's part, and inside the parts the reference engine's components
+  (MicroLoRA = the micro factors ``A``, ``B``; BaseLoRA = ``base_*``; EWC Fisher = the EWC core's
+  Fisher arrays; pattern centroids and the other per-pattern arrays), next to its sizes at 256
+  dimensions (MicroLoRA 2 KB, BaseLoRA 16 KB, EWC Fisher
   256 KB, pattern centroids 40 KB, pattern metadata 5 KB). The service stores float64 and keeps
   more than the reference does (replay buffers, optimiser state, snapshots), so the parts are
   compared, not just the totals;
 - **load to first answer**, per run into a new namespace: reading and checking the file
   (``read_state_file``: size, header, SHA-256 of every part, each core deserialised once), the
   writes (``load_state``: compare-and-set of every core), and the first ``route`` and
-  ``apply_adapter`` from a new ``Session`` (cold cache: it fetches, checks and deserialises the
+  ``apply_adapter`` (with its base and micro parts), ``find_patterns``, ``ewc_penalty`` and
+  ``attend`` from a new ``Session`` (cold cache: it fetches, checks and deserialises the
   blobs), whose answers (all but the state version) are compared with the source namespace's (bit-identical). Medians and
   p99 over ``--runs``.
 
@@ -45,14 +48,29 @@ REFERENCE_KB = {"MicroLoRA": 2, "BaseLoRA": 16, "EWC Fisher": 256, "pattern cent
                 "pattern metadata": 5}
 
 
-def array_groups(blob: bytes) -> dict[str, int]:
-    """Bytes per array group of one core's state blob (``replay_x`` and ``replay_s`` are
-    ``replay``; ``param.cell.V`` is ``param``)."""
-    groups: dict[str, int] = defaultdict(int)
+def component_of(kind: str, array: str) -> str:
+    """The reference engine's component an array of a core's state counts as, or the core's own
+    name for the rest (what this service keeps beyond the reference: replay buffers, snapshots,
+    the router and attention)."""
+    if kind == "instant":
+        if array in ("A", "B"):
+            return "MicroLoRA"
+        if array.startswith("base_"):
+            return "BaseLoRA"
+        return "instant: " + array.split("_")[0]  # replay buffer, EWC snapshot and Fisher of the micro
+    if kind == "ewc" and array.startswith("fisher"):
+        return "EWC Fisher"
+    if kind == "patterns" and array.startswith("pattern."):
+        return "pattern centroids" if array == "pattern.centroid" else "pattern metadata"
+    return f"{kind}: " + (array.split(".")[0] if "." in array else array.split("_")[0])
+
+
+def components(blob: bytes, kind: str) -> dict[str, int]:
+    """Bytes per component (:func:`component_of`) of one core's state blob."""
+    out: dict[str, int] = defaultdict(int)
     for name, array in st_numpy.load(blob).items():
-        head = name.split(".")[0] if "." in name else name.split("_")[0]
-        groups[head] += array.nbytes
-    return dict(sorted(groups.items()))
+        out[component_of(kind, name)] += array.nbytes
+    return dict(out)
 
 
 def train(dispatch, ns: str, dim: int, events: int, rng: np.random.Generator) -> None:
@@ -68,6 +86,7 @@ def train(dispatch, ns: str, dim: int, events: int, rng: np.random.Generator) ->
     ok("init_instant", {"targets": targets, "in_dim": dim})
     ok("init_router", {"targets": targets, "in_dim": dim})
     ok("init_attention", {"dim": dim})
+    ok("init_patterns", {"dim": dim, "targets": targets})
     xs = rng.standard_normal((events, dim))
     for i, x in enumerate(xs):
         last = i == events - 1
@@ -76,6 +95,13 @@ def train(dispatch, ns: str, dim: int, events: int, rng: np.random.Generator) ->
                         "now_ms": i}, async_=not last)
         ok("record_outcome", {"target": targets[i % 2], "quality": quality, "embedding": x.tolist()},
            async_=not last)
+    ok("consolidate_adapter", {})
+    trajectories = [{"embedding": x.tolist(), "quality": float(rng.random()),
+                     "steps": [{"embedding": rng.standard_normal(dim).tolist(), "target": targets[i % 2]}]}
+                    for i, x in enumerate(xs)]
+    for start in range(0, len(trajectories), 50):
+        ok("record_trajectories", {"trajectories": trajectories[start:start + 50]})
+    ok("cluster_patterns", {})
     params = rng.standard_normal((dim, dim))
     grads = rng.standard_normal((dim, dim))
     ok("consolidate", {"param_id": "head", "params": params.ravel().tolist(), "grads": grads.ravel().tolist()})
@@ -103,15 +129,21 @@ def main() -> None:
         settings = Settings.from_env(env)
         source = Session(settings)
         train(source.dispatch, "source", args.dim, args.events, rng)
-        reads = {verb: {"verb": verb, "body": {"namespace": "source", "embedding": probe}}
-                 for verb in ("route", "apply_adapter")}
+        nodes = {name: rng.standard_normal(args.dim).tolist() for name in ("a", "b", "c")}
+        reads = {verb: {"verb": verb, "body": {"namespace": "source", **body}} for verb, body in (
+            ("route", {"embedding": probe}),
+            ("apply_adapter", {"embedding": probe, "parts": True}),
+            ("find_patterns", {"embedding": probe, "k": 3}),
+            ("ewc_penalty", {"param_id": "head", "params": rng.standard_normal(args.dim * args.dim).tolist()}),
+            ("attend", {"query": probe, "now_ms": 1000, "subgraph": {
+                "nodes": nodes, "edges": [{"src": "a", "dst": "b", "t_ms": 500}, {"src": "c", "dst": "a"}]}}))}
         expected = {verb: answer_of(source.dispatch(req)) for verb, req in reads.items()}
         path = Path(tmp) / "source.kgstate"
         save_state("source", path, settings=settings)
 
         state_file = read_state_file(path)
         sizes = {"file_bytes": path.stat().st_size,
-                 "cores": {kind: {"bytes": len(part.state), "arrays": array_groups(part.state)}
+                 "cores": {kind: {"bytes": len(part.state), "components": components(part.state, kind)}
                            for kind, part in sorted(state_file.parts.items())}}
 
         timings: dict[str, list[float]] = {"read_and_check": [], "load_state": [], "first_answers": [], "total": []}
@@ -137,11 +169,17 @@ def main() -> None:
               "reference_kb": REFERENCE_KB, "timings": {k: percentiles(v) for k, v in timings.items()}}
     print(f"results: {save('state_file_eval', result)}")
     print(f"\nstate file at {args.dim} dimensions: {sizes['file_bytes'] / 1024:.1f} KiB\n")
-    print("| core | array group | KiB |\n|---|---|---:|")
+    found: dict[str, int] = defaultdict(int)
+    for part in sizes["cores"].values():
+        for name, n in part["components"].items():
+            found[name] += n
+    print("| component | reference engine, KB | this service, KiB (float64) |\n|---|---:|---:|")
+    for name, kb in REFERENCE_KB.items():
+        print(f"| {name} | {kb} | {found.pop(name, 0) / 1024:.1f} |")
+    for name, n in sorted(found.items()):
+        print(f"| {name} | - | {n / 1024:.1f} |")
     for kind, part in sizes["cores"].items():
-        for group, n in part["arrays"].items():
-            print(f"| {kind} | {group} | {n / 1024:.1f} |")
-        print(f"| {kind} | **part (blob)** | **{part['bytes'] / 1024:.1f}** |")
+        print(f"| **{kind} part (its blob, with header)** | | **{part['bytes'] / 1024:.1f}** |")
     print("\n| from the file to the first answer | p50 ms | p99 ms |\n|---|---:|---:|")
     for key, stats in result["timings"].items():
         print(f"| {key.replace('_', ' ')} | {stats['p50_ms']:.2f} | {stats['p99_ms']:.2f} |")
