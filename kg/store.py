@@ -8,7 +8,6 @@ re-reads the world every time.  All statements are named files in ``cypher/``.
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,8 +15,9 @@ from typing import Callable
 import neo4j
 
 from kg.cypher import q
-from kg.errors import Conflict, GraphError, InvalidInput, NotFound
-from kg.graph import BulkRows, Graph, StaleRead, rows
+from kg.errors import Conflict, InvalidInput, NotFound
+from kg.graph import Graph, StaleRead, rows
+from kg.store_writes import current_versions, raise_frontiers, rivals, write_plan
 from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.temporal import NewEdge, Plan, Version
 
@@ -143,9 +143,9 @@ class EdgeStore:
         def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
             current: dict[str, Version | None] = {i: None for i in ids}
             if next(attempts, True):
-                current.update(_current_versions(tx, ns, ids))
-            rivals, scanned = _rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
-            for version in rivals:
+                current.update(current_versions(tx, ns, ids))
+            found, scanned = rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
+            for version in found:
                 current.setdefault(version.edge_id, version)
             plan = Plan(current, functional)
             try:
@@ -156,16 +156,16 @@ class EdgeStore:
                 if not next(absence_checked, True):
                     raise StaleRead("edge not found while others write: read again") from None
                 raise
-            _write_plan(tx, ns, plan)
+            write_plan(tx, ns, plan)
             if functional_inserts:
-                _raise_frontiers(tx, ns, plan, {(e.src, e.relation) for e in functional_inserts}, scanned)
+                raise_frontiers(tx, ns, plan, {(e.src, e.relation) for e in functional_inserts}, scanned)
             return outcome, plan
 
         return self.graph.write(work)
 
     # -- reads -------------------------------------------------------------
     def get_edge(self, ns: str, edge_id: str) -> dict:
-        found = self.graph.read(lambda tx: _current_versions(tx, ns, [edge_id]))
+        found = self.graph.read(lambda tx: current_versions(tx, ns, [edge_id]))
         if edge_id not in found:
             raise NotFound("edge_id", f"no edge {edge_id!r}")
         return found[edge_id].flat(ns)
@@ -264,22 +264,30 @@ class EdgeStore:
         keeps the first edges by id that fit in ``max_edges``.  Rows hold ``src``, ``dst``,
         ``relation``, ``weight``, ``valid_from`` and ``edge_id`` (attention's subgraph).
         """
-        def read(tx: neo4j.ManagedTransaction) -> list[dict]:
-            seen, frontier, edges = {src}, [src], []
-            for _ in range(hops):
-                if not frontier or len(edges) >= max_edges:
-                    break
-                found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
-                frontier = []
-                for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
-                    edges.append(row)
-                    if row["dst"] not in seen:
-                        seen.add(row["dst"])
-                        frontier.append(row["dst"])
-                frontier.sort()
-            return edges
+        return self.graph.read(lambda tx: self._bfs(tx, ns, src, hops, t, known_at, max_edges))
 
-        return self.graph.read(read)
+    def neighbourhood_many(self, ns: str, questions: list[tuple[str, int, int, int | None]],
+                           max_edges: int = 256) -> list[list[dict]]:
+        """``neighbourhood`` for each (src, hops, t, known_at), in order, in one read transaction;
+        each answer is ``neighbourhood``'s (the transaction and its round trips are paid once)."""
+        return self.graph.read(lambda tx: [self._bfs(tx, ns, src, hops, t, known_at, max_edges)
+                                           for src, hops, t, known_at in questions])
+
+    def _bfs(self, tx: neo4j.ManagedTransaction, ns: str, src: str, hops: int, t: int,
+             known_at: int | None, max_edges: int) -> list[dict]:
+        seen, frontier, edges = {src}, [src], []
+        for _ in range(hops):
+            if not frontier or len(edges) >= max_edges:
+                break
+            found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
+            frontier = []
+            for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
+                edges.append(row)
+                if row["dst"] not in seen:
+                    seen.add(row["dst"])
+                    frontier.append(row["dst"])
+            frontier.sort()
+        return edges
 
     def _edges_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str], t: int,
                   known_at: int | None, limit: int) -> list[dict]:
@@ -326,105 +334,6 @@ def _holds(version: Version, t: int, known_at: int | None) -> bool:
     if known_at is None:
         return version.sys_to == OPEN
     return version.sys_from <= known_at < version.sys_to
-
-
-def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:
-    """The current version of each existing id.
-
-    An edge that has versions but not exactly one current version was read
-    halfway through another transaction's commit (seen on ArcadeDB under racing
-    invalidations); ``StaleRead`` makes the caller run the transaction again.
-    """
-    versions: dict[str, list[Version]] = defaultdict(list)
-    for props in rows(tx, q("versions_by_ids"), ns=ns, ids=list(dict.fromkeys(ids))):
-        version = Version.from_props(props["v"])
-        versions[version.edge_id].append(version)
-    current = {}
-    for edge_id, chain in versions.items():
-        heads = [v for v in chain if v.is_current]
-        if len(heads) != 1:
-            raise StaleRead(f"edge has {len(heads)} current versions")
-        current[edge_id] = heads[0]
-    return current
-
-
-def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tuple[list[Version], set]:
-    """Stored current versions that new functional edges may cut or be cut by.
-
-    Those are the versions of the same subject and relation that overlap a new
-    edge.  Each (subject, functional relation) pair has a Frontier: the latest
-    valid_from among its current versions and, while that version is the only
-    one reaching past that time, its edge id.  If the Frontier has an id and is
-    no later than the pair's earliest new edge, every other current version of
-    the pair ends before the new edges start, so the id's version is the only
-    possible rival: one id lookup per pair, however long the history.  Otherwise
-    (no Frontier yet, no id, or a new edge earlier than the Frontier) all the
-    pair's current versions are read.  Locking the Frontiers first makes
-    concurrent writers of one subject take turns.  Returns the rivals and the
-    pairs read in full.
-    """
-    starts: dict[tuple[str, str], int] = {}
-    for edge in edges:
-        pair = (edge.src, edge.relation)
-        starts[pair] = min(starts.get(pair, edge.valid_at), edge.valid_at)
-    pairs = [{"src": src, "relation": relation} for src, relation in sorted(starts)]
-    latest = {}
-    for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs, turn=secrets.token_hex(8)):
-        if r["edge_id"] is not None and r["valid_from"] <= starts[(r["src"], r["relation"])]:
-            latest[(r["src"], r["relation"])] = r["edge_id"]
-    scan = set(starts) - set(latest)
-    found: list[Version] = []
-    if scan:
-        for props in rows(tx, q("current_by_src_relation"), ns=ns, open=OPEN,
-                          srcs=sorted({s for s, _ in scan}), relations=sorted({r for _, r in scan})):
-            version = Version.from_props(props["v"])
-            if (version.src, version.relation) in scan:
-                found.append(version)
-    if latest:
-        heads = _current_versions(tx, ns, sorted(set(latest.values())))
-        for pair, edge_id in latest.items():
-            head = heads.get(edge_id)
-            if head is not None and starts[pair] < head.valid_to:
-                found.append(head)
-    return found, scan
-
-
-def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, plan: Plan, pairs: set, scanned: set) -> None:
-    """Move each written pair's Frontier to its latest current version, keeping the id only if it is safe.
-
-    ``plan.current`` holds every current version of a scanned pair.  Of another
-    pair it holds the new versions and, if it reaches them, the Frontier's own
-    version; every other one ends by the old Frontier (the invariant this keeps),
-    so checking the known ones is enough.  A Frontier is never moved back on
-    partial knowledge: a pair not scanned is written only when it reaches the
-    latest start seen.
-    """
-    known: dict[tuple[str, str], list[Version]] = defaultdict(list)
-    for version in plan.current.values():
-        if version is not None and (version.src, version.relation) in pairs:
-            known[(version.src, version.relation)].append(version)
-    updates = []
-    for pair, versions in sorted(known.items()):
-        valid_from = max(v.valid_from for v in versions)
-        head = max((v for v in versions if v.valid_from == valid_from), key=lambda v: v.valid_to)
-        alone = all(v is head or v.valid_to <= valid_from for v in versions)
-        updates.append({"src": pair[0], "relation": pair[1], "valid_from": valid_from,
-                        "edge_id": head.edge_id if alone else None, "exact": pair in scanned})
-    if updates:
-        tx.run(q("raise_frontiers"), ns=ns, pairs=updates).consume()
-
-
-def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
-    if plan.closed:
-        ends = {edge_id: [plan.closed[edge_id], key] for edge_id, key in plan.closed_keys().items()}
-        closed = tx.run(q("close_versions"), ns=ns, ids=list(ends), ends=ends, open=OPEN).single()["closed"]
-        if closed != len(ends):  # the world moved under us: let the driver retry
-            raise StaleRead(f"close_versions closed {closed} of {len(ends)}")
-    if plan.created:
-        versions = BulkRows(v.row for v in plan.created)
-        created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
-        if created != len(versions):  # never commit a partial write
-            raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")
 
 
 def _version_view(version: Version) -> dict:

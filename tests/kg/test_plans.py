@@ -33,7 +33,7 @@ NOT_DATA_PATH = {"schema", "health"}
 SAMPLE = {
     "ns": "plan-ns", "src": "s1", "srcs": ["s1", "s2", "s3"], "id": "e1", "ids": ["e1", "e2"],
     "t": 1_000, "known_at": 2_000, "open": OPEN, "limit": 64,
-    "keys": as_of_keys(1_000, 2_000), "ends": {"e1": [5, 7]}, "relations": ["works_at"],
+    "keys": as_of_keys(1_000, 2_000), "changes": {"e1": [5, 7, [["e1", 2, "s", "d", "r", 1.0, "{}", 0, 5, 5, OPEN, 0, None, "h", 2]]]}, "relations": ["works_at"],
     "asked": {"s1": [[1_000, None]], "s2": [[1_000, 2_000]]}, "questions": [[1_000, None], [1_000, 2_000]],
     "names": ["a", "b"], "turn": "0f", "dim": 8, "rows": [["e1", 1, "s", "d", "r", 1.0, "{}", 0, OPEN, 0, OPEN, 0, None, "h", 2]],
     "pairs": [{"src": "s", "relation": "works_at", "valid_from": 0, "edge_id": "e1", "exact": True}],
