@@ -19,6 +19,7 @@ from kg.errors import Conflict, InvalidInput, NotFound
 from kg.graph import Graph, StaleRead, rows
 from kg.store_writes import current_versions, raise_frontiers, rivals, write_plan
 from kg.interval_index import OPEN, as_of_keys, current_keys
+from kg.sealed import SealedHistory
 from kg.temporal import NewEdge, Plan, Version
 
 SCAN_LIMIT = 64  # reading this many versions whole costs about what ~40 keyed index seeks do
@@ -45,11 +46,16 @@ class EdgeStore:
     """Bi-temporal edges of every namespace in one graph database."""
 
     def __init__(self, graph: Graph, functional: frozenset[str] | tuple[str, ...] = (),
-                 scan_limit: int = SCAN_LIMIT) -> None:
-        """``scan_limit``: subjects with fewer versions are read whole by ``query_at`` (0: never)."""
+                 scan_limit: int = SCAN_LIMIT, sealed_through: int | None = None) -> None:
+        """``scan_limit``: subjects with fewer versions are read whole by ``query_at`` (0: never).
+        ``sealed_through`` (``KG_SEALED_THROUGH``): changes stamped by then are refused, and
+        questions with a ``known_at`` by then are answered from process memory once a subject's
+        sealed history has been read (``kg.sealed``)."""
         self.graph = graph
         self.functional = frozenset(functional)
         self.scan_limit = scan_limit
+        self.sealed_through = sealed_through
+        self._sealed = None if sealed_through is None else SealedHistory(sealed_through)
         self._large_subjects: set[tuple[str, str]] = set()  # (ns, src) with scan_limit+ versions
 
     # -- writes ------------------------------------------------------------
@@ -147,7 +153,7 @@ class EdgeStore:
             found, scanned = rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
             for version in found:
                 current.setdefault(version.edge_id, version)
-            plan = Plan(current, functional)
+            plan = Plan(current, functional, sealed_through=self.sealed_through)
             try:
                 outcome = op(plan)
             except NotFound:
@@ -187,6 +193,10 @@ class EdgeStore:
         once large stays large.  Either read gives the same answer.
         """
         subject = (ns, src)
+        if self._sealed is not None and self._sealed.answers(known_at):
+            kept = self._sealed_versions(ns, src)
+            if kept is not None:
+                return _views(ns, [v for v in kept if _holds(v, t, known_at)])
         if known_at is None:
             scan, keyed = q("scan_subject_current"), q("query_current")
         else:
@@ -202,28 +212,50 @@ class EdgeStore:
             keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
             return [r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)]
 
-        found = self.graph.read(read)
-        views = [Version.from_props(props).flat(ns) for props in found]
-        return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
+        return _views(ns, [Version.from_props(props) for props in self.graph.read(read)])
+
+    def _sealed_versions(self, ns: str, src: str) -> list[Version] | None:
+        """The subject's sealed history, kept or read now (one seek); None for a large subject."""
+        subject = (ns, src)
+        kept = self._sealed.get(subject)
+        if kept is None and self.scan_limit and subject not in self._large_subjects:
+            scanned = self.graph.read(lambda tx: tx.run(
+                q("scan_subject_sealed"), ns=ns, src=src, through=self._sealed.through,
+                limit=self.scan_limit).single(strict=True))
+            if scanned["n"] < self.scan_limit:
+                kept = [Version(*fields) for fields in scanned["v"]]
+                self._sealed.put(subject, kept)
+            else:
+                self._remember_large(subject)
+        return kept
 
     def query_at_many(self, ns: str, questions: list[tuple[str, int, int | None]]) -> list[list[dict]]:
-        """``query_at`` for each (src, t, known_at), in one read transaction; each answer is ``query_at``'s.
+        """``query_at`` for each (src, t, known_at), in one read; each answer is ``query_at``'s.
 
         Subjects not known to be large are read whole, all of them in one statement (a seek
         per subject) that returns the versions answering any of their questions, and each
         question is answered here from those by the rule the statements apply; a read that
         fills its limit names the subjects too large to read whole, which are remembered and
         asked by time keys, one statement per subject with the union of its questions' keys,
-        in the same transaction.
+        in the same read.  A question about sealed history of a subject kept in process
+        (``kg.sealed``) is answered from there.
         """
+        kept: dict[int, list[Version]] = {}
+        if self._sealed is not None:
+            for k, (src, t, known_at) in enumerate(questions):
+                versions = self._sealed.get((ns, src)) if self._sealed.answers(known_at) else None
+                if versions is not None:
+                    kept[k] = [v for v in versions if _holds(v, t, known_at)]
+        rest = [question for k, question in enumerate(questions) if k not in kept]
+
         def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
             asked: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in questions:
+            for src, t, known_at in rest:
                 if (ns, src) not in self._large_subjects:
                     asked[src].append([t, known_at])
             versions = self._scan_many(tx, ns, asked)
             large: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in questions:
+            for src, t, known_at in rest:
                 if src not in versions:
                     large[src].append([t, known_at])
             for src, pairs in large.items():  # one statement per subject, by its questions' keys
@@ -231,10 +263,10 @@ class EdgeStore:
                                for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
                 versions[src] = [Version(*fields) for fields in tx.run(
                     q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
-            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in questions]
+            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in rest]
 
-        answers = self.graph.read(read)
-        return [sorted((v.flat(ns) for v in found), key=lambda v: (v["valid_at"], v["id"])) for found in answers]
+        asked = iter(self.graph.read(read) if rest else [])
+        return [_views(ns, kept[k] if k in kept else next(asked)) for k in range(len(questions))]
 
     def _scan_many(self, tx: neo4j.ManagedTransaction, ns: str, asked: dict[str, list[list]]) -> dict[str, list[Version]]:
         """For each subject of ``asked`` small enough to read whole (``scan_limit``), its versions
@@ -324,6 +356,11 @@ class EdgeStore:
         if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:
             self._large_subjects.clear()  # a hint only: forgetting costs one more scan
         self._large_subjects.add(subject)
+
+
+def _views(ns: str, versions: list[Version]) -> list[dict]:
+    """``query_at``'s answer: the versions' flat views by valid_at, then id."""
+    return sorted((v.flat(ns) for v in versions), key=lambda v: (v["valid_at"], v["id"]))
 
 
 def _holds(version: Version, t: int, known_at: int | None) -> bool:

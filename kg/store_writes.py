@@ -25,17 +25,10 @@ def current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> d
     halfway through another transaction's commit (seen on ArcadeDB under racing
     invalidations); ``StaleRead`` makes the caller run the transaction again.
     """
-    versions: dict[str, list[Version]] = defaultdict(list)
-    for props in rows(tx, q("versions_by_ids"), ns=ns, ids=list(dict.fromkeys(ids))):
-        version = Version.from_props(props["v"])
-        versions[version.edge_id].append(version)
-    current = {}
-    for edge_id, chain in versions.items():
-        heads = [v for v in chain if v.is_current]
-        if len(heads) != 1:
-            raise StaleRead(f"edge has {len(heads)} current versions")
-        current[edge_id] = heads[0]
-    return current
+    found = tx.run(q("current_by_ids"), ns=ns, ids=list(dict.fromkeys(ids)), open=OPEN).single(strict=True)
+    if found["unsettled"]:
+        raise StaleRead(f"{len(found['unsettled'])} edges without exactly one current version")
+    return {fields[0]: Version(*fields) for fields in found["v"]}
 
 
 def rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tuple[list[Version], set]:
