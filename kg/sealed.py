@@ -10,8 +10,11 @@ This holds across processes only if every process writing the graph runs with th
 ``S`` (or a later one): one that writes without it can write beneath the seal.
 
 ``SealedHistory`` keeps those versions for up to ``max_subjects`` subjects, least recently
-used out first.  Large subjects (``scan_limit`` versions or more) are not kept: the store
-asks the server by time keys as before.
+used out first (thread-safe: a serving process answers from many threads).  Large subjects
+(``scan_limit`` versions or more) are not kept: the store asks the server by time keys as
+before.  The store reads a subject's sealed history through its Entity node's relationships
+(``cypher/edges/scan_subject_sealed``), not through the time-key index, where a version that
+a concurrent write closes changes its key and an index walk may miss it for that instant.
 
 >>> cache = SealedHistory(through=100, max_subjects=1)
 >>> cache.put(("ns", "a"), []); cache.put(("ns", "b"), [])
@@ -23,6 +26,7 @@ asks the server by time keys as before.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 from kg.temporal import Version
@@ -37,22 +41,25 @@ class SealedHistory:
         self.through = through
         self.max_subjects = max_subjects
         self._kept: OrderedDict[tuple[str, str], list[Version]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def answers(self, known_at: int | None) -> bool:
         """Whether a question at ``known_at`` is answered from sealed history (current belief never is)."""
         return known_at is not None and known_at <= self.through
 
     def get(self, subject: tuple[str, str]) -> list[Version] | None:
-        versions = self._kept.get(subject)
-        if versions is not None:
-            self._kept.move_to_end(subject)
-        return versions
+        with self._lock:
+            versions = self._kept.get(subject)
+            if versions is not None:
+                self._kept.move_to_end(subject)
+            return versions
 
     def put(self, subject: tuple[str, str], versions: list[Version]) -> None:
-        self._kept[subject] = versions
-        self._kept.move_to_end(subject)
-        while len(self._kept) > self.max_subjects:
-            self._kept.popitem(last=False)
+        with self._lock:
+            self._kept[subject] = versions
+            self._kept.move_to_end(subject)
+            while len(self._kept) > self.max_subjects:
+                self._kept.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._kept)

@@ -1,6 +1,6 @@
-// scan_subject_sealed: the sealed history of a small subject, its versions whose system time starts by $through (what every question with known_at <= $through is answered from), each as a list in the field order of kg.temporal.Version, read from the subject's index prefix; n counts the versions scanned, at most $limit, as in scan_subject_current
-MATCH ()-[r:FACT]->()
-WHERE r.ns = $ns AND r.src = $src AND r.tkey IS NOT NULL AND r.edge_id IS NOT NULL AND r.version IS NOT NULL
+// scan_subject_sealed: the sealed history of a small subject, its versions whose system time starts by $through (what every question with known_at <= $through is answered from), each as a list in the field order of kg.temporal.Version; read by following the subject's Entity node's FACT relationships, not an index keyed by tkey: a concurrent close moves a version's tkey, and an index walk can miss an entry while it moves, which a kept answer must never do; n counts the versions scanned, at most $limit, as in scan_subject_current
+MATCH (a:Entity)-[r:FACT]->()
+WHERE a.ns = $ns AND a.name = $src AND r.ns = $ns
 WITH r LIMIT $limit
 WITH collect(r) AS scanned
 RETURN size(scanned) AS n,

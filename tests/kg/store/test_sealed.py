@@ -75,6 +75,9 @@ def test_kept_answers_are_the_servers_and_no_later_write_changes_them(store, ns)
     kept.graph.close()  # kept answers come from memory: the closed driver is never asked
     assert [kept.query_at(ns, *q) for q in sealed_questions] == answers
     assert kept.query_at_many(ns, sealed_questions) == answers
+    late = ask(Graph(store.graph.settings), store, ns)  # sealed history read after the writes
+    late.graph.close()
+    assert [late.query_at(ns, *q) for q in sealed_questions] == answers
 
 
 def ask(graph, store, ns):
