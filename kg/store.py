@@ -1,9 +1,11 @@
 """The bi-temporal edge store over Bolt: reads and writes of FACT versions.
 
-Each operation is one managed transaction: read the current versions it acts
-on, let ``kg.temporal.Plan`` apply the rules, write the result.  The driver may
-run a transaction function more than once, and that is safe because it
-re-reads the world every time.  All statements are named files in ``cypher/``.
+Each write is one managed transaction: read the current versions it acts on,
+let ``kg.temporal.Plan`` apply the rules, write the result (``kg.store_writes``).
+The driver may run a transaction function more than once, and that is safe
+because it re-reads the world every time.  Reads run each statement auto-commit
+(``kg.graph.AutoCommit``) and are re-run whole the same way.  All statements are
+named files in ``cypher/``.
 """
 
 from __future__ import annotations
