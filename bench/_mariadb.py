@@ -304,12 +304,23 @@ class Peer:
         return [sorted(a) for a in out]
 
     def neighbourhood(self, src: str, hops: int, t: int, known_at: int | None = None) -> list[tuple]:
+        found = self._hops(src, hops, t, known_at)
+        self.conn.commit()
+        return found
+
+    def neighbourhood_many(self, questions: list[tuple[str, int, int, int | None]]) -> list[list[tuple]]:
+        """``neighbourhood`` for each (src, hops, t, known_at), in one transaction."""
+        found = [self._hops(*question) for question in questions]
+        self.conn.commit()
+        return found
+
+    def _hops(self, src: str, hops: int, t: int, known_at: int | None) -> list[tuple]:
         at = as_dt(t)
         if known_at is None:
-            found = self._read(HOPS_CURRENT, (src, hops - 1, at, at, hops, at, at))
+            found = self.run(HOPS_CURRENT, (src, hops - 1, at, at, hops, at, at)).fetchall()
         else:
             k = as_dt(known_at)
-            found = self._read(HOPS_KNOWN_AT, (src, k, hops - 1, at, at, hops, k, at, at))
+            found = self.run(HOPS_KNOWN_AT, (src, k, hops - 1, at, at, hops, k, at, at)).fetchall()
         return sorted((r[0], r[1], r[2], r[3], as_ms(r[4])) for r in found)
 
 

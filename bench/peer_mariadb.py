@@ -19,7 +19,10 @@ lookup, ``query_at`` of an ordinary subject and of a hub, current and ``known_at
 neighbourhood (the service's BFS against a recursive CTE).  Last, ``--questions`` questions
 about ordinary subjects (and a tenth as many about hubs) are asked one per call and then
 ``--many`` per call (``query_at_many``; MariaDB joins a ``JSON_TABLE`` of the questions to the
-table, one statement per time axis).  Every answer is compared (both time
+table, one statement per time axis), ``--hops`` 3-hop neighbourhoods one per call and then
+``--hops-many`` per call (``neighbourhood_many``; MariaDB: one transaction of CTEs), and half of
+``--questions`` known_at questions through a store sealed through the stream's system time
+(``KG_SEALED_THROUGH``), asked twice: the second time from process memory.  Every answer is compared (both time
 axes: valid interval, system start and ``invalidated_by`` of each version; the edges of the
 neighbourhood); misses are counted and reported.  Results go to
 ``bench/results/peer_mariadb.json``.
@@ -120,6 +123,51 @@ def batched(store, peer: Peer, ns: str, n: int, count: int, size: int, hubs: boo
             **{f"{key}_per_s": count / s for key, s in spent.items()}}
 
 
+def hops_batched(store, peer: Peer, ns: str, n: int, count: int, size: int, seed: int = 17) -> dict:
+    """``count`` 3-hop neighbourhoods of ordinary subjects (half current, half known_at) one per call
+    and then ``size`` per call (``neighbourhood_many``; MariaDB: its recursive CTE per question,
+    one transaction per call), of both; the batched answers are compared."""
+    rng = random.Random(seed)
+    asked = []
+    for k in range(count):
+        person, _, t, known = questions(rng, n)
+        asked.append((person, 3, t, known if k % 2 else None))
+    spent = {key: 0.0 for key in ("service_single", "mariadb_single", "service_batched", "mariadb_batched")}
+    timed_pair(spent, lambda: [store.neighbourhood(ns, *q) for q in asked],
+               lambda: [peer.neighbourhood(*q) for q in asked], "_single")
+    differ = 0
+    for k in range(0, count, size):
+        chunk = asked[k:k + size]
+        ours, theirs = timed_pair(spent, lambda: store.neighbourhood_many(ns, chunk),
+                                  lambda: peer.neighbourhood_many(chunk), "_batched")
+        differ += sum(hop_rows(a) != b for a, b in zip(ours, theirs))
+    return {"questions": count, "per_call": size, "compared": count, "differ": differ,
+            **{f"{key}_per_s": count / s for key, s in spent.items()}}
+
+
+def sealed(session, peer: Peer, ns: str, n: int, count: int, seed: int = 19) -> dict:
+    """``count`` known_at questions about ordinary subjects, one per call, through a store whose
+    history is sealed through the end of the stream's system time (``KG_SEALED_THROUGH``): asked
+    once (the store reads and keeps each subject's sealed history), then again (answered from
+    process memory), against MariaDB asked the same questions each time; all answers compared."""
+    from kg.store import EdgeStore
+
+    rng = random.Random(seed)
+    asked = []
+    for _ in range(count):
+        person, _, t, known = questions(rng, n)
+        asked.append((person, t, known))
+    store = EdgeStore(session.graph, session.store.functional, sealed_through=LEARNED_FROM + n * MINUTE_MS)
+    out: dict = {"questions": count, "compared": 2 * count, "differ": 0}
+    for name in ("first", "again"):
+        spent = {"service": 0.0, "mariadb": 0.0}
+        for question in asked:
+            ours, theirs = timed_pair(spent, lambda: store.query_at(ns, *question), lambda: peer.query_at(*question))
+            out["differ"] += sorted(service_answer(v) for v in ours) != sorted(theirs)
+        out.update({f"{side}_{name}_per_s": count / s for side, s in spent.items()})
+    return out
+
+
 def hop_rows(rows: list[dict]) -> list[tuple]:
     return sorted((r["edge_id"], r["src"], r["dst"], r["relation"], r["valid_from"]) for r in rows)
 
@@ -208,6 +256,12 @@ def run_server(server_name: str, mariadb: Server, args) -> dict:
                 result["batched_hubs" if hubs else "batched_ordinary"] = found
                 misses["compared"] += found["compared"]
                 misses["differ"] += found["differ"]
+            extra = (("batched_3_hops", lambda: hops_batched(store, peer, ns, args.edges, args.hops, args.hops_many)),
+                     ("sealed_known_at", lambda: sealed(session, peer, ns, args.edges, args.questions // 2)))
+            for name, run in extra:
+                found = result[name] = run()
+                misses["compared"] += found["compared"]
+                misses["differ"] += found["differ"]
             result["answers"] = misses
         finally:
             conn.close()
@@ -227,12 +281,16 @@ def show(server_name: str, result: dict) -> None:
             r = result[name]
             print(f"{name:<22} {r['service_' + unit]:>14,.0f} /s {r['mariadb_' + unit]:>14,.0f} /s"
                   f" {r['service_' + unit] / r['mariadb_' + unit]:>10.2f}")
-    for name in ("batched_ordinary", "batched_hubs"):
+    for name in ("batched_ordinary", "batched_hubs", "batched_3_hops"):
         r = result[name]
         print(f"{name:<22} one per call: service {r['service_single_per_s']:,.0f} /s, MariaDB"
               f" {r['mariadb_single_per_s']:,.0f} /s; {r['per_call']} per call: service"
               f" {r['service_batched_per_s']:,.0f} /s, MariaDB {r['mariadb_batched_per_s']:,.0f} /s,"
               f" ratio {r['service_batched_per_s'] / r['mariadb_batched_per_s']:.2f}")
+    r = result["sealed_known_at"]
+    print(f"{'sealed_known_at':<22} first ask: service {r['service_first_per_s']:,.0f} /s, MariaDB"
+          f" {r['mariadb_first_per_s']:,.0f} /s; asked again: service {r['service_again_per_s']:,.0f} /s,"
+          f" MariaDB {r['mariadb_again_per_s']:,.0f} /s, ratio {r['service_again_per_s'] / r['mariadb_again_per_s']:.2f}")
     a = result["answers"]
     print(f"answers compared: {a['compared']:,}, different: {a['differ']:,} {a['examples'] or ''}", flush=True)
 
@@ -249,6 +307,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=5_000,
                         help="ordinary-subject questions asked one per call and batched (a tenth as many of hubs)")
     parser.add_argument("--many", type=int, default=500, help="questions per batched call (query_at_many)")
+    parser.add_argument("--hops", type=int, default=500,
+                        help="3-hop neighbourhoods asked one per call and batched (neighbourhood_many)")
+    parser.add_argument("--hops-many", type=int, default=100, help="neighbourhoods per batched call")
     parser.add_argument("--batch", type=int, default=2_000, help="ingest batch (edges per transaction)")
     parser.add_argument("--warmup", type=int, default=20_000, help="uncounted edges loaded first (0: none)")
     args = parser.parse_args()

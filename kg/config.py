@@ -273,6 +273,8 @@ class Settings:
     batch_size: int = setting("KG_BATCH_SIZE", 2000, "ingest batch", low=1, high=50_000)
     functional_relations: tuple[str, ...] = setting("KG_FUNCTIONAL_RELATIONS", DEFAULT_FUNCTIONAL,
         "comma-separated relations with one object per subject at a time", kind="names")
+    sealed_through: int | None = setting("KG_SEALED_THROUGH", None,
+        "epoch ms: system history up to this time is sealed (earlier stamps refused, answers cached)", kind="int")
     max_request_bytes: int = 1_000_000
     cypher_timeout_s: float = setting("KG_CYPHER_TIMEOUT_S", 5.0,
         "`kg cypher` transaction timeout", low=0, high=3600, low_open=True)

@@ -86,7 +86,8 @@ class Session:
         if self._store is None:
             from kg.store import EdgeStore
 
-            self._store = EdgeStore(self.graph, self.settings.functional_relations)
+            self._store = EdgeStore(self.graph, self.settings.functional_relations,
+                                    sealed_through=self.settings.sealed_through)
         return self._store
 
     def health(self, body: Any) -> dict:

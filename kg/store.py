@@ -1,14 +1,15 @@
 """The bi-temporal edge store over Bolt: reads and writes of FACT versions.
 
-Each operation is one managed transaction: read the current versions it acts
-on, let ``kg.temporal.Plan`` apply the rules, write the result.  The driver may
-run a transaction function more than once, and that is safe because it
-re-reads the world every time.  All statements are named files in ``cypher/``.
+Each write is one managed transaction: read the current versions it acts on,
+let ``kg.temporal.Plan`` apply the rules, write the result (``kg.store_writes``).
+The driver may run a transaction function more than once, and that is safe
+because it re-reads the world every time.  Reads run each statement auto-commit
+(``kg.graph.AutoCommit``) and are re-run whole the same way.  All statements are
+named files in ``cypher/``.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,9 +17,11 @@ from typing import Callable
 import neo4j
 
 from kg.cypher import q
-from kg.errors import Conflict, GraphError, InvalidInput, NotFound
-from kg.graph import BulkRows, Graph, StaleRead, rows
+from kg.errors import Conflict, InvalidInput, NotFound
+from kg.graph import Graph, StaleRead, rows
+from kg.store_writes import current_versions, raise_frontiers, rivals, write_plan
 from kg.interval_index import OPEN, as_of_keys, current_keys
+from kg.sealed import SealedHistory
 from kg.temporal import NewEdge, Plan, Version
 
 SCAN_LIMIT = 64  # reading this many versions whole costs about what ~40 keyed index seeks do
@@ -45,11 +48,16 @@ class EdgeStore:
     """Bi-temporal edges of every namespace in one graph database."""
 
     def __init__(self, graph: Graph, functional: frozenset[str] | tuple[str, ...] = (),
-                 scan_limit: int = SCAN_LIMIT) -> None:
-        """``scan_limit``: subjects with fewer versions are read whole by ``query_at`` (0: never)."""
+                 scan_limit: int = SCAN_LIMIT, sealed_through: int | None = None) -> None:
+        """``scan_limit``: subjects with fewer versions are read whole by ``query_at`` (0: never).
+        ``sealed_through`` (``KG_SEALED_THROUGH``): changes stamped by then are refused, and
+        questions with a ``known_at`` by then are answered from process memory once a subject's
+        sealed history has been read (``kg.sealed``)."""
         self.graph = graph
         self.functional = frozenset(functional)
         self.scan_limit = scan_limit
+        self.sealed_through = sealed_through
+        self._sealed = None if sealed_through is None else SealedHistory(sealed_through)
         self._large_subjects: set[tuple[str, str]] = set()  # (ns, src) with scan_limit+ versions
 
     # -- writes ------------------------------------------------------------
@@ -143,11 +151,11 @@ class EdgeStore:
         def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
             current: dict[str, Version | None] = {i: None for i in ids}
             if next(attempts, True):
-                current.update(_current_versions(tx, ns, ids))
-            rivals, scanned = _rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
-            for version in rivals:
+                current.update(current_versions(tx, ns, ids))
+            found, scanned = rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
+            for version in found:
                 current.setdefault(version.edge_id, version)
-            plan = Plan(current, functional)
+            plan = Plan(current, functional, sealed_through=self.sealed_through)
             try:
                 outcome = op(plan)
             except NotFound:
@@ -156,16 +164,16 @@ class EdgeStore:
                 if not next(absence_checked, True):
                     raise StaleRead("edge not found while others write: read again") from None
                 raise
-            _write_plan(tx, ns, plan)
+            write_plan(tx, ns, plan)
             if functional_inserts:
-                _raise_frontiers(tx, ns, plan, {(e.src, e.relation) for e in functional_inserts}, scanned)
+                raise_frontiers(tx, ns, plan, {(e.src, e.relation) for e in functional_inserts}, scanned)
             return outcome, plan
 
         return self.graph.write(work)
 
     # -- reads -------------------------------------------------------------
     def get_edge(self, ns: str, edge_id: str) -> dict:
-        found = self.graph.read(lambda tx: _current_versions(tx, ns, [edge_id]))
+        found = self.graph.read(lambda tx: current_versions(tx, ns, [edge_id]))
         if edge_id not in found:
             raise NotFound("edge_id", f"no edge {edge_id!r}")
         return found[edge_id].flat(ns)
@@ -187,6 +195,10 @@ class EdgeStore:
         once large stays large.  Either read gives the same answer.
         """
         subject = (ns, src)
+        if self._sealed is not None and self._sealed.answers(known_at):
+            kept = self._sealed_versions(ns, src)
+            if kept is not None:
+                return _views(ns, [v for v in kept if _holds(v, t, known_at)])
         if known_at is None:
             scan, keyed = q("scan_subject_current"), q("query_current")
         else:
@@ -202,28 +214,50 @@ class EdgeStore:
             keys = current_keys(t) if known_at is None else as_of_keys(t, known_at)
             return [r["v"] for r in rows(tx, keyed, ns=ns, src=src, t=t, open=OPEN, known_at=known_at, keys=keys)]
 
-        found = self.graph.read(read)
-        views = [Version.from_props(props).flat(ns) for props in found]
-        return sorted(views, key=lambda v: (v["valid_at"], v["id"]))
+        return _views(ns, [Version.from_props(props) for props in self.graph.read(read)])
+
+    def _sealed_versions(self, ns: str, src: str) -> list[Version] | None:
+        """The subject's sealed history, kept or read now (one seek); None for a large subject."""
+        subject = (ns, src)
+        kept = self._sealed.get(subject)
+        if kept is None and self.scan_limit and subject not in self._large_subjects:
+            scanned = self.graph.read(lambda tx: tx.run(
+                q("scan_subject_sealed"), ns=ns, src=src, through=self._sealed.through,
+                limit=self.scan_limit).single(strict=True))
+            if scanned["n"] < self.scan_limit:
+                kept = [Version(*fields) for fields in scanned["v"]]
+                self._sealed.put(subject, kept)
+            else:
+                self._remember_large(subject)
+        return kept
 
     def query_at_many(self, ns: str, questions: list[tuple[str, int, int | None]]) -> list[list[dict]]:
-        """``query_at`` for each (src, t, known_at), in one read transaction; each answer is ``query_at``'s.
+        """``query_at`` for each (src, t, known_at), in one read; each answer is ``query_at``'s.
 
         Subjects not known to be large are read whole, all of them in one statement (a seek
         per subject) that returns the versions answering any of their questions, and each
         question is answered here from those by the rule the statements apply; a read that
         fills its limit names the subjects too large to read whole, which are remembered and
         asked by time keys, one statement per subject with the union of its questions' keys,
-        in the same transaction.
+        in the same read.  A question about sealed history of a subject kept in process
+        (``kg.sealed``) is answered from there.
         """
+        kept: dict[int, list[Version]] = {}
+        if self._sealed is not None:
+            for k, (src, t, known_at) in enumerate(questions):
+                versions = self._sealed.get((ns, src)) if self._sealed.answers(known_at) else None
+                if versions is not None:
+                    kept[k] = [v for v in versions if _holds(v, t, known_at)]
+        rest = [question for k, question in enumerate(questions) if k not in kept]
+
         def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
             asked: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in questions:
+            for src, t, known_at in rest:
                 if (ns, src) not in self._large_subjects:
                     asked[src].append([t, known_at])
             versions = self._scan_many(tx, ns, asked)
             large: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in questions:
+            for src, t, known_at in rest:
                 if src not in versions:
                     large[src].append([t, known_at])
             for src, pairs in large.items():  # one statement per subject, by its questions' keys
@@ -231,10 +265,10 @@ class EdgeStore:
                                for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
                 versions[src] = [Version(*fields) for fields in tx.run(
                     q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
-            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in questions]
+            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in rest]
 
-        answers = self.graph.read(read)
-        return [sorted((v.flat(ns) for v in found), key=lambda v: (v["valid_at"], v["id"])) for found in answers]
+        asked = iter(self.graph.read(read) if rest else [])
+        return [_views(ns, kept[k] if k in kept else next(asked)) for k in range(len(questions))]
 
     def _scan_many(self, tx: neo4j.ManagedTransaction, ns: str, asked: dict[str, list[list]]) -> dict[str, list[Version]]:
         """For each subject of ``asked`` small enough to read whole (``scan_limit``), its versions
@@ -264,22 +298,30 @@ class EdgeStore:
         keeps the first edges by id that fit in ``max_edges``.  Rows hold ``src``, ``dst``,
         ``relation``, ``weight``, ``valid_from`` and ``edge_id`` (attention's subgraph).
         """
-        def read(tx: neo4j.ManagedTransaction) -> list[dict]:
-            seen, frontier, edges = {src}, [src], []
-            for _ in range(hops):
-                if not frontier or len(edges) >= max_edges:
-                    break
-                found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
-                frontier = []
-                for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
-                    edges.append(row)
-                    if row["dst"] not in seen:
-                        seen.add(row["dst"])
-                        frontier.append(row["dst"])
-                frontier.sort()
-            return edges
+        return self.graph.read(lambda tx: self._bfs(tx, ns, src, hops, t, known_at, max_edges))
 
-        return self.graph.read(read)
+    def neighbourhood_many(self, ns: str, questions: list[tuple[str, int, int, int | None]],
+                           max_edges: int = 256) -> list[list[dict]]:
+        """``neighbourhood`` for each (src, hops, t, known_at), in order, in one read transaction;
+        each answer is ``neighbourhood``'s (the transaction and its round trips are paid once)."""
+        return self.graph.read(lambda tx: [self._bfs(tx, ns, src, hops, t, known_at, max_edges)
+                                           for src, hops, t, known_at in questions])
+
+    def _bfs(self, tx: neo4j.ManagedTransaction, ns: str, src: str, hops: int, t: int,
+             known_at: int | None, max_edges: int) -> list[dict]:
+        seen, frontier, edges = {src}, [src], []
+        for _ in range(hops):
+            if not frontier or len(edges) >= max_edges:
+                break
+            found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
+            frontier = []
+            for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
+                edges.append(row)
+                if row["dst"] not in seen:
+                    seen.add(row["dst"])
+                    frontier.append(row["dst"])
+            frontier.sort()
+        return edges
 
     def _edges_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str], t: int,
                   known_at: int | None, limit: int) -> list[dict]:
@@ -318,6 +360,11 @@ class EdgeStore:
         self._large_subjects.add(subject)
 
 
+def _views(ns: str, versions: list[Version]) -> list[dict]:
+    """``query_at``'s answer: the versions' flat views by valid_at, then id."""
+    return sorted((v.flat(ns) for v in versions), key=lambda v: (v["valid_at"], v["id"]))
+
+
 def _holds(version: Version, t: int, known_at: int | None) -> bool:
     """Whether a version answers ``query_at(src, t, known_at)``: the filter of
     cypher/edges/query_current.cypher and query_known_at.cypher."""
@@ -326,105 +373,6 @@ def _holds(version: Version, t: int, known_at: int | None) -> bool:
     if known_at is None:
         return version.sys_to == OPEN
     return version.sys_from <= known_at < version.sys_to
-
-
-def _current_versions(tx: neo4j.ManagedTransaction, ns: str, ids: list[str]) -> dict[str, Version]:
-    """The current version of each existing id.
-
-    An edge that has versions but not exactly one current version was read
-    halfway through another transaction's commit (seen on ArcadeDB under racing
-    invalidations); ``StaleRead`` makes the caller run the transaction again.
-    """
-    versions: dict[str, list[Version]] = defaultdict(list)
-    for props in rows(tx, q("versions_by_ids"), ns=ns, ids=list(dict.fromkeys(ids))):
-        version = Version.from_props(props["v"])
-        versions[version.edge_id].append(version)
-    current = {}
-    for edge_id, chain in versions.items():
-        heads = [v for v in chain if v.is_current]
-        if len(heads) != 1:
-            raise StaleRead(f"edge has {len(heads)} current versions")
-        current[edge_id] = heads[0]
-    return current
-
-
-def _rivals(tx: neo4j.ManagedTransaction, ns: str, edges: list[NewEdge]) -> tuple[list[Version], set]:
-    """Stored current versions that new functional edges may cut or be cut by.
-
-    Those are the versions of the same subject and relation that overlap a new
-    edge.  Each (subject, functional relation) pair has a Frontier: the latest
-    valid_from among its current versions and, while that version is the only
-    one reaching past that time, its edge id.  If the Frontier has an id and is
-    no later than the pair's earliest new edge, every other current version of
-    the pair ends before the new edges start, so the id's version is the only
-    possible rival: one id lookup per pair, however long the history.  Otherwise
-    (no Frontier yet, no id, or a new edge earlier than the Frontier) all the
-    pair's current versions are read.  Locking the Frontiers first makes
-    concurrent writers of one subject take turns.  Returns the rivals and the
-    pairs read in full.
-    """
-    starts: dict[tuple[str, str], int] = {}
-    for edge in edges:
-        pair = (edge.src, edge.relation)
-        starts[pair] = min(starts.get(pair, edge.valid_at), edge.valid_at)
-    pairs = [{"src": src, "relation": relation} for src, relation in sorted(starts)]
-    latest = {}
-    for r in rows(tx, q("lock_frontiers"), ns=ns, pairs=pairs, turn=secrets.token_hex(8)):
-        if r["edge_id"] is not None and r["valid_from"] <= starts[(r["src"], r["relation"])]:
-            latest[(r["src"], r["relation"])] = r["edge_id"]
-    scan = set(starts) - set(latest)
-    found: list[Version] = []
-    if scan:
-        for props in rows(tx, q("current_by_src_relation"), ns=ns, open=OPEN,
-                          srcs=sorted({s for s, _ in scan}), relations=sorted({r for _, r in scan})):
-            version = Version.from_props(props["v"])
-            if (version.src, version.relation) in scan:
-                found.append(version)
-    if latest:
-        heads = _current_versions(tx, ns, sorted(set(latest.values())))
-        for pair, edge_id in latest.items():
-            head = heads.get(edge_id)
-            if head is not None and starts[pair] < head.valid_to:
-                found.append(head)
-    return found, scan
-
-
-def _raise_frontiers(tx: neo4j.ManagedTransaction, ns: str, plan: Plan, pairs: set, scanned: set) -> None:
-    """Move each written pair's Frontier to its latest current version, keeping the id only if it is safe.
-
-    ``plan.current`` holds every current version of a scanned pair.  Of another
-    pair it holds the new versions and, if it reaches them, the Frontier's own
-    version; every other one ends by the old Frontier (the invariant this keeps),
-    so checking the known ones is enough.  A Frontier is never moved back on
-    partial knowledge: a pair not scanned is written only when it reaches the
-    latest start seen.
-    """
-    known: dict[tuple[str, str], list[Version]] = defaultdict(list)
-    for version in plan.current.values():
-        if version is not None and (version.src, version.relation) in pairs:
-            known[(version.src, version.relation)].append(version)
-    updates = []
-    for pair, versions in sorted(known.items()):
-        valid_from = max(v.valid_from for v in versions)
-        head = max((v for v in versions if v.valid_from == valid_from), key=lambda v: v.valid_to)
-        alone = all(v is head or v.valid_to <= valid_from for v in versions)
-        updates.append({"src": pair[0], "relation": pair[1], "valid_from": valid_from,
-                        "edge_id": head.edge_id if alone else None, "exact": pair in scanned})
-    if updates:
-        tx.run(q("raise_frontiers"), ns=ns, pairs=updates).consume()
-
-
-def _write_plan(tx: neo4j.ManagedTransaction, ns: str, plan: Plan) -> None:
-    if plan.closed:
-        ends = {edge_id: [plan.closed[edge_id], key] for edge_id, key in plan.closed_keys().items()}
-        closed = tx.run(q("close_versions"), ns=ns, ids=list(ends), ends=ends, open=OPEN).single()["closed"]
-        if closed != len(ends):  # the world moved under us: let the driver retry
-            raise StaleRead(f"close_versions closed {closed} of {len(ends)}")
-    if plan.created:
-        versions = BulkRows(v.row for v in plan.created)
-        created = tx.run(q("create_versions"), ns=ns, rows=versions).single()["created"]
-        if created != len(versions):  # never commit a partial write
-            raise GraphError(f"create_versions wrote {created} of {len(versions)} versions")
 
 
 def _version_view(version: Version) -> dict:

@@ -203,10 +203,20 @@ class Plan:
     known not to exist).  After the operations, ``created`` holds new versions
     (with final stamps) and ``closed`` maps stored edge ids -> the system time
     their stored current version ends.
+
+    ``sealed_through`` (``KG_SEALED_THROUGH``): system history up to and including
+    that time is sealed.  A change stamped at or before it (``created_at``,
+    ``expired_at``) is refused, so every version written from then on starts, and
+    every version closed from then on ends, after it.  Hence the answer to a
+    question with ``known_at <= sealed_through`` never changes: the versions it
+    sees have ``sys_from <= known_at``, which no new version has, and
+    ``known_at < sys_to``, which a close stamped later than ``known_at`` keeps true.
+    Re-inserting an identical edge writes nothing and is still answered.
     """
 
     current: dict[str, Version | None]
     functional: frozenset[str] = frozenset()
+    sealed_through: int | None = None
     created: list[Version] = field(default_factory=list)
     closed: dict[str, int] = field(default_factory=dict)
     _stored: dict[str, Version] = field(default_factory=dict, init=False)
@@ -239,6 +249,7 @@ class Plan:
             if existing.content_hash == digest:
                 return "unchanged"
             raise Conflict("id", f"edge {edge.id!r} exists with different content")
+        self._check_unsealed(edge.created_at, "created_at")
         version = edge.first_version
         rivals = []
         if edge.relation in self.functional:
@@ -274,6 +285,7 @@ class Plan:
             return False  # earliest invalidation wins; repeating it is a no-op
         if expired_at < head.sys_from:
             raise InvalidInput("expired_at", "must not be earlier than the current version's start")
+        self._check_unsealed(expired_at, "expired_at")
         self._close(head, expired_at)
         self._put(replace(head, version=head.version + 1, valid_to=invalid_at,
                           sys_from=expired_at, sys_to=OPEN, invalidated_by=by))
@@ -288,6 +300,10 @@ class Plan:
         return self.insert(edge)
 
     # -- bookkeeping -------------------------------------------------------
+    def _check_unsealed(self, stamp: int, name: str) -> None:
+        if self.sealed_through is not None and stamp <= self.sealed_through:
+            raise InvalidInput(name, "is at or before the sealed system history (KG_SEALED_THROUGH)")
+
     def _put(self, version: Version) -> None:
         self.current[version.edge_id] = version
         if version.relation in self.functional:  # only functional relations look up rivals

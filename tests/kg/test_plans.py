@@ -32,8 +32,9 @@ NOT_DATA_PATH = {"schema", "health"}
 
 SAMPLE = {
     "ns": "plan-ns", "src": "s1", "srcs": ["s1", "s2", "s3"], "id": "e1", "ids": ["e1", "e2"],
-    "t": 1_000, "known_at": 2_000, "open": OPEN, "limit": 64,
-    "keys": as_of_keys(1_000, 2_000), "ends": {"e1": [5, 7]}, "relations": ["works_at"],
+    "t": 1_000, "known_at": 2_000, "through": 2_000, "open": OPEN, "limit": 64,
+    "keys": as_of_keys(1_000, 2_000), "relations": ["works_at"],
+    "changes": {"e1": [5, 7, [["e1", 2, "s", "d", "r", 1.0, "{}", 0, 5, 5, OPEN, 0, None, "h", 2]]]},
     "asked": {"s1": [[1_000, None]], "s2": [[1_000, 2_000]]}, "questions": [[1_000, None], [1_000, 2_000]],
     "names": ["a", "b"], "turn": "0f", "dim": 8, "rows": [["e1", 1, "s", "d", "r", 1.0, "{}", 0, OPEN, 0, OPEN, 0, None, "h", 2]],
     "pairs": [{"src": "s", "relation": "works_at", "valid_from": 0, "edge_id": "e1", "exact": True}],
@@ -116,7 +117,7 @@ def test_whole_graph_reads_are_caught(neo4j_graph):
 
 def test_reads_are_planned_as_reads(neo4j_graph):
     """The read statements are read-only by Neo4j's own account (`kg cypher` relies on it)."""
-    for name in ("query_current", "query_known_at", "scan_subject_current", "history", "versions_by_ids"):
+    for name in ("query_current", "query_known_at", "scan_subject_current", "history", "current_by_ids"):
         query_type, _, _ = explain(neo4j_graph, load_all()[name])
         assert query_type == "r", name
 

@@ -89,3 +89,45 @@ def test_a_bad_invalidation_changes_nothing_and_names_its_index(store, ns, bad, 
         store.invalidate_many(ns, [("e2", 120 * DAY, 6_000), bad])
     assert err.value.field == field
     assert {i: store.history(ns, i) for i in ("e2", "e7")} == before
+
+
+def endpoints_disagree(store, ns) -> int:
+    """FACT versions whose start or end node is not the Entity their src / dst names."""
+    return store.graph.read(lambda tx: tx.run(
+        "MATCH (a:Entity)-[r:FACT]->(b:Entity) WHERE r.ns = $ns AND (a.ns <> $ns OR b.ns <> $ns"
+        " OR a.name <> r.src OR b.name <> r.dst) RETURN count(r) AS n", ns=ns).single()["n"])
+
+
+def test_bulk_invalidation_is_one_by_one_invalidation_on_both_time_axes(store, ns):
+    """500 invalidations in one call against the same one per call in a twin namespace: every
+    edge's history, and query_at before, between and after the invalidations' system times."""
+    twin = ns + "-twin"
+    edges = load(store, ns)
+    load(store, twin)
+    rng = random.Random(9)
+    items = [(e.id, e.valid_at + rng.randrange(0, 300) * DAY, 7_000 + k // 50)
+             for k, e in enumerate(rng.choices(edges, k=500))]  # ids repeat: later items see earlier ones
+    views = store.invalidate_many(ns, items)
+    singles = [store.invalidate_edge(twin, *item) for item in items]
+    assert [v | {"namespace": twin} for v in views] == singles
+    assert sum(v["changed"] for v in views) > 20 and not all(v["changed"] for v in views)
+    for edge in edges:
+        assert store.history(ns, edge.id) == store.history(twin, edge.id)
+    asked = [(s, t * DAY, k) for s in [f"p{i}" for i in range(7)] + ["hub"]
+             for t in range(-5, 400, 45) for k in (None, 1_500, 5_050, 7_000, 7_004, 7_009, 9_999)]
+    strip = lambda answers: [[v | {"namespace": None} for v in a] for a in answers]  # noqa: E731
+    assert strip(store.query_at_many(ns, asked)) == strip(store.query_at_many(twin, asked))
+    assert endpoints_disagree(store, ns) == 0  # the new versions join the old ones' Entity nodes
+
+
+def test_neighbourhood_many_answers_as_neighbourhood_does(store, ns):
+    load(store, ns)
+    rng = random.Random(11)
+    known = [None, 500, 1_030, 2_020, 5_010, 9_999]
+    asked = [(rng.choice([f"p{k}" for k in range(7)] + ["hub", "nobody"]), rng.randrange(1, 4),
+              rng.randrange(-10, 250) * DAY, rng.choice(known)) for _ in range(60)]
+    for max_edges in (256, 3):
+        answers = store.neighbourhood_many(ns, asked, max_edges)
+        assert answers == [store.neighbourhood(ns, src, hops, t, known_at, max_edges)
+                           for src, hops, t, known_at in asked]
+        assert sum(map(len, answers)) > 40
