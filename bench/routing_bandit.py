@@ -1,7 +1,8 @@
 """The router as a production contextual bandit: cold start, its own policy, one fixed price.
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
-        [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1] [--out routing_bandit]
+        [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
+        [--ceiling DIMS:LAMBDAS] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -82,15 +83,15 @@ def split(n_all: int, size: str, order: int) -> tuple[np.ndarray, np.ndarray]:
     return perm[:n_stream], perm[n_stream:n_stream + n_held]
 
 
-def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """TF-IDF + SVD (64 dims) fitted on the stream prompts, for ``rows``; cached on disk."""
+def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int = DIM) -> np.ndarray:
+    """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached."""
     key = hashlib.sha256(data.digest().encode() + np.sort(stream).astype(np.int64).tobytes()
-                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{DIM}".encode())
+                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{dim}".encode())
     cache = _embed.RESULTS / f"routing_bandit_{key.hexdigest()[:16]}.npy"
     if cache.exists():
         return np.load(cache, allow_pickle=False)
     E = _embed.tfidf_svd_embeddings([data.prompts[i] for i in rows],
-                                    [data.prompts[i] for i in stream], dim=DIM)
+                                    [data.prompts[i] for i in stream], dim=dim)
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
     np.save(cache, E, allow_pickle=False)
     return E
@@ -139,6 +140,31 @@ class Linear:
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         return np.array([self.mean(x) for x in X])
+
+
+class FullInformation:
+    """The ceiling, not a bandit: per-target ridge over ``[1, x]`` (intercept unpenalised) fitted
+    once on **both** models' outcomes of every stream prompt, then greedy (no exploration) on the
+    held-out part. Its stream columns are in-sample and not comparable with the bandits'. It reads
+    its own rows of ``E`` (its dimension may differ from the run's) by the prompt's index."""
+
+    def __init__(self, E: np.ndarray, Q: np.ndarray, n_stream: int, cost_weight: float, lam: float) -> None:
+        X = np.hstack([np.ones((n_stream, 1)), E[:n_stream]])
+        A = X.T @ X + lam * np.diag([0.0] + [1.0] * E.shape[1])
+        self.W = np.linalg.solve(A, X.T @ Q[:n_stream])  # (1 + dim, targets)
+        self.E, self.cw = E, cost_weight
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        return self.W[0] + x @ self.W[1:]
+
+    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+        return int(np.argmax(self.mean(self.E[i]) - self.cw * COSTS))
+
+    def record(self, k: int, q: float, x: np.ndarray) -> None:
+        pass
+
+    def scores(self, X: np.ndarray) -> np.ndarray:  # the held-out rows are the last ones
+        return np.array([self.mean(x) for x in self.E[len(self.E) - len(X):]])
 
 
 class CoreRouter:
@@ -279,6 +305,9 @@ def main() -> None:
                     help="also each router with the MicroLoRA adapter, its logits times each scale")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--ceiling", default="", metavar="DIMS:LAMBDAS",
+                    help="also the full-information ridge ceiling, e.g. 64,128,256:10,30 "
+                         "(SVD dimensions : ridge lambdas)")
     ap.add_argument("--out", default="routing_bandit")
     args = ap.parse_args()
 
@@ -323,6 +352,14 @@ def main() -> None:
                         learners.append(("ridge", Linear(DIM, cw, args.epsilon, order)))
                         learners.append((f"linucb (alpha {args.linucb_alpha})",
                                          Linear(DIM, cw, args.epsilon, order, alpha=args.linucb_alpha)))
+                    if args.ceiling:
+                        dims, lams = args.ceiling.split(":")
+                        for dim in (int(d) for d in dims.split(",")):
+                            Ed = E if dim == DIM else features(data, stream, idx, dim)
+                            learners.extend(
+                                (f"full information, {dim} dims, lambda {lam:g}",
+                                 FullInformation(Ed, Q, len(stream), cw, lam))
+                                for lam in (float(v) for v in lams.split(",")))
                     for name, learner in learners:
                         res = run(learner, E, Q, len(stream), cw)
                         rows.append({"learner": name, "size": size, "order": order, "cost_weight": cw, **res})
