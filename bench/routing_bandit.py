@@ -8,7 +8,10 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
 
 1. For each stream order (seed) the prompts are shuffled once. ``small``: the first 1,429 of the
    order, a learning stream of 1,000 and 429 held out (70/30); ``full``: all 14,037, 9,826 and
-   4,211. Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that
+   4,211; ``subjects``, the held-out-subject check: the order also shuffles the 57 subjects, the
+   first ones up to 30% of the prompts are held out, and the stream is 1,000 prompts of the other
+   subjects, the held-out part 429 prompts of the held-out ones (learn on some subjects, route
+   others). Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that
    run's stream prompts only (no labels).
 2. Cold start: ``init_router`` with ``costs: {mixtral: 0, gpt-4: 1}``, the cost weight (0.05,
    0.15, 0.25), ``epsilon`` (0.1) and the seed; nothing else is trained.
@@ -59,7 +62,8 @@ from bench.routing_eval import apgr, threshold_curve
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
 TARGETS = [WEAK, STRONG]
 COSTS = np.array([0.0, 1.0])  # per target, in TARGETS order
-SIZES = {"small": (1000, 429), "full": None}  # (stream, held out); None: all prompts, 70/30
+SIZES = {"small": (1000, 429), "full": None, "subjects": (1000, 429)}
+"""Per size: (stream, held out); None: all prompts, 70/30. ``subjects`` holds subjects out."""
 DIM = 64
 
 
@@ -74,8 +78,15 @@ def parse_orders(text: str) -> list[int]:
     return out
 
 
-def split(n_all: int, size: str, order: int) -> tuple[np.ndarray, np.ndarray]:
+def split(n_all: int, size: str, order: int, subjects: list[str] | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(order).permutation(n_all)
+    if size == "subjects":  # whole subjects held out, in an order drawn from the same seed
+        names = np.array(subjects)
+        ranked = np.random.default_rng([order, 1]).permutation(sorted(set(subjects)))
+        share = np.cumsum([np.mean(names == s) for s in ranked])
+        out = np.isin(names[perm], ranked[:int(np.searchsorted(share, 0.3)) + 1])
+        return perm[~out][:SIZES[size][0]], perm[out][:SIZES[size][1]]
     if SIZES[size] is None:
         cut = int(round(0.7 * n_all))
         return perm[:cut], perm[cut:]
@@ -330,7 +341,7 @@ def main() -> None:
             session = stack.enter_context(Session(Settings.from_env(env)))
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
             for order in parse_orders(args.orders):
-                stream, held = split(len(data), size, order)
+                stream, held = split(len(data), size, order, data.subjects)
                 idx = np.concatenate([stream, held])
                 E = features(data, stream, idx)
                 Q = Qall[idx]
