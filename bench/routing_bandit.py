@@ -36,6 +36,10 @@ Baselines, in this process on the same stream and features, with the same epsilo
 quality over ``[1, x]``, lambda 1), and ``linucb`` (Li et al., 2010: the same ridge estimate plus
 ``alpha * sqrt(x' A^-1 x)``).
 
+``--ceiling 64,128,256:10,30`` adds the full-information ceiling (:class:`FullInformation`): per
+target ridge on **both** outcomes of every stream prompt, at each SVD dimension and ridge lambda
+given, greedy on the held-out part; it says how much gain the features leave at all.
+
 ``--adapter 1,0.1`` adds, for every router configuration, one arm per scale in which the MicroLoRA
 adapter (``init_instant``) takes part: each route passes ``apply_adapter``'s logits (times the
 scale) as ``adapter_logits``, and each chosen model's correctness also goes to the adapter as
