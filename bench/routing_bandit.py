@@ -1,13 +1,17 @@
 """The router as a production contextual bandit: cold start, its own policy, one fixed price.
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
-        [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1] [--out routing_bandit]
+        [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
+        [--ceiling DIMS:LAMBDAS] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
 1. For each stream order (seed) the prompts are shuffled once. ``small``: the first 1,429 of the
    order, a learning stream of 1,000 and 429 held out (70/30); ``full``: all 14,037, 9,826 and
-   4,211. Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that
+   4,211; ``subjects``, the held-out-subject check: the order also shuffles the 57 subjects, the
+   first ones up to 30% of the prompts are held out, and the stream is 1,000 prompts of the other
+   subjects, the held-out part 429 prompts of the held-out ones (learn on some subjects, route
+   others). Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that
    run's stream prompts only (no labels).
 2. Cold start: ``init_router`` with ``costs: {mixtral: 0, gpt-4: 1}``, the cost weight (0.05,
    0.15, 0.25), ``epsilon`` (0.1) and the seed; nothing else is trained.
@@ -31,6 +35,10 @@ Baselines, in this process on the same stream and features, with the same epsilo
 ``ridge``, a per-target ridge regression bandit (greedy on the ridge estimate of each target's
 quality over ``[1, x]``, lambda 1), and ``linucb`` (Li et al., 2010: the same ridge estimate plus
 ``alpha * sqrt(x' A^-1 x)``).
+
+``--ceiling 64,128,256:10,30`` adds the full-information ceiling (:class:`FullInformation`): per
+target ridge on **both** outcomes of every stream prompt, at each SVD dimension and ridge lambda
+given, greedy on the held-out part; it says how much gain the features leave at all.
 
 ``--adapter 1,0.1`` adds, for every router configuration, one arm per scale in which the MicroLoRA
 adapter (``init_instant``) takes part: each route passes ``apply_adapter``'s logits (times the
@@ -58,7 +66,8 @@ from bench.routing_eval import apgr, threshold_curve
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
 TARGETS = [WEAK, STRONG]
 COSTS = np.array([0.0, 1.0])  # per target, in TARGETS order
-SIZES = {"small": (1000, 429), "full": None}  # (stream, held out); None: all prompts, 70/30
+SIZES = {"small": (1000, 429), "full": None, "subjects": (1000, 429)}
+"""Per size: (stream, held out); None: all prompts, 70/30. ``subjects`` holds subjects out."""
 DIM = 64
 
 
@@ -73,8 +82,15 @@ def parse_orders(text: str) -> list[int]:
     return out
 
 
-def split(n_all: int, size: str, order: int) -> tuple[np.ndarray, np.ndarray]:
+def split(n_all: int, size: str, order: int, subjects: list[str] | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(order).permutation(n_all)
+    if size == "subjects":  # whole subjects held out, in an order drawn from the same seed
+        names = np.array(subjects)
+        ranked = np.random.default_rng([order, 1]).permutation(sorted(set(subjects)))
+        share = np.cumsum([np.mean(names == s) for s in ranked])
+        out = np.isin(names[perm], ranked[:int(np.searchsorted(share, 0.3)) + 1])
+        return perm[~out][:SIZES[size][0]], perm[out][:SIZES[size][1]]
     if SIZES[size] is None:
         cut = int(round(0.7 * n_all))
         return perm[:cut], perm[cut:]
@@ -82,15 +98,15 @@ def split(n_all: int, size: str, order: int) -> tuple[np.ndarray, np.ndarray]:
     return perm[:n_stream], perm[n_stream:n_stream + n_held]
 
 
-def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """TF-IDF + SVD (64 dims) fitted on the stream prompts, for ``rows``; cached on disk."""
+def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int = DIM) -> np.ndarray:
+    """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached."""
     key = hashlib.sha256(data.digest().encode() + np.sort(stream).astype(np.int64).tobytes()
-                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{DIM}".encode())
+                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{dim}".encode())
     cache = _embed.RESULTS / f"routing_bandit_{key.hexdigest()[:16]}.npy"
     if cache.exists():
         return np.load(cache, allow_pickle=False)
     E = _embed.tfidf_svd_embeddings([data.prompts[i] for i in rows],
-                                    [data.prompts[i] for i in stream], dim=DIM)
+                                    [data.prompts[i] for i in stream], dim=dim)
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
     np.save(cache, E, allow_pickle=False)
     return E
@@ -139,6 +155,31 @@ class Linear:
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         return np.array([self.mean(x) for x in X])
+
+
+class FullInformation:
+    """The ceiling, not a bandit: per-target ridge over ``[1, x]`` (intercept unpenalised) fitted
+    once on **both** models' outcomes of every stream prompt, then greedy (no exploration) on the
+    held-out part. Its stream columns are in-sample and not comparable with the bandits'. It reads
+    its own rows of ``E`` (its dimension may differ from the run's) by the prompt's index."""
+
+    def __init__(self, E: np.ndarray, Q: np.ndarray, n_stream: int, cost_weight: float, lam: float) -> None:
+        X = np.hstack([np.ones((n_stream, 1)), E[:n_stream]])
+        A = X.T @ X + lam * np.diag([0.0] + [1.0] * E.shape[1])
+        self.W = np.linalg.solve(A, X.T @ Q[:n_stream])  # (1 + dim, targets)
+        self.E, self.cw = E, cost_weight
+
+    def mean(self, x: np.ndarray) -> np.ndarray:
+        return self.W[0] + x @ self.W[1:]
+
+    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+        return int(np.argmax(self.mean(self.E[i]) - self.cw * COSTS))
+
+    def record(self, k: int, q: float, x: np.ndarray) -> None:
+        pass
+
+    def scores(self, X: np.ndarray) -> np.ndarray:  # the held-out rows are the last ones
+        return np.array([self.mean(x) for x in self.E[len(self.E) - len(X):]])
 
 
 class CoreRouter:
@@ -279,6 +320,9 @@ def main() -> None:
                     help="also each router with the MicroLoRA adapter, its logits times each scale")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--ceiling", default="", metavar="DIMS:LAMBDAS",
+                    help="also the full-information ridge ceiling, e.g. 64,128,256:10,30 "
+                         "(SVD dimensions : ridge lambdas)")
     ap.add_argument("--out", default="routing_bandit")
     args = ap.parse_args()
 
@@ -301,7 +345,7 @@ def main() -> None:
             session = stack.enter_context(Session(Settings.from_env(env)))
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
             for order in parse_orders(args.orders):
-                stream, held = split(len(data), size, order)
+                stream, held = split(len(data), size, order, data.subjects)
                 idx = np.concatenate([stream, held])
                 E = features(data, stream, idx)
                 Q = Qall[idx]
@@ -323,6 +367,14 @@ def main() -> None:
                         learners.append(("ridge", Linear(DIM, cw, args.epsilon, order)))
                         learners.append((f"linucb (alpha {args.linucb_alpha})",
                                          Linear(DIM, cw, args.epsilon, order, alpha=args.linucb_alpha)))
+                    if args.ceiling:
+                        dims, lams = args.ceiling.split(":")
+                        for dim in (int(d) for d in dims.split(",")):
+                            Ed = E if dim == DIM else features(data, stream, idx, dim)
+                            learners.extend(
+                                (f"full information, {dim} dims, lambda {lam:g}",
+                                 FullInformation(Ed, Q, len(stream), cw, lam))
+                                for lam in (float(v) for v in lams.split(",")))
                     for name, learner in learners:
                         res = run(learner, E, Q, len(stream), cw)
                         rows.append({"learner": name, "size": size, "order": order, "cost_weight": cw, **res})
