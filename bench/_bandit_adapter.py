@@ -60,10 +60,10 @@ class WithAdapter:
         self.router, self.adapter, self.scale = router, adapter, scale
         self.logit_gaps: list[float] = []  # adapter logit of the strong minus the weak target, per route
 
-    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+    def route(self, x: np.ndarray, i: int, learn: bool, explore: bool = True) -> int:
         logits = self.scale * self.adapter.logits(x)
         self.logit_gaps.append(float(logits[1] - logits[0]))
-        return self.router.route(x, i, learn, adapter_logits=logits.tolist())
+        return self.router.route(x, i, learn, adapter_logits=logits.tolist(), explore=explore)
 
     def record(self, k: int, q: float, x: np.ndarray) -> None:
         self.router.record(k, q, x)

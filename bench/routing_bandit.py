@@ -137,9 +137,9 @@ class Linear:
         p = self._phi(x)
         return np.einsum("kij,kj,i->k", self.Ainv, self.b, p)
 
-    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+    def route(self, x: np.ndarray, i: int, learn: bool, explore: bool = True) -> int:
         p = self._phi(x)
-        if _draw_u(self.seed, i) < self.eps:  # explores like the router, held-out part included
+        if explore and _draw_u(self.seed, i) < self.eps:  # explores like the router, held-out part included
             return int(np.random.default_rng([self.seed, i, 8]).integers(len(TARGETS)))
         score = self.mean(x) - self.cw * COSTS
         if self.alpha:
@@ -172,7 +172,7 @@ class FullInformation:
     def mean(self, x: np.ndarray) -> np.ndarray:
         return self.W[0] + x @ self.W[1:]
 
-    def route(self, x: np.ndarray, i: int, learn: bool) -> int:
+    def route(self, x: np.ndarray, i: int, learn: bool, explore: bool = True) -> int:
         return int(np.argmax(self.mean(self.E[i]) - self.cw * COSTS))
 
     def record(self, k: int, q: float, x: np.ndarray) -> None:
@@ -192,11 +192,12 @@ class CoreRouter:
                                 costs={STRONG: 1.0, WEAK: 0.0}, cost_weight=cost_weight, seed=seed, **kw)
         self.seed = seed
 
-    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None) -> int:
+    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None,
+              explore: bool = True) -> int:
         from learn import Draw
 
         h = hashlib.blake2b(x.tobytes() + str(self.seed).encode(), digest_size=16).digest()
-        draw = Draw(int.from_bytes(h[:8], "little") / 2.0**64, int.from_bytes(h[8:], "little"))
+        draw = Draw(int.from_bytes(h[:8], "little") / 2.0**64, int.from_bytes(h[8:], "little")) if explore else None
         return TARGETS.index(self.r.route(x, adapter_logits=adapter_logits, draw=draw)["model"])
 
     def record(self, k: int, q: float, x: np.ndarray) -> None:
@@ -217,8 +218,9 @@ class ServiceRouter:
             "costs": {STRONG: 1.0, WEAK: 0.0}, "cost_weight": cost_weight, "seed": seed, **body}})
         assert out["ok"], out
 
-    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None) -> int:
-        body = {"namespace": self.ns, "embedding": x.tolist()}
+    def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None,
+              explore: bool = True) -> int:
+        body = {"namespace": self.ns, "embedding": x.tolist(), "explore": explore}
         if adapter_logits is not None:
             body["adapter_logits"] = adapter_logits
         out = self.d({"verb": "route", "body": body})
@@ -238,8 +240,10 @@ class ServiceRouter:
 # --- one run ----------------------------------------------------------------------------------
 
 
-def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float) -> dict[str, Any]:
-    """Stream (route, reveal the chosen outcome, record), then route the held-out part."""
+def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
+        held_out_explore: bool = True) -> dict[str, Any]:
+    """Stream (route, reveal the chosen outcome, record), then route the held-out part (with
+    the policy's exploration, or without: ``route`` with ``explore: false``)."""
     t0 = time.perf_counter()
     reward_of = Q - cw * COSTS  # per prompt and target
     regret = 0.0
@@ -253,7 +257,7 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float) ->
         strong += k == 1
     stream_s = time.perf_counter() - t0
     held = np.arange(n_stream, len(E))
-    ks = np.array([learner.route(E[i], i, False) for i in held])
+    ks = np.array([learner.route(E[i], i, False, explore=held_out_explore) for i in held])
     Qh = Q[held]
     acc = float(Qh[np.arange(len(held)), ks].mean())
     share = float((ks == 1).mean())
@@ -319,6 +323,9 @@ def main() -> None:
     ap.add_argument("--adapter", default="", metavar="SCALES",
                     help="also each router with the MicroLoRA adapter, its logits times each scale")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
+    ap.add_argument("--held-out-greedy", action="store_true",
+                    help="route the held-out part without exploration (`route` with explore: false; "
+                         "the baselines without their epsilon)")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--ceiling", default="", metavar="DIMS:LAMBDAS",
                     help="also the full-information ridge ceiling, e.g. 64,128,256:10,30 "
@@ -376,7 +383,7 @@ def main() -> None:
                                  FullInformation(Ed, Q, len(stream), cw, lam))
                                 for lam in (float(v) for v in lams.split(",")))
                     for name, learner in learners:
-                        res = run(learner, E, Q, len(stream), cw)
+                        res = run(learner, E, Q, len(stream), cw, held_out_explore=not args.held_out_greedy)
                         rows.append({"learner": name, "size": size, "order": order, "cost_weight": cw, **res})
                         print(f"{size} order {order} w {cw} {name}: share {res['heldout_gpt4_share']:.2f} "
                               f"acc {res['heldout_accuracy']:.3f} gain {res['gain_over_random']:+.3f} "

@@ -187,6 +187,10 @@ class Route(_Body):
     embedding: Vector
     estimated_tokens: Tokens | None = None
     adapter_logits: Logits | None = None
+    explore: bool = True
+    """false: the router's choice on what it has learnt, without the draw that explores (no
+    epsilon-random target, no Thompson noise: the posterior mean; UCB's bound is its choice
+    either way); for evaluation, or traffic that should not pay for the router's learning"""
 
 
 class RecordOutcome(_Body):

@@ -42,23 +42,23 @@ def route(cur: Any, body: Any) -> dict:
     checks.dim(body.embedding, "embedding", router.in_dim)
     checks.dim(body.adapter_logits, "adapter_logits", len(router.targets))
     with checks.learn_errors():
-        out = route_read(cur, vector(body.embedding), body.estimated_tokens, body.adapter_logits)
+        out = route_read(cur, vector(body.embedding), body.estimated_tokens, body.adapter_logits, body.explore)
     out["version"] = cur.version
     return out
 
 
 def route_read(cur: Any, embedding: list[float] | np.ndarray, estimated_tokens: int | None = None,
-               adapter_logits: list[float] | None = None) -> dict:
+               adapter_logits: list[float] | None = None, explore: bool = True) -> dict:
     """Route on the current router (a read: ``FastGRNNRouter.route`` changes nothing).
 
     Equal requests on equal state must answer alike (after a restart too), so the exploration
     draw comes from the state's checksum and the request: the share of explored requests is
-    still ``epsilon``.
+    still ``epsilon``. ``explore=False`` routes without a draw (the router's greedy choice).
     """
     core = cur.core
     x = np.asarray(embedding, dtype=np.float64)
     draw = None
-    if core.needs_draw:  # epsilon exploration, or Thompson sampling's noise
+    if explore and core.needs_draw:  # epsilon exploration, or Thompson sampling's noise
         h = cur.seed_hash.copy()
         h.update(x.tobytes())
         h.update(repr((estimated_tokens, adapter_logits)).encode())

@@ -59,3 +59,27 @@ def test_init_router_keeps_epsilon_greedy_on_request_and_refuses_an_unknown_poli
     state = learn.from_bytes(Record.decode(learn_session.learning.store.r.get(StateKeys.of("eps", "router").blob),
                                            "eps", "router").state, "router")
     assert state.policy == "epsilon"  # the refused request changed nothing
+
+
+def test_route_without_exploration_answers_the_greedy_choice(workers, learn_session) -> None:
+    ns, dim = "greedy", 4
+    d = learn_session.dispatch
+    workers("w1")
+    assert d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b", "c"], "in_dim": dim,
+                                               "epsilon": 0.5}})["ok"]
+    rng = np.random.default_rng(5)
+    for i in range(30):
+        x = rng.standard_normal(dim).tolist()
+        assert d({"verb": "record_outcome", "body": {"namespace": ns, "target": "abc"[i % 3],
+                                                     "quality": float(i % 3 == 1), "embedding": x}})["ok"]
+    state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
+    router = learn.from_bytes(state, "router")
+    xs = [rng.standard_normal(dim).tolist() for _ in range(60)]
+    explored = [d({"verb": "route", "body": {"namespace": ns, "embedding": x}})["data"] for x in xs]
+    greedy = [d({"verb": "route", "body": {"namespace": ns, "embedding": x, "explore": False}})["data"] for x in xs]
+    assert sum(a["exploration"] for a in explored) > 10  # epsilon 0.5: the default explores
+    assert not any(a["exploration"] for a in greedy)
+    assert [a["model"] for a in greedy] == [router.route(x)["model"] for x in xs]  # the core without a draw
+    assert [a["model"] for a in greedy] != [a["model"] for a in explored]
+    bad = d({"verb": "route", "body": {"namespace": ns, "embedding": xs[0], "explore": "no"}})
+    assert bad["ok"] is False and bad["error"].startswith("explore"), bad
