@@ -271,7 +271,8 @@ def learning_health(session: Any, body: Any) -> dict:
 
 def _details(kind: str, core: Any) -> dict:
     if kind == "instant":
-        return {"targets": list(core.targets), "in_dim": core.in_dim, "lr": core.lr}
+        return {"targets": list(core.targets), "in_dim": core.in_dim, "lr": core.lr,
+                "consolidations": core.consolidations, "pending_updates": core.pending_updates}
     if kind == "router":
         return {"targets": list(core.targets), "in_dim": core.in_dim, "algo": core.mode,
                 "outcomes": core.outcome_counts, "boundaries": core.boundaries,

@@ -110,6 +110,10 @@ def test_the_beat_job_queues_one_consolidation_per_state_version(workers, learn_
     assert core.consolidations == 1 and core.pending_updates == 0 and core.params()["base_B"].any()
     assert job.apply().get() == {"queued": {}}  # nothing new since: nothing queued
     assert store.load("quiet", "instant").core().consolidations == 0
+    health = {n: learn_session.dispatch({"verb": "health", "body": {"namespace": n}})["data"]["cores"]["instant"]
+              for n in (ns, "quiet")}  # what an operator sees: consolidations, and updates since the last
+    assert (health[ns]["consolidations"], health[ns]["pending_updates"]) == (1, 0)
+    assert (health["quiet"]["consolidations"], health["quiet"]["pending_updates"]) == (0, 3)
 
 
 def test_beat_runs_the_consolidation_on_its_schedule(workers, learn_session, env, tmp_path) -> None:
