@@ -40,9 +40,11 @@ def queue_anchors(store: Any, ns: str, kind: str, core: Any, events: list[Event]
 
     ``outcomes`` are the batch's outcome rows (not committed yet), ``core`` the router after it.
     """
+    if kind != "router" or not store.ws.anchor_on_boundary:  # every drain step passes here: off costs nothing
+        return []
     fired = [(e, r) for e, r in zip(events, results)
              if r.get("verb") == VERB and r.get("ok") and r["data"].get("boundary")]
-    if kind != "router" or not fired or not store.ws.anchor_on_boundary:
+    if not fired:
         return []
     rows = store.outcomes(ns, ANCHOR_MAX) + [unpack_vectors(json.loads(o)) for o in outcomes]
     queued = []
