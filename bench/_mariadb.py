@@ -1,7 +1,7 @@
 """MariaDB as the peer of bench.peer_mariadb: its own server, and the same facts in a bi-temporal table.
 
 ``Server`` starts Debian's ``mariadbd`` (10.11) with its own datadir and socket under
-``bench/results/peer_mariadb/``, listening on a free loopback port, with durable commits
+``bench/results/peer_mariadb-<edges>/``, listening on a free loopback port, with durable commits
 (``innodb_flush_log_at_trx_commit=1``, Debian's default character set utf8mb4, doublewrite on, no binary log: the graph servers keep
 none either) and a buffer pool the size of the graph server's memory (heap + page cache).
 

@@ -25,7 +25,7 @@ import time
 from tqdm import tqdm
 
 from bench._common import percentiles, running_graph, save, server_list
-from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
+from bench.graph_stream import LEARNED_FROM, START, learned_step, stream
 from service.root import Session
 from kg.errors import NotFound
 from kg.store import EdgeStore
@@ -47,7 +47,7 @@ def measure(session, ns: str, n: int, samples: int, seed: int = 11) -> dict:
     rng = random.Random(seed)
     store, graph = session.store, session.graph
     subjects = max(1, (n - 5 * 1500) // 5)
-    learned_to = LEARNED_FROM + n * MINUTE_MS
+    learned_to = LEARNED_FROM + n * learned_step(n)
     keyed = EdgeStore(graph, store.functional, scan_limit=0)
     kinds = {"lookup": [], "ordinary_current": [], "ordinary_known_at": [], "hub_current": [],
              "hub_known_at": [], "3_hops_current": [], "3_hops_known_at": [], "3_hops_by_keys_only": []}

@@ -5,7 +5,8 @@ hub subjects get ``works_at`` edges one after another (a functional relation, so
 each one contradicts the previous: a hub accumulates thousands of historical
 versions) plus short-lived ``knows`` edges, so at any time only a few of a hub's
 1,500 edges are valid.  ``created_at`` grows along the stream (a minute per
-edge), as when facts are learned over time, so ``known_at`` has history to see.
+edge; less on streams so long that a minute each would pass 2038, see :func:`learned_step`), as
+when facts are learned over time, so ``known_at`` has history to see.
 """
 
 from __future__ import annotations
@@ -21,6 +22,19 @@ LEARNED_FROM = 50 * YEAR_MS  # about 2020
 MINUTE_MS = 60_000
 HUB_WORKS_AT = 1_200
 HUB_KNOWS = 300
+TIMESTAMP_END_MS = 2_147_483_647_000  # 2038-01-19: where MariaDB 10.11's system time ends
+
+
+def learned_step(n_edges: int) -> int:
+    """Milliseconds between two edges' ``created_at``: a minute, unless ``2 * n_edges`` minutes
+    (the stream and as long again for what is learned after it) would pass the end of MariaDB's
+    ``TIMESTAMP`` (bench.peer_mariadb); then whole seconds that fit (10M edges: 28 s).
+
+    >>> learned_step(1_000_000), learned_step(10_000_000)
+    (60000, 28000)
+    """
+    fits = (TIMESTAMP_END_MS - LEARNED_FROM) // (2 * max(1, n_edges))
+    return min(MINUTE_MS, fits // 1000 * 1000)
 
 
 def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
@@ -35,11 +49,12 @@ def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
     next_hub = iter(hub_slots)
     slot = next(next_hub, None)
     subjects = max(1, ordinary // 5)
+    step = learned_step(n_edges)
     for i in range(n_edges):
         if i == slot:
             src, relation, k = next(hub_iter)
             slot = next(next_hub, None)
-            learned = LEARNED_FROM + i * MINUTE_MS
+            learned = LEARNED_FROM + i * step
             if relation == "works_at":  # a new job every ~3 weeks, each contradicting the last
                 yield {"id": f"{src}-job{k}", "src": src, "dst": f"org{rng.randrange(5_000)}",
                        "relation": "works_at", "valid_at": START + k * 21 * 86_400_000,
@@ -52,7 +67,7 @@ def stream(n_edges: int, hubs: int = 5, seed: int = 7) -> Iterator[dict]:
             continue
         valid_at = START + rng.randrange(70 * 365) * 86_400_000
         edge = {"id": f"e{i}", "src": f"p{rng.randrange(subjects)}", "dst": f"p{rng.randrange(subjects)}",
-                "relation": "knows", "valid_at": valid_at, "created_at": LEARNED_FROM + i * MINUTE_MS}
+                "relation": "knows", "valid_at": valid_at, "created_at": LEARNED_FROM + i * step}
         if rng.random() < 0.4:
             edge["invalid_at"] = valid_at + rng.randrange(1, 20 * 365) * 86_400_000
         yield edge

@@ -5,7 +5,7 @@
     python -m bench.peer_mariadb --servers neo4j          # one graph server
 
 MariaDB (Debian's ``mariadb-server`` 10.11; ``make bench-setup`` installs it) runs as its own
-server under ``bench/results/peer_mariadb/`` (see ``bench._mariadb``: loopback port, durable
+server under ``bench/results/peer_mariadb-<edges>/`` (see ``bench._mariadb``: loopback port, durable
 commits, a buffer pool as large as the graph server's heap plus page cache), reached over TCP
 through server-side prepared statements.  For each graph server, the same generated stream
 (``bench.graph_stream``: ordinary subjects, 5 hubs of 1,500 facts whose 1,200 ``works_at`` facts
@@ -25,7 +25,8 @@ table, one statement per time axis), ``--hops`` 3-hop neighbourhoods one per cal
 (``KG_SEALED_THROUGH``), asked twice: the second time from process memory.  Every answer is compared (both time
 axes: valid interval, system start and ``invalidated_by`` of each version; the edges of the
 neighbourhood); misses are counted and reported.  Results go to
-``bench/results/peer_mariadb.json``.
+``bench/results/peer_mariadb-<edges>.json`` (one file and one MariaDB per size, so runs of two
+sizes can share the machine).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from itertools import islice
+from typing import Iterable, Iterator
 
 from tqdm import tqdm
 
 from bench._common import RESULTS, percentiles, running_graph, save, server_list
 from bench._mariadb import Peer, Server, buffer_pool, service_answer
-from bench.graph_stream import LEARNED_FROM, MINUTE_MS, START, stream
+from bench.graph_stream import HUB_KNOWS, HUB_WORKS_AT, LEARNED_FROM, START, learned_step, stream
 from kg.config import Settings
 from kg.ingest import edges_from_records
 from service.root import Session
@@ -48,8 +51,12 @@ KINDS = ("lookup", "ordinary_current", "ordinary_known_at", "hub_current", "hub_
          "3_hops_current", "3_hops_known_at")
 
 
-def batches(records: list[dict], size: int) -> list[list]:
-    return [edges_from_records(records[k:k + size], None)[0] for k in range(0, len(records), size)]
+def batches(records: Iterable[dict], size: int) -> Iterator[list]:
+    """The records as edges, ``size`` at a time, made as they are loaded (a 10M stream does not
+    fit in memory as objects)."""
+    it = iter(records)
+    while chunk := list(islice(it, size)):
+        yield edges_from_records(chunk, None)[0]
 
 
 def timed_pair(spent: dict[str, float], service, mariadb, suffix: str = "") -> tuple:
@@ -64,24 +71,35 @@ def timed_pair(spent: dict[str, float], service, mariadb, suffix: str = "") -> t
     return ours, theirs
 
 
-def ingest(store, peer: Peer, ns: str, loads: list[list], desc: str) -> dict:
+def ingest(store, peer: Peer, ns: str, loads: Iterable[list], batches_total: int, desc: str) -> dict:
     """Seconds each side spent on the same batches, alternating batch by batch."""
     spent = {"service": 0.0, "mariadb": 0.0}
     edges = 0
-    for edges_batch in tqdm(loads, desc=desc, unit=" batches", mininterval=2.0):
+    for edges_batch in tqdm(loads, desc=desc, total=batches_total, unit=" batches", mininterval=2.0):
         timed_pair(spent, lambda: store.insert_many(ns, edges_batch), lambda: peer.insert_many(edges_batch))
         edges += len(edges_batch)
     return {"edges": edges, **{f"{side}_edges_per_s": edges / s for side, s in spent.items()}}
 
 
-def invalidations(records: list[dict], count: int, seed: int = 5) -> list[tuple[str, int, int]]:
-    """(edge id, invalid_at, expired_at) for random ordinary edges, expired after the stream was
-    learned, a minute apart, each ending its fact 1 day to 10 years after it started."""
+def invalidations(n: int, count: int, seed: int = 5) -> list[tuple[str, int, int]]:
+    """(edge id, invalid_at, expired_at) for random ordinary edges of the ``n``-edge stream,
+    expired after the stream was learned, a step apart, each ending its fact 1 day to 10 years
+    after it started.  The picks are positions among the ordinary edges (every edge but the hubs'),
+    found in one more pass over the stream, so the stream is never held in memory."""
     rng = random.Random(seed)
-    ordinary = [r for r in records if r["id"].startswith("e")]
-    learned = LEARNED_FROM + len(records) * MINUTE_MS
-    picked = rng.sample(ordinary, min(count, len(ordinary)))
-    return [(r["id"], r["valid_at"] + rng.randrange(1, 3650) * DAY_MS, learned + (k + 1) * MINUTE_MS)
+    ordinary = max(0, n - 5 * (HUB_WORKS_AT + HUB_KNOWS))
+    positions = rng.sample(range(ordinary), min(count, ordinary))
+    wanted = {p: k for k, p in enumerate(positions)}
+    picked: list[dict] = [{}] * len(positions)
+    seen = 0
+    for record in stream(n):
+        if record["id"].startswith("e"):
+            if seen in wanted:
+                picked[wanted[seen]] = record
+            seen += 1
+    step = learned_step(n)
+    learned = LEARNED_FROM + n * step
+    return [(r["id"], r["valid_at"] + rng.randrange(1, 3650) * DAY_MS, learned + (k + 1) * step)
             for k, r in enumerate(picked)]
 
 
@@ -157,7 +175,7 @@ def sealed(session, peer: Peer, ns: str, n: int, count: int, seed: int = 19) -> 
     for _ in range(count):
         person, _, t, known = questions(rng, n)
         asked.append((person, t, known))
-    store = EdgeStore(session.graph, session.store.functional, sealed_through=LEARNED_FROM + n * MINUTE_MS)
+    store = EdgeStore(session.graph, session.store.functional, sealed_through=LEARNED_FROM + n * learned_step(n))
     out: dict = {"questions": count, "compared": 2 * count, "differ": 0}
     for name in ("first", "again"):
         spent = {"service": 0.0, "mariadb": 0.0}
@@ -175,7 +193,7 @@ def hop_rows(rows: list[dict]) -> list[tuple]:
 def questions(rng: random.Random, n: int) -> tuple[str, str, int, int]:
     """A random ordinary subject, hub, valid time and known_at inside the learned span."""
     subjects = max(1, (n - 5 * 1500) // 5)
-    learned_to = LEARNED_FROM + n * MINUTE_MS
+    learned_to = LEARNED_FROM + n * learned_step(n)
     return (f"p{rng.randrange(subjects)}", f"hub{rng.randrange(5)}", START + rng.randrange(70 * 365) * DAY_MS,
             LEARNED_FROM + rng.randrange(learned_to - LEARNED_FROM))
 
@@ -229,23 +247,23 @@ def report_queries(times: dict) -> dict:
 
 def run_server(server_name: str, mariadb: Server, args) -> dict:
     settings = running_graph(server_name)
-    records = list(stream(args.edges))
-    loads = batches(records, args.batch)
-    warm = batches(list(stream(args.warmup, seed=3)), args.batch) if args.warmup else []
+    total = -(-args.edges // args.batch)
     tag = f"peer{int(time.time())}"
     with Session(settings) as session:
         conn = mariadb.connect()
         try:
             peer = Peer(conn, frozenset(settings.functional_relations))
             store = session.store
-            if warm:
+            if args.warmup:
                 peer.create()
-                ingest(store, peer, f"{tag}-warm", warm, f"{server_name}: warm-up")
+                ingest(store, peer, f"{tag}-warm", batches(stream(args.warmup, seed=3), args.batch),
+                       -(-args.warmup // args.batch), f"{server_name}: warm-up")
             peer.create()
             ns = f"{tag}-{args.edges}"
             result: dict = {"namespace": ns, "edges": args.edges}
-            result["ingest"] = ingest(store, peer, ns, loads, f"{server_name}: load {args.edges:,}")
-            items = invalidations(records, args.invalidations)
+            result["ingest"] = ingest(store, peer, ns, batches(stream(args.edges), args.batch), total,
+                                      f"{server_name}: load {args.edges:,}")
+            items = invalidations(args.edges, args.invalidations)
             half = len(items) // 2
             result["invalidate_one_per_call"] = invalidate(store, peer, ns, items[:half])
             result["invalidate_bulk"] = invalidate_bulk(store, peer, ns, items[half:], args.bulk)
@@ -316,12 +334,12 @@ def main() -> None:
     main_settings = Settings.from_env()
     pool = buffer_pool(main_settings.graph_heap, main_settings.graph_pagecache)
     results = {"edges": args.edges, "samples": args.samples, "buffer_pool_bytes": pool, "servers": {}}
-    with Server(RESULTS / "peer_mariadb", pool) as mariadb:
+    with Server(RESULTS / f"peer_mariadb-{args.edges}", pool) as mariadb:
         for server_name in args.servers:
             result = run_server(server_name, mariadb, args)
             results["servers"][server_name] = result
             show(server_name, result)
-    print(f"results: {save('peer_mariadb', results)}")
+    print(f"results: {save(f'peer_mariadb-{args.edges}', results)}")
 
 
 if __name__ == "__main__":
