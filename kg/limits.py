@@ -24,6 +24,9 @@ MAX_ATTRIBUTES_BYTES = 65_536  # an edge's attributes as canonical UTF-8 JSON
 MAX_ATTRIBUTES_DEPTH = 32  # objects and arrays inside one another, the attributes object included
 MAX_QUESTIONS = 1_000  # query_at_many: questions answered in one read transaction
 MAX_INVALIDATIONS = 10_000  # invalidate_many: invalidations written in one transaction
+MAX_HOPS = 3  # neighbourhood: steps out of src (attend's graph read has the same bound)
+MAX_NEIGHBOURHOOD_EDGES = 1_024  # neighbourhood: max_edges, the edges one walk may answer
+MAX_NEIGHBOURHOODS = 100  # neighbourhood_many: walks in one read (at most 102,400 edges answered)
 
 # A stated time must lie strictly inside Bolt's signed 64-bit range: the largest value is the
 # open end of an interval (kg.interval_index.OPEN), so a fact cannot start or end there.

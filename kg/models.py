@@ -15,7 +15,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from kg.errors import InvalidInput
 from kg.limits import (FIRST_TIME, LAST_TIME, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ID_CHARS,
-                       MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_QUESTIONS, deeper_than, may_nest_deeper,
+                       MAX_HOPS, MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_NEIGHBOURHOOD_EDGES,
+                       MAX_NEIGHBOURHOODS, MAX_QUESTIONS, deeper_than, may_nest_deeper,
                        name_problem)
 from kg.temporal import NewEdge, canonical_json
 from kg.timeparse import MAX_MS, MIN_MS, to_ms
@@ -166,6 +167,33 @@ class Question(BaseModel):
 
 class QueryAtMany(Body):
     questions: Annotated[list[Question], Field(min_length=1, max_length=MAX_QUESTIONS)]
+
+
+Hops = Annotated[int, Field(ge=1, le=MAX_HOPS)]
+MaxEdges = Annotated[int, Field(ge=1, le=MAX_NEIGHBOURHOOD_EDGES)]
+
+
+class Neighbourhood(Body):
+    src: Name
+    hops: Hops = 1
+    t: Ms
+    known_at: Ms | None = None
+    max_edges: MaxEdges = 256
+
+
+class Walk(BaseModel):
+    """One walk of a ``neighbourhood_many`` call."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    src: Name
+    hops: Hops = 1
+    t: Ms
+    known_at: Ms | None = None
+
+
+class NeighbourhoodMany(Body):
+    questions: Annotated[list[Walk], Field(min_length=1, max_length=MAX_NEIGHBOURHOODS)]
+    max_edges: MaxEdges = 256
 
 
 class Invalidation(BaseModel):

@@ -23,6 +23,7 @@ from kg.store_writes import current_versions, raise_frontiers, rivals, write_pla
 from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.sealed import SealedHistory
 from kg.temporal import NewEdge, Plan, Version
+from kg.walk import walk
 
 SCAN_LIMIT = 64  # reading this many versions whole costs about what ~40 keyed index seeks do
 LARGE_SUBJECTS_KEPT = 100_000
@@ -234,13 +235,8 @@ class EdgeStore:
     def query_at_many(self, ns: str, questions: list[tuple[str, int, int | None]]) -> list[list[dict]]:
         """``query_at`` for each (src, t, known_at), in one read; each answer is ``query_at``'s.
 
-        Subjects not known to be large are read whole, all of them in one statement (a seek
-        per subject) that returns the versions answering any of their questions, and each
-        question is answered here from those by the rule the statements apply; a read that
-        fills its limit names the subjects too large to read whole, which are remembered and
-        asked by time keys, one statement per subject with the union of its questions' keys,
-        in the same read.  A question about sealed history of a subject kept in process
-        (``kg.sealed``) is answered from there.
+        The questions are read together (``_answers``).  A question about sealed history of a
+        subject kept in process (``kg.sealed``) is answered from there.
         """
         kept: dict[int, list[Version]] = {}
         if self._sealed is not None:
@@ -249,26 +245,52 @@ class EdgeStore:
                 if versions is not None:
                     kept[k] = [v for v in versions if _holds(v, t, known_at)]
         rest = [question for k, question in enumerate(questions) if k not in kept]
-
-        def read(tx: neo4j.ManagedTransaction) -> list[list[Version]]:
-            asked: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in rest:
-                if (ns, src) not in self._large_subjects:
-                    asked[src].append([t, known_at])
-            versions = self._scan_many(tx, ns, asked)
-            large: dict[str, list[list]] = defaultdict(list)
-            for src, t, known_at in rest:
-                if src not in versions:
-                    large[src].append([t, known_at])
-            for src, pairs in large.items():  # one statement per subject, by its questions' keys
-                keys = sorted({k for t, known_at in pairs
-                               for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
-                versions[src] = [Version(*fields) for fields in tx.run(
-                    q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
-            return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in rest]
-
-        asked = iter(self.graph.read(read) if rest else [])
+        asked = iter(self.graph.read(lambda tx: self._answers(tx, ns, rest)) if rest else [])
         return [_views(ns, kept[k] if k in kept else next(asked)) for k in range(len(questions))]
+
+    def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
+                      max_edges: int = 256) -> list[dict]:
+        """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
+
+        Breadth first (``kg.walk``), in one read, each hop's whole frontier read as
+        ``query_at_many`` reads its questions; a hop keeps the first edges by id that fit in
+        ``max_edges``.  Rows hold ``src``, ``dst``, ``relation``, ``weight``, ``valid_from`` and
+        ``edge_id`` (attention's subgraph).
+        """
+        return self.neighbourhood_many(ns, [(src, hops, t, known_at)], max_edges)[0]
+
+    def neighbourhood_many(self, ns: str, questions: list[tuple[str, int, int, int | None]],
+                           max_edges: int = 256) -> list[list[dict]]:
+        """``neighbourhood`` for each (src, hops, t, known_at), in order, in one read: the walks
+        take their steps together, so each hop is one read of every walk's frontier, whatever
+        the number of questions."""
+        return self.graph.read(lambda tx: walk(questions, max_edges, lambda asked: self._answers(tx, ns, asked)))
+
+    def _answers(self, tx: neo4j.ManagedTransaction, ns: str,
+                 questions: list[tuple[str, int, int | None]]) -> list[list[Version]]:
+        """The versions answering each (src, t, known_at), read together.
+
+        Subjects not known to be large are read whole, all of them in one statement (a seek
+        per subject) that returns the versions answering any of their questions, and each
+        question is answered here from those by the rule the statements apply; a read that
+        fills its limit names the subjects too large to read whole, which are remembered and
+        asked by time keys, one statement per subject with the union of its questions' keys.
+        """
+        asked: dict[str, list[list]] = defaultdict(list)
+        for src, t, known_at in questions:
+            if (ns, src) not in self._large_subjects:
+                asked[src].append([t, known_at])
+        versions = self._scan_many(tx, ns, asked)
+        large: dict[str, list[list]] = defaultdict(list)
+        for src, t, known_at in questions:
+            if src not in versions:
+                large[src].append([t, known_at])
+        for src, pairs in large.items():  # one statement per subject, by its questions' keys
+            keys = sorted({k for t, known_at in pairs
+                           for k in (current_keys(t) if known_at is None else as_of_keys(t, known_at))})
+            versions[src] = [Version(*fields) for fields in tx.run(
+                q("query_subject_many"), ns=ns, src=src, keys=keys, questions=pairs, open=OPEN).value("v")]
+        return [[v for v in versions[src] if _holds(v, t, known_at)] for src, t, known_at in questions]
 
     def _scan_many(self, tx: neo4j.ManagedTransaction, ns: str, asked: dict[str, list[list]]) -> dict[str, list[Version]]:
         """For each subject of ``asked`` small enough to read whole (``scan_limit``), its versions
@@ -289,70 +311,6 @@ class EdgeStore:
                 self._remember_large((ns, subject))
             pending = [s for s in pending if s not in large]
         return whole
-
-    def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
-                      max_edges: int = 256) -> list[dict]:
-        """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
-
-        Breadth first, in one read transaction, each hop's whole frontier in one go; a hop
-        keeps the first edges by id that fit in ``max_edges``.  Rows hold ``src``, ``dst``,
-        ``relation``, ``weight``, ``valid_from`` and ``edge_id`` (attention's subgraph).
-        """
-        return self.graph.read(lambda tx: self._bfs(tx, ns, src, hops, t, known_at, max_edges))
-
-    def neighbourhood_many(self, ns: str, questions: list[tuple[str, int, int, int | None]],
-                           max_edges: int = 256) -> list[list[dict]]:
-        """``neighbourhood`` for each (src, hops, t, known_at), in order, in one read transaction;
-        each answer is ``neighbourhood``'s (the transaction and its round trips are paid once)."""
-        return self.graph.read(lambda tx: [self._bfs(tx, ns, src, hops, t, known_at, max_edges)
-                                           for src, hops, t, known_at in questions])
-
-    def _bfs(self, tx: neo4j.ManagedTransaction, ns: str, src: str, hops: int, t: int,
-             known_at: int | None, max_edges: int) -> list[dict]:
-        seen, frontier, edges = {src}, [src], []
-        for _ in range(hops):
-            if not frontier or len(edges) >= max_edges:
-                break
-            found = self._edges_of(tx, ns, frontier, t, known_at, max_edges - len(edges))
-            frontier = []
-            for row in sorted(found, key=lambda r: r["edge_id"])[: max_edges - len(edges)]:
-                edges.append(row)
-                if row["dst"] not in seen:
-                    seen.add(row["dst"])
-                    frontier.append(row["dst"])
-            frontier.sort()
-        return edges
-
-    def _edges_of(self, tx: neo4j.ManagedTransaction, ns: str, srcs: list[str], t: int,
-                  known_at: int | None, limit: int) -> list[dict]:
-        """Edges of ``srcs`` valid at ``t``, with at least the first ``limit`` by id.
-
-        As in ``query_at``: subjects not known to be large are scanned whole in one
-        statement (a seek per subject), the others read by time keys (a seek per
-        subject and key).  A scan that fills its limit (``scan_limit`` per subject)
-        is not used: it names the subjects that filled ``scan_limit`` on their own,
-        which are remembered as large, and the whole frontier is read by keys.
-        """
-        current = known_at is None
-        keyed = [s for s in srcs if (ns, s) in self._large_subjects] if self.scan_limit else srcs
-        small = [s for s in srcs if (ns, s) not in self._large_subjects] if self.scan_limit else []
-        found: list[dict] = []
-        if small:
-            cap = self.scan_limit * len(small)
-            scanned = tx.run(q("scan_subjects_current" if current else "scan_subjects_known_at"), ns=ns,
-                             srcs=small, t=t, open=OPEN, known_at=known_at, limit=cap).single(strict=True)
-            if scanned["n"] < cap:
-                found = scanned["v"]
-            else:
-                for subject, count in Counter(scanned["srcs"]).items():
-                    if count >= self.scan_limit:
-                        self._remember_large((ns, subject))
-                keyed = srcs
-        if keyed:
-            keys = current_keys(t) if current else as_of_keys(t, known_at)
-            found += rows(tx, q("query_subjects_current" if current else "query_subjects_known_at"), ns=ns,
-                          srcs=keyed, t=t, open=OPEN, known_at=known_at, keys=keys, limit=limit)
-        return found
 
     def _remember_large(self, subject: tuple[str, str]) -> None:
         if len(self._large_subjects) >= LARGE_SUBJECTS_KEPT:

@@ -37,6 +37,17 @@ def query_at_many(session: Session, body: m.QueryAtMany) -> list[list[dict]]:
     return session.store.query_at_many(body.namespace, [(q.src, q.t, q.known_at) for q in body.questions])
 
 
+def neighbourhood(session: Session, body: m.Neighbourhood) -> list[dict]:
+    """The facts up to ``hops`` steps out of ``src`` that held at ``t``, as known at ``known_at`` (default: now)."""
+    return session.store.neighbourhood(body.namespace, body.src, body.hops, body.t, body.known_at, body.max_edges)
+
+
+def neighbourhood_many(session: Session, body: m.NeighbourhoodMany) -> list[list[dict]]:
+    """Many ``neighbourhood`` walks in one read, hop by hop together: the answers in order."""
+    walks = [(w.src, w.hops, w.t, w.known_at) for w in body.questions]
+    return session.store.neighbourhood_many(body.namespace, walks, body.max_edges)
+
+
 def invalidate_many(session: Session, body: m.InvalidateMany) -> list[dict]:
     """Many invalidations in one transaction, each as ``invalidate_edge`` makes it; a bad one changes nothing."""
     items = [(i.edge_id, i.invalid_at, i.expired_at) for i in body.invalidations]
@@ -92,6 +103,8 @@ GRAPH_VERBS: tuple[Verb, ...] = (
     _verb("history", m.History, history),
     _verb("query_at", m.QueryAt, query_at),
     _verb("query_at_many", m.QueryAtMany, query_at_many),
+    _verb("neighbourhood", m.Neighbourhood, neighbourhood),
+    _verb("neighbourhood_many", m.NeighbourhoodMany, neighbourhood_many),
     _verb("invalidate_edge", m.InvalidateEdge, invalidate_edge),
     _verb("invalidate_many", m.InvalidateMany, invalidate_many),
     _verb("contradict", m.Contradict, contradict),

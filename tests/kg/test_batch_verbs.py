@@ -1,7 +1,7 @@
-"""``query_at_many`` and ``invalidate_many`` through the dispatch surface: answers in order, as the
+"""``query_at_many``, ``invalidate_many`` and the neighbourhood verbs through the dispatch surface: answers in order, as the
 single verbs give them; every request bounded (kg/limits.py), and bad input names its field."""
 
-from kg.limits import MAX_INVALIDATIONS, MAX_QUESTIONS
+from kg.limits import MAX_HOPS, MAX_INVALIDATIONS, MAX_NEIGHBOURHOOD_EDGES, MAX_NEIGHBOURHOODS, MAX_QUESTIONS
 
 BASE = {"src": "alice", "relation": "knows", "valid_at": "2019-01-01", "created_at": "2019-01-05T00:00:00Z"}
 
@@ -67,3 +67,45 @@ def test_bad_items_name_their_field_and_change_nothing(session, ns):
     unknown = call(session, "invalidate_many", {"namespace": ns, "invalidations": [good, {**good, "edge_id": "nope"}]})
     assert unknown["ok"] is False and unknown["error"].startswith("invalidations.1.edge_id: no edge")
     assert len(call(session, "history", {"namespace": ns, "edge_id": "e1"})["data"]) == 1
+
+
+def test_neighbourhood_walks_through_the_dispatch_surface(session, ns):
+    """alice -> bob -> carol (and bob -> dave, closed in 2020): the walk, its max_edges cut, the
+    past as known before the close, and many walks answering as the single verb does."""
+    chain = [("e-ab", "alice", "bob"), ("e-bc", "bob", "carol"), ("e-bd", "bob", "dave"), ("e-cx", "carol", "x")]
+    for edge_id, src, dst in chain:
+        assert call(session, "insert_edge", {**BASE, "namespace": ns, "id": edge_id, "src": src, "dst": dst})["ok"]
+    assert call(session, "invalidate_edge", {"namespace": ns, "edge_id": "e-bd", "invalid_at": "2020-01-01",
+                                             "expired_at": "2020-02-01"})["ok"]
+    ids = lambda out: [e["edge_id"] for e in out["data"]]  # noqa: E731
+    walk = {"namespace": ns, "src": "alice", "t": "2021-01-01"}
+    assert ids(call(session, "neighbourhood", walk)) == ["e-ab"]  # one hop by default
+    assert ids(call(session, "neighbourhood", {**walk, "hops": 3})) == ["e-ab", "e-bc", "e-cx"]
+    assert ids(call(session, "neighbourhood", {**walk, "hops": 2, "known_at": "2020-01-15"})) == ["e-ab", "e-bc", "e-bd"]
+    assert ids(call(session, "neighbourhood", {**walk, "hops": 3, "max_edges": 2})) == ["e-ab", "e-bc"]
+    first = call(session, "neighbourhood", {**walk, "hops": 2})["data"][0]
+    assert first == {"src": "alice", "dst": "bob", "relation": "knows", "weight": 1.0,
+                     "valid_from": 1546300800000, "edge_id": "e-ab"}
+    walks = [{"src": "alice", "t": "2021-01-01", "hops": 3}, {"src": "bob", "t": "2019-06-01", "hops": 2},
+             {"src": "nobody", "t": 0}, {"src": "alice", "t": "2021-01-01", "hops": 2, "known_at": "2020-01-15"}]
+    many = call(session, "neighbourhood_many", {"namespace": ns, "questions": walks, "max_edges": 3})
+    assert many["ok"], many
+    assert many["data"] == [call(session, "neighbourhood", {"namespace": ns, "max_edges": 3, **w})["data"] for w in walks]
+    assert [len(a) for a in many["data"]] == [3, 3, 0, 3]
+
+
+def test_neighbourhood_requests_are_bounded_and_name_their_field(session, ns):
+    walk = {"namespace": ns, "src": "alice", "t": 0}
+    for body, field in (({**walk, "hops": MAX_HOPS + 1}, "hops"), ({**walk, "hops": 0}, "hops"),
+                        ({**walk, "max_edges": MAX_NEIGHBOURHOOD_EDGES + 1}, "max_edges"),
+                        ({**walk, "t": "someday"}, "t")):
+        out = call(session, "neighbourhood", body)
+        assert out["ok"] is False and out["error"].startswith(f"{field}: "), out
+    one = {"src": "alice", "t": 0}
+    too_many = call(session, "neighbourhood_many", {"namespace": ns, "questions": [one] * (MAX_NEIGHBOURHOODS + 1)})
+    assert too_many["ok"] is False and too_many["error"].startswith("questions: "), too_many
+    assert call(session, "neighbourhood_many", {"namespace": ns, "questions": [one] * MAX_NEIGHBOURHOODS})["ok"]
+    bad = call(session, "neighbourhood_many", {"namespace": ns, "questions": [one, {**one, "hops": 9}]})
+    assert bad["ok"] is False and bad["error"].startswith("questions.1.hops: "), bad
+    empty = call(session, "neighbourhood_many", {"namespace": ns, "questions": []})
+    assert empty["ok"] is False and empty["error"].startswith("questions: ")

@@ -102,6 +102,8 @@ CASES: list[tuple[str, dict, str]] = [
     ("invalidate_edge", {"edge_id": "e", "invalid_at": 0}, "expired_at"),
     ("query_at_many", {"questions": [{"src": "a", "t": 0}, {"src": "a", "t": "yesterday"}]}, "questions.1.t"),
     ("invalidate_many", {"invalidations": [{"edge_id": "e", "invalid_at": 0}]}, "invalidations.0.expired_at"),
+    ("neighbourhood", {"src": "a", "t": 0, "hops": 4}, "hops"),
+    ("neighbourhood_many", {"questions": [{"src": "a", "t": 0}, {"src": "", "t": 0}]}, "questions.1.src"),
     ("contradict", {"new_edge": {}, "contradicts": "e", "now_ms": 0}, "new_edge.id"),
     ("ingest", {"edges": []}, "edges"),
     ("health", {"verbose": True}, "verbose"),
