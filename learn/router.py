@@ -56,6 +56,7 @@ from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGR
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
 from learn.router_bayes import POLICIES, BayesHead, check_policy
+from learn.router_choice import choose
 from learn.shift import InputShift
 from learn.state import State, register
 
@@ -248,31 +249,23 @@ class FastGRNNRouter(Targeted):
             if adapter_logits is None
             else _check.vector(adapter_logits, "adapter_logits", len(self.targets))
         )
-        mode = self.mode
-        n = len(self.targets)
-        if mode == "fastgrnn":
+        mode, bayes = self.mode, self._bayes
+        if mode == "fastgrnn" or bayes is not None:
             xs = self._norm.standardise(x)
-            out = self._net.heads(self._net.cell(xs)[3], xs)
-            score = out["quality"] - self.cost_weight * self._cost
+        if mode == "fastgrnn":  # (with the Bayesian head choosing, the model rows are not read)
+            score, logits, temperature, top_p, confidence = self._net.read(xs, quality=bayes is None)
             if bucket is None:
-                bucket = int(np.argmax(out["bucket"])) if self._bucket_updates else 0
-            temperature, top_p, confidence = out["temperature"], out["top_p"], out["confidence"]
+                bucket = int(logits.argmax()) if self._bucket_updates else 0
         else:
-            if mode == "ema":
-                score = self._ema - self.cost_weight * self._cost
-            else:
-                score = np.zeros(n)
+            score = self._ema if mode == "ema" else [0.0] * len(self.targets)
             bucket = 0 if bucket is None else bucket
             temperature, top_p, confidence = RULE_TEMPERATURE, RULE_TOP_P, RULE_CONFIDENCE
-        if self._bayes is not None:  # the head chooses, with the cost on its (quality) scale
-            xs = self._norm.standardise(x)
-            score = self._bayes.score(xs, self, explore) - self.cost_weight * self._cost
-        if adapter is not None:
-            score = score + adapter
-        choice = int(np.argmax(score))
         exploration = explore is not None and explore[0] < self.epsilon
-        if exploration:
-            choice = explore[1] % n
+        if exploration:  # the draw picks the target: no score is needed
+            choice = explore[1] % len(self.targets)
+        else:  # the Bayesian head, when there is one, chooses, with the cost on its (quality) scale
+            score = score if bayes is None else bayes.score(xs, self, explore)
+            choice = choose(score, self.cost_weight, self._cost, adapter)
         return {
             "model": self.targets[choice],
             "context_bucket": CONTEXT_BUCKETS[bucket],

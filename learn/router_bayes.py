@@ -43,7 +43,7 @@ from learn import _check
 from learn.errors import LearnInputError, StateError
 from learn.state import expect_array
 
-__all__ = ["MAX_BAYES_DIM", "POLICIES", "BayesHead", "check_policy", "normals"]
+__all__ = ["MAX_BAYES_DIM", "POLICIES", "BayesHead", "check_policy", "normal_list", "normals"]
 
 POLICIES = ("epsilon", "thompson", "ucb")
 """How the router chooses: ``epsilon``-greedy on its network's estimate, or Thompson sampling / UCB
@@ -65,20 +65,28 @@ def normals(k: int, n: int) -> np.ndarray:
     >>> bool(np.array_equal(normals(7, 3), normals(7, 3))), normals(7, 3).shape
     (True, (3,))
     """
-    out = np.empty(n + (n & 1))
+    return np.array(normal_list(k, n), dtype=np.float64)
+
+
+def normal_list(k: int, n: int) -> list[float]:
+    """:func:`normals` as a list of floats (what a route adds to its scores)."""
+    out: list[float] = []
     state = k & _MASK
-    for i in range(0, n, 2):
-        u = []
-        for _ in range(2):
-            state = (state + _GOLDEN) & _MASK
-            z = state
-            z = ((z ^ (z >> 30)) * _M1) & _MASK
-            z = ((z ^ (z >> 27)) * _M2) & _MASK
-            z ^= z >> 31
-            u.append(((z >> 11) + 0.5) / 2.0**53)  # in (0, 1)
-        r = math.sqrt(-2.0 * math.log(u[0]))
-        out[i], out[i + 1] = r * math.cos(2.0 * math.pi * u[1]), r * math.sin(2.0 * math.pi * u[1])
-    return out[:n]
+    while len(out) < n:
+        state = (state + _GOLDEN) & _MASK
+        u0 = _unit(state)
+        state = (state + _GOLDEN) & _MASK
+        r = math.sqrt(-2.0 * math.log(u0))
+        a = 2.0 * math.pi * _unit(state)
+        out += (r * math.cos(a), r * math.sin(a))
+    return out[:n] if n & 1 else out
+
+
+def _unit(z: int) -> float:
+    """splitmix64's output for the state ``z``, as a float in (0, 1)."""
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
+    return (((z ^ (z >> 31)) >> 11) + 0.5) / 2.0**53
 
 
 def check_policy(policy: Any, prior_precision: Any, ucb_alpha: Any, bayes_dim: Any) -> tuple:
@@ -124,10 +132,8 @@ class BayesHead:
     def features(self, xs: np.ndarray) -> np.ndarray:
         if self.sketch is None:
             return np.concatenate(([1.0], xs))
-        sk = np.bincount(self._bucket, weights=self._sign * xs, minlength=self.m - 1)
-        phi = np.empty(self.m)
+        phi = np.bincount(self._bucket1, weights=self._sign * xs, minlength=self.m)  # bin 0 stays empty
         phi[0] = 1.0
-        phi[1:] = sk
         return phi
 
     def noise(self) -> float:
@@ -138,16 +144,27 @@ class BayesHead:
         """Per-target mean quality (clipped to [0, 1]) and its standard deviation at ``phi``."""
         mean = np.minimum(np.maximum(self.mu @ phi, 0.0), 1.0)
         var = (self.cov @ phi) @ phi
-        return mean, np.sqrt(np.maximum(var, 0.0) * self.noise())
+        return mean, np.sqrt(np.maximum(var, 0.0) * self._noise)
 
-    def score(self, xs: np.ndarray, settings: Any, draw: tuple[float, int] | None) -> np.ndarray:
+    def score(self, xs: np.ndarray, settings: Any, draw: tuple[float, int] | None) -> list[float]:
         """Per target: a posterior sample (Thompson; the posterior mean without a draw) or the
         upper confidence bound, at the standardised input ``xs`` (``settings``: the router's
-        ``policy`` and ``ucb_alpha``)."""
-        mean, sd = self.posterior(self.features(xs))
+        ``policy`` and ``ucb_alpha``).
+
+        The arithmetic of :meth:`posterior` element by element, on floats: for a few targets
+        a float operation costs far less than a numpy call, and it gives the same bits (IEEE
+        ``+ - * sqrt``; ``min`` and ``max`` keep numpy's answers, also on -0.0 and NaN).
+        """
+        phi = self.features(xs)
+        mean = [min(max(m, 0.0), 1.0) for m in (self.mu @ phi).tolist()]
+        if draw is None and settings.policy != "ucb":
+            return mean
+        noise, sqrt = self._noise, math.sqrt
+        sd = [sqrt(max(v, 0.0) * noise) for v in ((self.cov @ phi) @ phi).tolist()]
         if settings.policy == "ucb":
-            return mean + settings.ucb_alpha * sd
-        return mean if draw is None else mean + sd * normals(draw[1], len(mean))
+            alpha = settings.ucb_alpha
+            return [m + alpha * s for m, s in zip(mean, sd)]
+        return [m + s * z for m, s, z in zip(mean, sd, normal_list(draw[1], len(mean)))]
 
     # --- learning ----------------------------------------------------------------------------
 
@@ -161,11 +178,12 @@ class BayesHead:
         self.derive()
 
     def derive(self) -> None:
-        """The posterior means (a cache of the arrays above, never serialised)."""
+        """The posterior means and the noise variance (caches of the arrays above, never serialised)."""
         pool = self.pool_cov @ self.pool_b
         self.mu = np.einsum("kij,kj->ki", self.cov, self.lam * pool + self.b)
-        if self.sketch is not None:  # the sketch's buckets, and its signs scaled to unit variance
-            self._bucket = np.abs(self.sketch) - 1
+        self._noise = self.noise()
+        if self.sketch is not None:  # the sketch's bins (phi's index), and its signs scaled to unit variance
+            self._bucket1 = np.abs(self.sketch)
             self._sign = np.sign(self.sketch) * math.sqrt((self.m - 1) / self.dim)
 
     # --- state -------------------------------------------------------------------------------

@@ -3,21 +3,34 @@ queued, so that a bad update is refused with the field it names and never reache
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from kg.errors import InvalidInput
 from learn import LearnInputError
 from workers.errors import NotInitialised
 
 
-@contextlib.contextmanager
-def learn_errors() -> Iterator[None]:
-    """A core's LearnInputError as InvalidInput naming the same field."""
-    try:
-        yield
-    except LearnInputError as exc:
-        raise InvalidInput(exc.field, exc.reason) from None
+class _LearnErrors:
+    """``with learn_errors():`` turns a core's LearnInputError into InvalidInput naming the same
+    field. A plain class, not ``contextlib.contextmanager``: every read enters it, and the
+    generator-based form costs ~1.6 µs a time against ~0.2 µs (it holds no state, so one
+    instance serves every thread)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if kind is not None and issubclass(kind, LearnInputError):
+            raise InvalidInput(exc.field, exc.reason) from None
+        return False
+
+
+_LEARN_ERRORS = _LearnErrors()
+
+
+def learn_errors() -> _LearnErrors:
+    """A core's LearnInputError as InvalidInput naming the same field (a context manager)."""
+    return _LEARN_ERRORS
 
 
 def dim(values: Any, field: str, expected: int) -> None:
