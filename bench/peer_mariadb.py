@@ -25,8 +25,8 @@ table, one statement per time axis), ``--hops`` 3-hop neighbourhoods one per cal
 (``KG_SEALED_THROUGH``), asked twice: the second time from process memory.  Every answer is compared (both time
 axes: valid interval, system start and ``invalidated_by`` of each version; the edges of the
 neighbourhood); misses are counted and reported.  Results go to
-``bench/results/peer_mariadb-<edges>.json`` (one file and one MariaDB per size, so runs of two
-sizes can share the machine).
+``bench/results/peer_mariadb-<edges>-<servers>.json`` (one MariaDB per size, so runs of two sizes
+can share the machine).
 """
 
 from __future__ import annotations
@@ -339,7 +339,7 @@ def main() -> None:
             result = run_server(server_name, mariadb, args)
             results["servers"][server_name] = result
             show(server_name, result)
-    print(f"results: {save(f'peer_mariadb-{args.edges}', results)}")
+    print(f"results: {save(f'peer_mariadb-{args.edges}-' + '-'.join(args.servers), results)}")
 
 
 if __name__ == "__main__":
