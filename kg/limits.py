@@ -26,6 +26,7 @@ MAX_QUESTIONS = 1_000  # query_at_many: questions answered in one read transacti
 MAX_INVALIDATIONS = 10_000  # invalidate_many: invalidations written in one transaction
 MAX_HOPS = 3  # neighbourhood: steps out of src (attend's graph read has the same bound)
 MAX_NEIGHBOURHOOD_EDGES = 1_024  # neighbourhood: max_edges, the edges one walk may answer
+NEIGHBOURHOOD_EDGES = 256  # neighbourhood: max_edges when a request leaves it out
 MAX_NEIGHBOURHOODS = 100  # neighbourhood_many: walks in one read (at most 102,400 edges answered)
 
 # A stated time must lie strictly inside Bolt's signed 64-bit range: the largest value is the

@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 from kg.errors import InvalidInput
 from kg.limits import (FIRST_TIME, LAST_TIME, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ID_CHARS,
                        MAX_HOPS, MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_NEIGHBOURHOOD_EDGES,
-                       MAX_NEIGHBOURHOODS, MAX_QUESTIONS, deeper_than, may_nest_deeper,
+                       MAX_NEIGHBOURHOODS, MAX_QUESTIONS, NEIGHBOURHOOD_EDGES, deeper_than, may_nest_deeper,
                        name_problem)
 from kg.temporal import NewEdge, canonical_json
 from kg.timeparse import MAX_MS, MIN_MS, to_ms
@@ -178,7 +178,7 @@ class Neighbourhood(Body):
     hops: Hops = 1
     t: Ms
     known_at: Ms | None = None
-    max_edges: MaxEdges = 256
+    max_edges: MaxEdges = NEIGHBOURHOOD_EDGES
 
 
 class Walk(BaseModel):
@@ -193,7 +193,7 @@ class Walk(BaseModel):
 
 class NeighbourhoodMany(Body):
     questions: Annotated[list[Walk], Field(min_length=1, max_length=MAX_NEIGHBOURHOODS)]
-    max_edges: MaxEdges = 256
+    max_edges: MaxEdges = NEIGHBOURHOOD_EDGES
 
 
 class Invalidation(BaseModel):

@@ -21,6 +21,7 @@ from kg.errors import Conflict, InvalidInput, NotFound
 from kg.graph import Graph, StaleRead, rows
 from kg.store_writes import current_versions, raise_frontiers, rivals, write_plan
 from kg.interval_index import OPEN, as_of_keys, current_keys
+from kg.limits import NEIGHBOURHOOD_EDGES
 from kg.sealed import SealedHistory
 from kg.temporal import NewEdge, Plan, Version
 from kg.walk import walk
@@ -249,7 +250,7 @@ class EdgeStore:
         return [_views(ns, kept[k] if k in kept else next(asked)) for k in range(len(questions))]
 
     def neighbourhood(self, ns: str, src: str, hops: int, t: int, known_at: int | None = None,
-                      max_edges: int = 256) -> list[dict]:
+                      max_edges: int = NEIGHBOURHOOD_EDGES) -> list[dict]:
         """Edges valid at ``t`` (believed now, or at ``known_at``) up to ``hops`` steps out of ``src``.
 
         Breadth first (``kg.walk``), in one read, each hop's whole frontier read as
@@ -260,7 +261,7 @@ class EdgeStore:
         return self.neighbourhood_many(ns, [(src, hops, t, known_at)], max_edges)[0]
 
     def neighbourhood_many(self, ns: str, questions: list[tuple[str, int, int, int | None]],
-                           max_edges: int = 256) -> list[list[dict]]:
+                           max_edges: int = NEIGHBOURHOOD_EDGES) -> list[list[dict]]:
         """``neighbourhood`` for each (src, hops, t, known_at), in order, in one read: the walks
         take their steps together, so each hop is one read of every walk's frontier, whatever
         the number of questions."""
