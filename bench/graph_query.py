@@ -29,7 +29,7 @@ from bench.graph_stream import LEARNED_FROM, START, learned_step, stream
 from service.root import Session
 from kg.errors import NotFound
 from kg.store import EdgeStore
-from kg.ingest import edges_from_records
+from kg.ingest import changes_from_records
 
 LOOKUP = "MATCH (n:Entity {ns: $ns, name: $name}) RETURN n.name AS name"  # the baseline, plain driver
 
@@ -38,7 +38,7 @@ def load(store, ns: str, n: int, batch: int = 2000) -> float:
     records = list(stream(n))
     start = time.perf_counter()
     for k in tqdm(range(0, n, batch), desc=f"load {n:,}", unit=" batches"):
-        edges, _ = edges_from_records(records[k:k + batch], None)
+        edges, _ = changes_from_records(records[k:k + batch], None)
         store.insert_many(ns, edges)
     return time.perf_counter() - start
 

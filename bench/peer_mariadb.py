@@ -43,7 +43,7 @@ from bench._common import RESULTS, percentiles, running_graph, save, server_list
 from bench._mariadb import Peer, Server, buffer_pool, service_answer
 from bench.graph_stream import HUB_KNOWS, HUB_WORKS_AT, LEARNED_FROM, START, learned_step, stream
 from kg.config import Settings
-from kg.ingest import edges_from_records
+from kg.ingest import changes_from_records
 from service.root import Session
 
 DAY_MS = 86_400_000
@@ -56,7 +56,7 @@ def batches(records: Iterable[dict], size: int) -> Iterator[list]:
     fit in memory as objects)."""
     it = iter(records)
     while chunk := list(islice(it, size)):
-        yield edges_from_records(chunk, None)[0]
+        yield changes_from_records(chunk, None)[0]
 
 
 def timed_pair(spent: dict[str, float], service, mariadb, suffix: str = "") -> tuple:

@@ -24,9 +24,9 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from kg import sources
 from kg.errors import InvalidInput
-from kg.models import StatedEdge, parse
+from kg.models import change_from_record
 from kg.store import BatchResult, EdgeStore
-from kg.temporal import NewEdge
+from kg.temporal import Change, Contradiction, NewEdge
 
 
 T = TypeVar("T")
@@ -37,16 +37,17 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def edges_from_records(records: Iterable[dict], created_at: int | None) -> tuple[list[NewEdge], list[tuple[int, str]]]:
-    """Validate raw records; returns the edges and (index, error) for the rejected."""
-    edges, rejected = [], []
+def changes_from_records(records: Iterable[dict], created_at: int | None) -> tuple[list[Change], list[tuple[int, str]]]:
+    """Validate raw records (edges, and invalidations: ``change_from_record``); returns the
+    changes and (index, error) for the rejected."""
+    changes, rejected = [], []
     default = created_at if created_at is not None else now_ms()
     for index, record in enumerate(records):
         try:
-            edges.append(parse(StatedEdge, record).to_new_edge(default_created_at=default))
+            changes.append(change_from_record(record, default))
         except InvalidInput as exc:
             rejected.append((index, str(exc)))
-    return edges, rejected
+    return changes, rejected
 
 
 def require_path(path: Path, field: str = "file") -> None:
@@ -142,13 +143,14 @@ class Checkpoint:
 
 
 def validated_batches(items: Iterable[sources.Row | sources.Skip], report: IngestReport, batch_size: int,
-                      created_at: int, skip: int = 0) -> Iterator[tuple[list[NewEdge], int]]:
-    """Batches of validated edges, each with the number of source items consumed after it.
+                      created_at: int, skip: int = 0) -> Iterator[tuple[list[Change], int]]:
+    """Batches of validated changes (edges, invalidations), each with the number of source items
+    consumed after it.
 
     Skips the first ``skip`` items (already loaded) and counts unreadable or
     invalid ones in ``report.skipped``.
     """
-    batch: list[NewEdge] = []
+    batch: list[Change] = []
     index = 0
     for index, item in enumerate(items, start=1):
         report.items = index
@@ -158,19 +160,21 @@ def validated_batches(items: Iterable[sources.Row | sources.Skip], report: Inges
             report.skip(item.reason, item.source, item.line)
             continue
         try:
-            edge = parse(StatedEdge, item.record).to_new_edge(default_created_at=created_at)
+            change = change_from_record(item.record, created_at)
         except InvalidInput as exc:
             report.skip(f"invalid {exc.field}", item.source, item.line, item.record.get("id"))
             continue
-        edge.first_version.row  # noqa: B018 - built (and cached) here, off the transaction's path
-        batch.append(edge)
+        edge = change.edge if isinstance(change, Contradiction) else change if isinstance(change, NewEdge) else None
+        if edge is not None:
+            edge.first_version.row  # noqa: B018 - built (and cached) here, off the transaction's path
+        batch.append(change)
         if len(batch) >= batch_size:
             yield batch, index
             batch = []
     yield batch, index
 
 
-def load_batches(store: EdgeStore, namespace: str, batches: Iterable[tuple[list[NewEdge], int]],
+def load_batches(store: EdgeStore, namespace: str, batches: Iterable[tuple[list[Change], int]],
                  report: IngestReport, on_commit: Callable[[int], None] = lambda done: None,
                  bar: Any = None, stop: threading.Event | None = None) -> None:
     """Insert each batch in its own transaction while the next one is being validated.
@@ -180,13 +184,13 @@ def load_batches(store: EdgeStore, namespace: str, batches: Iterable[tuple[list[
     does meet stored ids is run again with it.
     """
     expect_new = False
-    for edges, done in prefetched(batches):
-        if edges:
-            result = store.insert_many(namespace, edges, expect_new=expect_new)
-            expect_new = result.inserted == len(edges)
+    for changes, done in prefetched(batches):
+        if changes:
+            result = store.insert_many(namespace, changes, expect_new=expect_new)
+            expect_new = result.inserted == len(changes)
             report.result.add(result)
             if bar is not None:
-                bar.update(len(edges))
+                bar.update(len(changes))
         on_commit(done)
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt

@@ -24,6 +24,7 @@ MAX_ATTRIBUTES_BYTES = 65_536  # an edge's attributes as canonical UTF-8 JSON
 MAX_ATTRIBUTES_DEPTH = 32  # objects and arrays inside one another, the attributes object included
 MAX_QUESTIONS = 1_000  # query_at_many: questions answered in one read transaction
 MAX_INVALIDATIONS = 10_000  # invalidate_many: invalidations written in one transaction
+MAX_CONTRADICTS = 1_000  # contradict, and an ingest record's contradicts: the edges one new fact ends
 MAX_HOPS = 3  # neighbourhood: steps out of src (attend's graph read has the same bound)
 MAX_NEIGHBOURHOOD_EDGES = 1_024  # neighbourhood: max_edges, the edges one walk may answer
 NEIGHBOURHOOD_EDGES = 256  # neighbourhood: max_edges when a request leaves it out

@@ -15,10 +15,10 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from kg.errors import InvalidInput
 from kg.limits import (FIRST_TIME, LAST_TIME, MAX_ATTRIBUTES_BYTES, MAX_ATTRIBUTES_DEPTH, MAX_ID_CHARS,
-                       MAX_HOPS, MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_NEIGHBOURHOOD_EDGES,
+                       MAX_CONTRADICTS, MAX_HOPS, MAX_INVALIDATIONS, MAX_NAMESPACE_CHARS, MAX_NEIGHBOURHOOD_EDGES,
                        MAX_NEIGHBOURHOODS, MAX_QUESTIONS, NEIGHBOURHOOD_EDGES, deeper_than, may_nest_deeper,
                        name_problem)
-from kg.temporal import NewEdge, canonical_json
+from kg.temporal import Contradiction, Cut, NewEdge, canonical_json
 from kg.timeparse import MAX_MS, MIN_MS, to_ms
 
 MAX_ID = MAX_ID_CHARS  # the name earlier releases exported
@@ -215,10 +215,53 @@ class StatedEdge(EdgeFields):
     created_at: StatedMs | None = None
 
 
+Contradicts = Annotated[list[Name], Field(max_length=MAX_CONTRADICTS)]
+
+
 class Contradict(Body):
     new_edge: StatedEdge
-    contradicts: Annotated[list[Name], Field(max_length=1000)]
+    contradicts: Contradicts
     now_ms: StatedMs
+
+
+class IngestedEdge(StatedEdge):
+    """An edge record of ``kg ingest`` (or the ``ingest`` verb): an edge, and the stored edges it
+    contradicts (each ended at its valid_at, stamped at its created_at, as ``contradict`` does)."""
+
+    contradicts: Contradicts = []
+
+    def to_change(self, default_created_at: int) -> NewEdge | Contradiction:
+        edge = self.to_new_edge(default_created_at=default_created_at)
+        return Contradiction(edge, tuple(self.contradicts)) if self.contradicts else edge
+
+
+class StatedInvalidation(BaseModel):
+    """What an invalidation record of ``kg ingest`` holds; ``expired_at`` defaults to the ingest's
+    system time, as an edge's ``created_at`` does."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    edge_id: Name
+    invalid_at: StatedMs
+    expired_at: StatedMs | None = None
+
+
+class InvalidationRecord(BaseModel):
+    """An invalidation record of ``kg ingest``: ``{"invalidate": {"edge_id": ..., "invalid_at": ...}}``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    invalidate: StatedInvalidation
+
+    def to_change(self, default_created_at: int) -> Cut:
+        stated = self.invalidate
+        expired_at = default_created_at if stated.expired_at is None else stated.expired_at
+        return Cut(stated.edge_id, stated.invalid_at, expired_at)
+
+
+def change_from_record(record: Any, default_created_at: int) -> NewEdge | Contradiction | Cut:
+    """One ingest record as a batch change: an invalidation if it has ``invalidate``, else an edge."""
+    if isinstance(record, dict) and "invalidate" in record:
+        return parse(InvalidationRecord, record).to_change(default_created_at)
+    return parse(IngestedEdge, record).to_change(default_created_at)
 
 
 class Ingest(Body):

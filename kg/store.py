@@ -23,7 +23,7 @@ from kg.store_writes import current_versions, raise_frontiers, rivals, write_pla
 from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.limits import NEIGHBOURHOOD_EDGES
 from kg.sealed import SealedHistory
-from kg.temporal import NewEdge, Plan, Version
+from kg.temporal import Change, Contradiction, Cut, NewEdge, Plan, Version
 from kg.walk import walk
 
 SCAN_LIMIT = 64  # reading this many versions whole costs about what ~40 keyed index seeks do
@@ -44,6 +44,15 @@ class BatchResult:
         self.unchanged += other.unchanged
         self.invalidated += other.invalidated
         self.rejected.extend(other.rejected)
+
+
+class _Replan(Exception):
+    """A batch change failed after changing the plan: plan the batch again without it."""
+
+
+def _change_id(change: Change) -> str:
+    """The edge a batch change is named by in ``BatchResult.rejected``."""
+    return change.edge_id if isinstance(change, Cut) else change.edge.id if isinstance(change, Contradiction) else change.id
 
 
 class EdgeStore:
@@ -73,23 +82,45 @@ class EdgeStore:
         view["status"] = status
         return view
 
-    def insert_many(self, ns: str, edges: list[NewEdge], expect_new: bool = False) -> BatchResult:
-        """Insert a batch in one transaction; a bad edge is rejected alone, not the batch.
+    def insert_many(self, ns: str, changes: list[Change], expect_new: bool = False) -> BatchResult:
+        """Apply a batch in one transaction, in order: new edges, edges with the stored edges they
+        contradict (``Contradiction``), explicit invalidations (``Cut``).  Each change follows the
+        rule of its single verb (``insert_edge``, ``contradict`` stamped at the new edge's
+        created_at, ``invalidate_edge``); a bad change is rejected alone, not the batch, and a
+        rejected contradiction leaves the edges it lists as they were.
 
-        ``expect_new`` (bulk ingest of fresh ids) skips reading the ids first:
-        if one exists after all, the unique (ns, edge_id, version) constraint
-        fails the transaction and it runs again with the read.
+        ``expect_new`` (bulk ingest of fresh ids) skips reading the new edges' ids first (the ids
+        a change refers to are always read): if one exists after all, the unique (ns, edge_id,
+        version) constraint fails the transaction and it runs again with the read.
         """
+        # contradictions that failed halfway, by index: the batch is planned again without them
+        # (kept if the driver runs the transaction again: a later read does not bring one back)
+        dropped: dict[int, str] = {}
+
         def op(plan: Plan) -> BatchResult:
             result = BatchResult()
-            for edge in edges:
-                # every invalidation adds exactly one version; the stored versions it closes
+            for index, change in enumerate(changes):
+                if index in dropped:
+                    result.rejected.append((_change_id(change), dropped[index]))
+                    continue
+                # each invalidation adds exactly one version; the stored versions it closes
                 # (plan.closed) are not counted again: that counted a cut of an earlier batch twice
                 before = len(plan.created)
                 try:
-                    status = plan.insert(edge)
-                except (Conflict, InvalidInput) as exc:
-                    result.rejected.append((edge.id, str(exc)))
+                    if isinstance(change, Cut):
+                        changed = plan.invalidate(change.edge_id, change.invalid_at, change.expired_at)
+                        result.invalidated += changed
+                        result.unchanged += not changed
+                        continue
+                    if isinstance(change, Contradiction):
+                        status = plan.contradict(change.edge, list(change.contradicts), change.edge.created_at)
+                    else:
+                        status = plan.insert(change)
+                except (Conflict, InvalidInput) as exc:  # NotFound too
+                    if len(plan.created) != before:  # a contradiction that cut before its insert failed
+                        dropped[index] = str(exc)
+                        raise _Replan from None
+                    result.rejected.append((_change_id(change), str(exc)))
                     continue
                 if status == "unchanged":
                     result.unchanged += 1
@@ -98,7 +129,11 @@ class EdgeStore:
                     result.invalidated += len(plan.created) - before - 1
             return result
 
-        result, _ = self._apply(ns, [e.id for e in edges], edges, op, read_ids=not expect_new)
+        inserts = [c.edge if isinstance(c, Contradiction) else c for c in changes if not isinstance(c, Cut)]
+        referenced = [i for c in changes for i in (c.contradicts if isinstance(c, Contradiction)
+                                                   else (c.edge_id,) if isinstance(c, Cut) else ())]
+        result, _ = self._apply(ns, [e.id for e in inserts], inserts, op, read_ids=not expect_new,
+                                referenced=referenced)
         return result
 
     def invalidate_edge(self, ns: str, edge_id: str, invalid_at: int, expired_at: int) -> dict:
@@ -143,23 +178,33 @@ class EdgeStore:
             "invalidated": [plan.head(i).flat(ns) for i in dict.fromkeys(contradicts)],
         }
 
-    def _apply(self, ns: str, ids: list[str], inserts: list[NewEdge],
-               op: Callable[[Plan], object], read_ids: bool = True) -> tuple[object, Plan]:
+    def _apply(self, ns: str, ids: list[str], inserts: list[NewEdge], op: Callable[[Plan], object],
+               read_ids: bool = True, referenced: list[str] = ()) -> tuple[object, Plan]:
+        """Read what ``op`` acts on (``ids``, unless ``read_ids`` is false: then they are taken to
+        be new; ``referenced`` ids always; the functional rivals of ``inserts``), let it plan,
+        write the plan and return ``op``'s outcome with it.  ``op`` may raise ``_Replan`` to be
+        run again on a fresh plan of the same reads."""
         functional = self.functional
         functional_inserts = [e for e in inserts if e.relation in functional]
         attempts = iter([read_ids])  # a re-run (constraint violation, transient error) always reads
         absence_checked = iter([False])
 
         def work(tx: neo4j.ManagedTransaction) -> tuple[object, Plan]:
-            current: dict[str, Version | None] = {i: None for i in ids}
-            if next(attempts, True):
-                current.update(current_versions(tx, ns, ids))
+            current: dict[str, Version | None] = {i: None for i in [*ids, *referenced]}
+            wanted = [*ids, *referenced] if next(attempts, True) else list(referenced)
+            if wanted:
+                current.update(current_versions(tx, ns, wanted))
             found, scanned = rivals(tx, ns, functional_inserts) if functional_inserts else ([], set())
             for version in found:
                 current.setdefault(version.edge_id, version)
-            plan = Plan(current, functional, sealed_through=self.sealed_through)
             try:
-                outcome = op(plan)
+                while True:
+                    try:
+                        plan = Plan(dict(current), functional, sealed_through=self.sealed_through)
+                        outcome = op(plan)
+                        break
+                    except _Replan:
+                        continue
             except NotFound:
                 # ArcadeDB was seen to show no version at all of an edge that racing writers were
                 # changing (a half-visible commit): an absence is read a second time before it is an answer.

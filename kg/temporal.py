@@ -114,6 +114,26 @@ ROW_FIELDS = ("edge_id", "version", "src", "dst", "relation", "weight", "attribu
               "valid_to", "sys_from", "sys_to", "created_at", "invalidated_by", "content_hash", "tkey")
 
 
+@dataclass(frozen=True, slots=True)
+class Contradiction:
+    """A batch change: insert ``edge`` and end each listed edge at its valid_at (``Plan.contradict``)."""
+
+    edge: NewEdge
+    contradicts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A batch change: an explicit invalidation (``Plan.invalidate``)."""
+
+    edge_id: str
+    invalid_at: int
+    expired_at: int
+
+
+Change = NewEdge | Contradiction | Cut  # what one item of a batch asks
+
+
 @dataclass(slots=True)
 class Version:
     """One stored version of an edge (the properties of one FACT relationship).
@@ -323,4 +343,4 @@ class Plan:
         return {i: replace(self._stored[i], sys_to=at).tkey for i, at in self.closed.items()}
 
 
-__all__ = ["NewEdge", "Version", "ROW_FIELDS", "Plan", "OPEN", "OPEN_KEY", "overlaps", "canonical_json"]
+__all__ = ["NewEdge", "Contradiction", "Cut", "Change", "Version", "ROW_FIELDS", "Plan", "OPEN", "OPEN_KEY", "overlaps", "canonical_json"]

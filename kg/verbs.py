@@ -66,10 +66,10 @@ def contradict(session: Session, body: m.Contradict) -> dict:
 
 
 def ingest(session: Session, body: m.Ingest) -> dict:
-    """Many edges in one call; a bad row is rejected by index, the others are stored."""
-    from kg.ingest import edges_from_records
+    """Many edges in one call, and `kg ingest`'s contradictions and invalidations; a bad row is rejected by index, the others are stored."""
+    from kg.ingest import changes_from_records
 
-    edges, rejected = edges_from_records(body.edges, body.created_at)
+    edges, rejected = changes_from_records(body.edges, body.created_at)
     result = session.store.insert_many(body.namespace, edges)
     return {
         "inserted": result.inserted, "unchanged": result.unchanged,

@@ -171,3 +171,19 @@ def test_kg_dispatch_names_a_huge_weight(kg_env, ns):
                           capture_output=True, text=True, timeout=120)
     out = json.loads(proc.stdout)
     assert out["ok"] is False and out["error"].startswith("weight: must be a finite number"), out
+
+
+def test_ingest_verb_takes_contradictions_and_invalidations(session, ns):
+    rows = [{"id": "a", "src": "s", "dst": "d1", "valid_at": 10}, {"id": "b", "src": "s", "dst": "d2", "valid_at": 10},
+            {"id": "c", "src": "s", "dst": "d3", "valid_at": 20, "contradicts": ["a"], "created_at": 7},
+            {"invalidate": {"edge_id": "b", "invalid_at": 30, "expired_at": 8}},
+            {"invalidate": {"edge_id": "b", "invalid_at": "soon"}},
+            {"invalidate": {"edge_id": "zz", "invalid_at": 30}}]
+    out = call(session, "ingest", {"namespace": ns, "edges": rows, "created_at": 5})
+    assert out["ok"], out
+    assert (out["data"]["inserted"], out["data"]["invalidated"]) == (3, 2)
+    assert out["data"]["rejected"][0]["index"] == 4 and out["data"]["rejected"][0]["error"].startswith("invalidate.invalid_at")
+    assert out["data"]["rejected"][1]["id"] == "zz" and "no edge" in out["data"]["rejected"][1]["error"]
+    now = call(session, "query_at", {"namespace": ns, "src": "s", "t": 25})["data"]
+    assert [e["id"] for e in now] == ["b", "c"]
+    assert [e["id"] for e in call(session, "query_at", {"namespace": ns, "src": "s", "t": 35})["data"]] == ["c"]

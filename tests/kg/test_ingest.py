@@ -157,3 +157,37 @@ def test_kg_ingest_and_demo_name_a_missing_path(tmp_path, argv):
     assert out.returncode == 2, out.stderr
     assert f"no such file: {missing}" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "home" / "stack.json").exists()
+
+
+def test_jsonl_records_can_contradict_and_invalidate_stored_edges(store, ns, tmp_path):
+    def ms(text):
+        return to_ms(text, "t")
+
+    path = tmp_path / "changes.jsonl"
+    lines = [
+        {"id": "job1", "src": "alice", "dst": "acme", "relation": "knows", "valid_at": "2015-01-01",
+         "created_at": "2024-01-01"},
+        {"id": "pal1", "src": "alice", "dst": "bob", "relation": "knows", "valid_at": "2016-01-01",
+         "created_at": "2024-01-01"},
+        # a later line contradicts an earlier one, and an invalidation ends another
+        {"id": "job2", "src": "alice", "dst": "initech", "relation": "knows", "valid_at": "2019-06-01",
+         "contradicts": ["job1"], "created_at": "2024-01-02"},
+        {"invalidate": {"edge_id": "pal1", "invalid_at": "2020-01-01", "expired_at": "2024-01-03"}},
+        {"invalidate": {"edge_id": "nobody", "invalid_at": "2020-01-01"}},
+        {"invalidate": {"edge_id": "pal1"}},
+        {"invalidate": {"edge_id": "pal1", "invalid_at": "2020-01-01"}, "id": "x"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    first = ingest(store, ns, path, tmp_path, batch_size=2, progress=False)
+    r = first.result
+    assert (r.inserted, r.invalidated) == (3, 2) and [i for i, _ in r.rejected] == ["nobody"]
+    assert first.skipped == {"invalid invalidate.invalid_at": 1, "invalid id": 1}
+    assert store.get_edge(ns, "job1")["invalid_at"] == ms("2019-06-01")
+    assert store.history(ns, "job1")[-1]["invalidated_by"] == "job2"
+    assert store.get_edge(ns, "pal1")["invalid_at"] == ms("2020-01-01")
+    assert store.history(ns, "pal1")[-1]["sys_from"] == ms("2024-01-03")
+    # a known_at before the changes still sees both facts open
+    before = {v["id"] for v in store.query_at(ns, "alice", ms("2021-01-01"), known_at=ms("2024-01-01"))}
+    assert before == {"job1", "pal1"}
+    again = ingest(store, ns, path, tmp_path, batch_size=2, progress=False)
+    assert (again.result.inserted, again.result.invalidated, again.result.unchanged) == (0, 0, 4)
