@@ -26,7 +26,7 @@ from kg import sources
 from kg.errors import InvalidInput
 from kg.models import change_from_record
 from kg.store import BatchResult, EdgeStore
-from kg.temporal import Change, Contradiction, NewEdge
+from kg.temporal import Change, edge_of
 
 
 T = TypeVar("T")
@@ -164,7 +164,7 @@ def validated_batches(items: Iterable[sources.Row | sources.Skip], report: Inges
         except InvalidInput as exc:
             report.skip(f"invalid {exc.field}", item.source, item.line, item.record.get("id"))
             continue
-        edge = change.edge if isinstance(change, Contradiction) else change if isinstance(change, NewEdge) else None
+        edge = edge_of(change)
         if edge is not None:
             edge.first_version.row  # noqa: B018 - built (and cached) here, off the transaction's path
         batch.append(change)

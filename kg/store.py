@@ -23,7 +23,7 @@ from kg.store_writes import current_versions, raise_frontiers, rivals, write_pla
 from kg.interval_index import OPEN, as_of_keys, current_keys
 from kg.limits import NEIGHBOURHOOD_EDGES
 from kg.sealed import SealedHistory
-from kg.temporal import Change, Contradiction, Cut, NewEdge, Plan, Version
+from kg.temporal import Change, Contradiction, Cut, NewEdge, Plan, Version, edge_of
 from kg.walk import walk
 
 SCAN_LIMIT = 64  # reading this many versions whole costs about what ~40 keyed index seeks do
@@ -52,7 +52,7 @@ class _Replan(Exception):
 
 def _change_id(change: Change) -> str:
     """The edge a batch change is named by in ``BatchResult.rejected``."""
-    return change.edge_id if isinstance(change, Cut) else change.edge.id if isinstance(change, Contradiction) else change.id
+    return change.edge_id if isinstance(change, Cut) else edge_of(change).id
 
 
 class EdgeStore:
@@ -129,7 +129,7 @@ class EdgeStore:
                     result.invalidated += len(plan.created) - before - 1
             return result
 
-        inserts = [c.edge if isinstance(c, Contradiction) else c for c in changes if not isinstance(c, Cut)]
+        inserts = [edge for edge in map(edge_of, changes) if edge is not None]
         referenced = [i for c in changes for i in (c.contradicts if isinstance(c, Contradiction)
                                                    else (c.edge_id,) if isinstance(c, Cut) else ())]
         result, _ = self._apply(ns, [e.id for e in inserts], inserts, op, read_ids=not expect_new,

@@ -134,6 +134,11 @@ class Cut:
 Change = NewEdge | Contradiction | Cut  # what one item of a batch asks
 
 
+def edge_of(change: Change) -> NewEdge | None:
+    """The new edge a batch change inserts (None for a ``Cut``)."""
+    return change.edge if isinstance(change, Contradiction) else None if isinstance(change, Cut) else change
+
+
 @dataclass(slots=True)
 class Version:
     """One stored version of an edge (the properties of one FACT relationship).
@@ -343,4 +348,4 @@ class Plan:
         return {i: replace(self._stored[i], sys_to=at).tkey for i, at in self.closed.items()}
 
 
-__all__ = ["NewEdge", "Contradiction", "Cut", "Change", "Version", "ROW_FIELDS", "Plan", "OPEN", "OPEN_KEY", "overlaps", "canonical_json"]
+__all__ = ["NewEdge", "Contradiction", "Cut", "Change", "edge_of", "Version", "ROW_FIELDS", "Plan", "OPEN", "OPEN_KEY", "overlaps", "canonical_json"]
