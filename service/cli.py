@@ -214,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="report each part of the stack").set_defaults(fn=cmd_status)
     sub.add_parser("down", help="stop what `kg up` started").set_defaults(fn=cmd_down)
     sub.add_parser("dispatch", help="JSON requests on stdin, one per line; responses on stdout").set_defaults(fn=cmd_dispatch)
-    p = sub.add_parser("ingest", help="bulk-load edges from JSONL, CSV/TSV or a temporal-kg dataset folder")
+    p = sub.add_parser("ingest", help="bulk-load edges (and, from JSONL, contradictions and invalidations) "
+                                          "from JSONL, CSV/TSV or a temporal-kg dataset folder")
     p.add_argument("file")
     p.add_argument("--namespace", "-n", default="default")
     p.add_argument("--batch-size", type=int, default=None)
