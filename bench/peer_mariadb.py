@@ -13,8 +13,8 @@ close each other) goes into a fresh namespace of the service (``EdgeStore.insert
 running server, in process) and a fresh table of MariaDB, batch by batch, alternating, after an
 uncounted warm-up of both.  Then ``--invalidations`` explicit invalidations of random ordinary
 edges (half one per call, alternating; the other half ``--bulk`` per call: ``invalidate_many``,
-and on MariaDB one transaction of bulk updates), then
-``--samples`` rounds of questions, each asked of both, one after the other: a baseline indexed
+and on MariaDB one transaction of bulk updates), then ``--read-warmup`` seconds of uncounted
+questions and ``--samples`` rounds of questions, each asked of both, one after the other: a baseline indexed
 lookup, ``query_at`` of an ordinary subject and of a hub, current and ``known_at``, and the 3-hop
 neighbourhood (the service's BFS against a recursive CTE).  Last, ``--questions`` questions
 about ordinary subjects (and a tenth as many about hubs) are asked one per call and then
@@ -198,19 +198,28 @@ def questions(rng: random.Random, n: int) -> tuple[str, str, int, int]:
             LEARNED_FROM + rng.randrange(learned_to - LEARNED_FROM))
 
 
-def query(session, peer: Peer, ns: str, n: int, samples: int, seed: int = 11) -> tuple[dict, dict]:
-    """Per kind: (service seconds, MariaDB seconds) of every sample; and the misses."""
+def query(session, peer: Peer, ns: str, n: int, samples: int, warm_s: float = 0.0,
+          seed: int = 11) -> tuple[dict, dict]:
+    """Per kind: (service seconds, MariaDB seconds) of every sample; and the misses.
+
+    First ``warm_s`` seconds of the same kinds of questions (other subjects), timed by nobody:
+    after a start and a load of writes Neo4j's read path needed 20-50 s of reads to reach its
+    steady speed (a lookup's p50 went from 1.61 to 0.65 ms), so without it the first questions
+    measure the JIT, not the store.
+    """
     rng = random.Random(seed)
     store, graph = session.store, session.graph
     lookup = "MATCH (n:Entity {ns: $ns, name: $name}) RETURN n.name AS name"  # graph_query's baseline
     times = {k: ([], []) for k in KINDS}
     misses = {"compared": 0, "differ": 0, "examples": []}
 
-    def both(kind, svc, sql, comparable=None):
+    def both(kind, svc, sql, comparable=None, timed=True):
         start = time.perf_counter()
         ours = svc()
         middle = time.perf_counter()
         theirs = sql()
+        if not timed:
+            return
         times[kind][0].append(middle - start)
         times[kind][1].append(time.perf_counter() - middle)
         if comparable is not None:
@@ -221,19 +230,28 @@ def query(session, peer: Peer, ns: str, n: int, samples: int, seed: int = 11) ->
                     misses["examples"].append(kind)
 
     answers = lambda views: sorted(service_answer(v) for v in views)  # noqa: E731
-    for _ in tqdm(range(samples), desc=f"questions {n:,}", mininterval=2.0):
-        person, hub, t, known = questions(rng, n)
+
+    def ask(person: str, hub: str, t: int, known: int, timed: bool) -> None:
         both("lookup", lambda: graph.read(lambda tx: tx.run(lookup, ns=ns, name=person).data()),
-             lambda: peer.lookup(person))
-        both("ordinary_current", lambda: store.query_at(ns, person, t), lambda: peer.query_at(person, t), answers)
+             lambda: peer.lookup(person), timed=timed)
+        both("ordinary_current", lambda: store.query_at(ns, person, t), lambda: peer.query_at(person, t), answers, timed)
         both("ordinary_known_at", lambda: store.query_at(ns, person, t, known),
-             lambda: peer.query_at(person, t, known), answers)
-        both("hub_current", lambda: store.query_at(ns, hub, t), lambda: peer.query_at(hub, t), answers)
-        both("hub_known_at", lambda: store.query_at(ns, hub, t, known), lambda: peer.query_at(hub, t, known), answers)
+             lambda: peer.query_at(person, t, known), answers, timed)
+        both("hub_current", lambda: store.query_at(ns, hub, t), lambda: peer.query_at(hub, t), answers, timed)
+        both("hub_known_at", lambda: store.query_at(ns, hub, t, known), lambda: peer.query_at(hub, t, known),
+             answers, timed)
         both("3_hops_current", lambda: store.neighbourhood(ns, person, 3, t),
-             lambda: peer.neighbourhood(person, 3, t), hop_rows)
+             lambda: peer.neighbourhood(person, 3, t), hop_rows, timed)
         both("3_hops_known_at", lambda: store.neighbourhood(ns, person, 3, t, known),
-             lambda: peer.neighbourhood(person, 3, t, known), hop_rows)
+             lambda: peer.neighbourhood(person, 3, t, known), hop_rows, timed)
+
+    warm_rng, deadline = random.Random(seed + 1), time.monotonic() + warm_s
+    with tqdm(desc=f"read warm-up, {warm_s:.0f} s", unit=" rounds", mininterval=2.0, disable=not warm_s) as bar:
+        while time.monotonic() < deadline:
+            ask(*questions(warm_rng, n), timed=False)
+            bar.update()
+    for _ in tqdm(range(samples), desc=f"questions {n:,}", mininterval=2.0):
+        ask(*questions(rng, n), timed=True)
     return times, misses
 
 
@@ -267,7 +285,7 @@ def run_server(server_name: str, mariadb: Server, args) -> dict:
             half = len(items) // 2
             result["invalidate_one_per_call"] = invalidate(store, peer, ns, items[:half])
             result["invalidate_bulk"] = invalidate_bulk(store, peer, ns, items[half:], args.bulk)
-            times, misses = query(session, peer, ns, args.edges, args.samples)
+            times, misses = query(session, peer, ns, args.edges, args.samples, args.read_warmup)
             result["queries"] = report_queries(times)
             for hubs in (False, True):
                 found = batched(store, peer, ns, args.edges, args.questions // (10 if hubs else 1), args.many, hubs)
@@ -319,6 +337,8 @@ def main() -> None:
     parser.add_argument("--servers", type=server_list, default="neo4j,arcadedb",
                         help="graph servers, one after the other (default: neo4j,arcadedb)")
     parser.add_argument("--samples", type=int, default=300, help="rounds of questions")
+    parser.add_argument("--read-warmup", type=float, default=60.0,
+                        help="seconds of uncounted questions of both before the timed ones (0: none)")
     parser.add_argument("--invalidations", type=int, default=2_000,
                         help="half one per call, half in calls of --bulk (default 2000)")
     parser.add_argument("--bulk", type=int, default=500, help="invalidations per bulk call")
@@ -333,7 +353,8 @@ def main() -> None:
     args = parser.parse_args()
     main_settings = Settings.from_env()
     pool = buffer_pool(main_settings.graph_heap, main_settings.graph_pagecache)
-    results = {"edges": args.edges, "samples": args.samples, "buffer_pool_bytes": pool, "servers": {}}
+    results = {"edges": args.edges, "samples": args.samples, "read_warmup_s": args.read_warmup,
+               "buffer_pool_bytes": pool, "servers": {}}
     with Server(RESULTS / f"peer_mariadb-{args.edges}", pool) as mariadb:
         for server_name in args.servers:
             result = run_server(server_name, mariadb, args)
