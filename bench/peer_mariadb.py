@@ -202,7 +202,7 @@ def query(session, peer: Peer, ns: str, n: int, samples: int, warm_s: float = 0.
           seed: int = 11) -> tuple[dict, dict]:
     """Per kind: (service seconds, MariaDB seconds) of every sample; and the misses.
 
-    First ``warm_s`` seconds of the same kinds of questions (other subjects), timed by nobody:
+    First ``warm_s`` seconds of the same kinds of questions (drawn with another seed), timed by nobody:
     after a start and a load of writes Neo4j's read path needed 20-50 s of reads to reach its
     steady speed (a lookup's p50 went from 1.61 to 0.65 ms), so without it the first questions
     measure the JIT, not the store.
