@@ -69,8 +69,8 @@ def ingest(session: Session, body: m.Ingest) -> dict:
     """Many edges in one call, and `kg ingest`'s contradictions and invalidations; a bad row is rejected by index, the others are stored."""
     from kg.ingest import changes_from_records
 
-    edges, rejected = changes_from_records(body.edges, body.created_at)
-    result = session.store.insert_many(body.namespace, edges)
+    changes, rejected = changes_from_records(body.edges, body.created_at)
+    result = session.store.insert_many(body.namespace, changes)
     return {
         "inserted": result.inserted, "unchanged": result.unchanged,
         "invalidated": result.invalidated,

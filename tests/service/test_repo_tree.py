@@ -6,7 +6,8 @@ from pathlib import Path
 from service.cli import DEFAULT_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-# a path that climbs out of the repository to the reference copies: "../shared", / "shared" /
+# a path that climbs out of the repository to the team's reference copies beside it (the parent
+# folder's shared directory, spelt as a relative path or joined with "/")
 OUTSIDE = re.compile(r"""\.\./shared|["']shared["']\s*/|/\s*["']shared["']|REPO\.parent|ROOT\.parent""")
 
 
