@@ -106,6 +106,7 @@ class FastGRNNRouter(Targeted):
         prior_precision: float = 300.0,
         ucb_alpha: float = 1.0,
         bayes_dim: int = 128,
+        thompson_scale: float = 0.5,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -134,8 +135,8 @@ class FastGRNNRouter(Targeted):
         self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
         self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
-        self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim = check_policy(
-            policy, prior_precision, ucb_alpha, bayes_dim)
+        self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale = (
+            check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale))
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._fresh()
@@ -431,7 +432,7 @@ class FastGRNNRouter(Targeted):
 
     @classmethod
     def upgrade(cls, state: State, version: int) -> State:
-        """An older state (layout 2 or 3) in the current layout (:func:`learn.router_state.upgrade`)."""
+        """An older state (layout 2 to 5) in the current layout (:func:`learn.router_state.upgrade`)."""
         return router_state.upgrade(cls, state, version)
 
     @classmethod

@@ -1,6 +1,6 @@
 """The router's state out and in: every array and counter, checked on the way in.
 
-The layout (``SCHEMA_VERSION`` 4): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
+The layout (``SCHEMA_VERSION`` 6): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
 ``fisher.<name>`` and ``snapshot.<name>`` (the optimiser), ``mask``, ``norm.mean``/``norm.var``,
 ``ema``, ``outcomes``, the input-shift monitor's ``shift.*`` and, with a ``thompson`` or ``ucb``
 policy, the Bayesian head's ``bayes.*`` (:mod:`learn.router_bayes`); scalars ``norm_n``,
@@ -55,15 +55,21 @@ def upgrade(cls: Any, state: State, version: int) -> State:
 
     Version 2 (before the input-shift monitor) gets a fresh monitor: it only observes, so the router
     learns on exactly as before, and it starts counting windows from the upgrade. Version 3 (before
-    the choice policies) gets the four policy settings at their defaults: ``policy`` is
-    ``"epsilon"``, the only one there was, so the router routes and learns exactly as before.
+    the choice policies) gets the policy settings at their defaults: ``policy`` is ``"epsilon"``,
+    the only one there was, so the router routes and learns exactly as before. Versions 4 and 5
+    (before ``thompson_scale``) get ``thompson_scale`` 1.0: their Thompson samples keep the
+    posterior's whole spread, so they answer as they did.
     """
+    if version in (4, 5):
+        if "thompson_scale" in state.settings:
+            raise StateError("router settings are invalid (thompson_scale)")
+        return State({**state.settings, "thompson_scale": 1.0}, state.scalars, state.arrays)
     if version not in (2, 3):
         raise StateError(f"no upgrade from router layout {version}")
     if "policy" in state.settings:
         raise StateError("router settings are invalid (policy)")
     fresh = cls(**state.settings).to_state()  # the defaults of every newer setting
-    settings = {**fresh.settings, **state.settings}
+    settings = {**fresh.settings, **state.settings, "thompson_scale": 1.0}
     if version == 3:
         return State(settings, state.scalars, state.arrays)
     shift = {k: v for k, v in fresh.arrays.items() if k.startswith("shift.")}

@@ -169,8 +169,9 @@ class InitRouter(_Body):
     cost_weight: Annotated[float, Field(ge=0.0)] = 0.0
     policy: Literal["thompson", "ucb", "epsilon"] = "thompson"
     """how the model is chosen (``learn.router.POLICIES``): a new router samples its Bayesian head
-    (Thompson), so a target it has tried rarely is not written off; ``epsilon`` is the greedy
-    network of earlier releases. ``epsilon`` exploration applies under every policy."""
+    (Thompson, at half the posterior's spread: ``learn.router_bayes``), so a target it has tried
+    rarely is not written off; ``epsilon`` is the greedy network of earlier releases. ``epsilon``
+    exploration applies under every policy."""
 
     _targets = field_validator("targets")(_unique)
 

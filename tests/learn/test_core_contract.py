@@ -323,7 +323,8 @@ CASES = {
         _router_train, _router_reads, _router_bad,
         bad_settings=[({"policy": "greedy"}, "policy"), ({"prior_precision": 0.0}, "prior_precision"),
                       ({"bayes_dim": 0}, "bayes_dim"), ({"bayes_dim": 257}, "bayes_dim"),
-                      ({"ucb_alpha": -1.0}, "ucb_alpha")],
+                      ({"ucb_alpha": -1.0}, "ucb_alpha"), ({"thompson_scale": -0.5}, "thompson_scale"),
+                      ({"thompson_scale": 11.0}, "thompson_scale")],
     ),
     "router-ucb": Case(
         FastGRNNRouter, {"in_dim": 8, "targets": ["a", "b"], "epsilon": 0.0, "hidden": 16, "shift_window": 2,

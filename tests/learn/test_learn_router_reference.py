@@ -4,7 +4,8 @@
 request must keep giving equal answers: the model, the context bucket, the exploration flag and
 every bit of temperature, top_p and confidence. The reference below is the code before that
 tuning, kept verbatim as the specification (it reads the router's state: the network's
-parameters, the input statistics and the Bayesian head's arrays). Routers of every policy and mode
+parameters, the input statistics and the Bayesian head's arrays); the one later change is the
+Thompson sample's spread, ``thompson_scale`` times the posterior's (learn/router_bayes.py). Routers of every policy and mode
 (rule, EMA, network; a sketched and an unsketched Bayesian head; trained side heads; costs), asked
 with and without a draw, token estimate and adapter logits, must answer as it does.
 """
@@ -82,7 +83,7 @@ def ref_bayes_score(head, xs: np.ndarray, router, draw) -> np.ndarray:
     sd = np.sqrt(np.maximum(var, 0.0) * max(p * (1.0 - p), 0.05))
     if router.policy == "ucb":
         return mean + router.ucb_alpha * sd
-    return mean if draw is None else mean + sd * ref_normals(draw[1], len(mean))
+    return mean if draw is None else mean + (router.thompson_scale * sd) * ref_normals(draw[1], len(mean))
 
 
 def ref_route(r: FastGRNNRouter, x, estimated_tokens=None, adapter=None, draw=None) -> dict:
@@ -145,6 +146,8 @@ CASES = {
         ("thompson", 48, 3, 120, {"bayes_dim": 16}),
     "thompson, unsketched head, costs": ("thompson", 12, 4, 90, {"costs": {"large": 1.0, "huge": 2.5},
                                                                  "cost_weight": 0.1, "epsilon": 0.3}),
+    "thompson, the whole posterior's spread (a version-5 router)": ("thompson", 48, 3, 120,
+                                                                   {"bayes_dim": 16, "thompson_scale": 1.0}),
     "thompson, never trained (rule mode)": ("thompson", 12, 3, 0, {}),
     "thompson, outcomes without embeddings only (EMA mode)": ("thompson", 12, 3, 0, {"trained": False}),
     "ucb, sketched head": ("ucb", 48, 3, 120, {"bayes_dim": 16, "ucb_alpha": 2.0}),
