@@ -144,25 +144,30 @@ class History(GetEdge):
     pass
 
 
-class QueryAt(Body):
-    src: Name
-    t: Ms
-    known_at: Ms | None = None
-
-
-class InvalidateEdge(Body):
-    edge_id: Name
-    invalid_at: StatedMs
-    expired_at: StatedMs
-
-
 class Question(BaseModel):
-    """One ``query_at`` question of a ``query_at_many`` call."""
+    """One ``query_at`` question (a ``query_at`` call is one, in a namespace; ``query_at_many`` a list)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     src: Name
     t: Ms
     known_at: Ms | None = None
+
+
+class QueryAt(Question, Body):
+    pass
+
+
+class Invalidation(BaseModel):
+    """One ``invalidate_edge`` (the call itself, in a namespace; ``invalidate_many`` a list)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    edge_id: Name
+    invalid_at: StatedMs
+    expired_at: StatedMs
+
+
+class InvalidateEdge(Invalidation, Body):
+    pass
 
 
 class QueryAtMany(Body):
@@ -173,36 +178,23 @@ Hops = Annotated[int, Field(ge=1, le=MAX_HOPS)]
 MaxEdges = Annotated[int, Field(ge=1, le=MAX_NEIGHBOURHOOD_EDGES)]
 
 
-class Neighbourhood(Body):
-    src: Name
-    hops: Hops = 1
-    t: Ms
-    known_at: Ms | None = None
-    max_edges: MaxEdges = NEIGHBOURHOOD_EDGES
-
-
 class Walk(BaseModel):
-    """One walk of a ``neighbourhood_many`` call."""
+    """One walk (a ``neighbourhood`` call is one, in a namespace; ``neighbourhood_many`` a list)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     src: Name
     hops: Hops = 1
     t: Ms
     known_at: Ms | None = None
+
+
+class Neighbourhood(Walk, Body):
+    max_edges: MaxEdges = NEIGHBOURHOOD_EDGES
 
 
 class NeighbourhoodMany(Body):
     questions: Annotated[list[Walk], Field(min_length=1, max_length=MAX_NEIGHBOURHOODS)]
     max_edges: MaxEdges = NEIGHBOURHOOD_EDGES
-
-
-class Invalidation(BaseModel):
-    """One ``invalidate_edge`` of an ``invalidate_many`` call."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    edge_id: Name
-    invalid_at: StatedMs
-    expired_at: StatedMs
 
 
 class InvalidateMany(Body):
