@@ -378,6 +378,7 @@ def main() -> None:
     routers = [(r.split(":", 1)[0], parse_kw(r.split(":", 1)[1] if ":" in r else ""))
                for r in (args.router or ["router"])]
     data = _embed.load_mmlu()
+    pool = gap_rows(data)  # the rows ``gap`` draws from, the same for every order
     Qall = np.stack([data.weak, data.strong], axis=1).astype(float)
     cws = [float(c) for c in args.cost_weights.split(",")]
     scales = [float(c) for c in args.adapter.split(",") if c.strip()]
@@ -394,8 +395,7 @@ def main() -> None:
             session = stack.enter_context(Session(Settings.from_env(env)))
         for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
             for order in parse_orders(args.orders):
-                stream, held = split(len(data), size, order, data.subjects,
-                                     gap_rows(data) if size == "gap" else None)
+                stream, held = split(len(data), size, order, data.subjects, pool)
                 idx = np.concatenate([stream, held])
                 E = features(data, stream, idx)
                 Q = planted_outcomes(E, len(stream), order) if size == "planted" else Qall[idx]
