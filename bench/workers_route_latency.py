@@ -87,7 +87,6 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5000)
     ap.add_argument("--dim", type=int, default=384)
     args = ap.parse_args()
-    from bench._procs import scratch_service
     from kg.config import Settings
     from service.root import Session
     from bench._procs import Serve, post, scratch_service
