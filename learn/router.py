@@ -55,7 +55,7 @@ from learn.errors import LearnInputError
 from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet, bce
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
-from learn.router_bayes import POLICIES, BayesHead, check_policy
+from learn.router_bayes import POLICIES, BayesHead, check_policy, default_thompson_scale
 from learn.router_choice import choose
 from learn.shift import InputShift
 from learn.state import State, register
@@ -106,7 +106,7 @@ class FastGRNNRouter(Targeted):
         prior_precision: float = 300.0,
         ucb_alpha: float = 1.0,
         bayes_dim: int = 128,
-        thompson_scale: float = 0.5,
+        thompson_scale: float | None = None,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -135,6 +135,8 @@ class FastGRNNRouter(Targeted):
         self.shift_window = _check.integer(shift_window, "shift_window", lo=0)
         self.shift_beta = _check.number(shift_beta, "shift_beta", lo=1e-6, hi=1.0)
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
+        if thompson_scale is None:
+            thompson_scale = default_thompson_scale(self.epsilon)
         self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale = (
             check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale))
         self._index = {t: i for i, t in enumerate(self.targets)}
@@ -236,14 +238,20 @@ class FastGRNNRouter(Targeted):
         estimated_tokens: Any = None,
         adapter_logits: Any = None,
         draw: Draw | None = None,
+        explore: bool = True,
     ) -> dict[str, Any]:
         """Pick a target and sampling parameters; changes nothing.
 
         Explores (a target picked by ``draw``) when ``draw.u < epsilon``; without a draw the
-        answer is the greedy choice.
+        answer is the policy's choice without randomness (UCB's bound stays: it needs none).
+        ``explore=False`` is the choice on what has been learnt alone: no epsilon, and under a
+        Bayesian policy the posterior mean (no Thompson noise, no UCB bonus).
         """
         x = _check.vector(embedding, "embedding", self.in_dim)
-        explore = None if draw is None else check_draw(draw)
+        drawn = None if draw is None else check_draw(draw)
+        if not isinstance(explore, bool):
+            raise LearnInputError("explore", "expected true or false")
+        drawn = drawn if explore else None
         bucket = None if estimated_tokens is None else bucket_index(estimated_tokens)
         adapter = (
             None
@@ -261,11 +269,12 @@ class FastGRNNRouter(Targeted):
             score = self._ema if mode == "ema" else [0.0] * len(self.targets)
             bucket = 0 if bucket is None else bucket
             temperature, top_p, confidence = RULE_TEMPERATURE, RULE_TOP_P, RULE_CONFIDENCE
-        exploration = explore is not None and explore[0] < self.epsilon
+        exploration = drawn is not None and drawn[0] < self.epsilon
         if exploration:  # the draw picks the target: no score is needed
-            choice = explore[1] % len(self.targets)
-        else:  # the Bayesian head, when there is one, chooses, with the cost on its (quality) scale
-            score = score if bayes is None else bayes.score(xs, self, explore)
+            choice = drawn[1] % len(self.targets)
+        else:
+            if bayes is not None:  # the head chooses, with the cost on its (quality) scale
+                score = bayes.score(xs, self, drawn) if explore else bayes.mean(bayes.features(xs))
             choice = choose(score, self.cost_weight, self._cost, adapter)
         return {
             "model": self.targets[choice],

@@ -37,6 +37,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from learn.errors import LearnInputError
+from learn.router_bayes import default_policy
 from learn.limits import (
     ATTEND_MAX_VALUES,
     ATTENTION_MAX_WEIGHTS,
@@ -167,10 +168,13 @@ class InitRouter(_Body):
     epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     costs: Annotated[dict[Name, Cost], Field(max_length=MAX_TARGETS)] | None = None
     cost_weight: Annotated[float, Field(ge=0.0)] = 0.0
-    policy: Literal["thompson", "ucb", "epsilon"] = "thompson"
-    """how the model is chosen (``learn.router.POLICIES``): a new router samples its Bayesian head
-    (Thompson, at half the posterior's spread: ``learn.router_bayes``), so a target it has tried
-    rarely is not written off; ``epsilon`` is the greedy network of earlier releases. ``epsilon``
+    policy: Literal["thompson", "ucb", "epsilon"] = Field(
+        default_factory=lambda data: default_policy(data.get("epsilon", 0.1)))
+    """how the model is chosen (``learn.router.POLICIES``). Unset: with an ``epsilon`` above 0 (the
+    default 0.1) the upper confidence bound of the router's Bayesian head (``ucb``), without one
+    Thompson sampling on the whole posterior (``thompson``), so that a target tried rarely is never
+    written off (``learn.router_bayes``). ``thompson`` samples at half the posterior's spread when
+    there is an epsilon floor; ``epsilon`` is the greedy network of earlier releases. ``epsilon``
     exploration applies under every policy."""
 
     _targets = field_validator("targets")(_unique)
@@ -189,9 +193,9 @@ class Route(_Body):
     estimated_tokens: Tokens | None = None
     adapter_logits: Logits | None = None
     explore: bool = True
-    """false: the router's choice on what it has learnt, without the draw that explores (no
-    epsilon-random target, no Thompson noise: the posterior mean; UCB's bound is its choice
-    either way); for evaluation, or traffic that should not pay for the router's learning"""
+    """false: the router's choice on what it has learnt, without exploring (no epsilon-random
+    target, no Thompson noise, no UCB bonus: the posterior mean); for evaluation, or traffic that
+    should not pay for the router's learning"""
 
 
 class RecordOutcome(_Body):

@@ -53,7 +53,8 @@ def route_read(cur: Any, embedding: list[float] | np.ndarray, estimated_tokens: 
 
     Equal requests on equal state must answer alike (after a restart too), so the exploration
     draw comes from the state's checksum and the request: the share of explored requests is
-    still ``epsilon``. ``explore=False`` routes without a draw (the router's greedy choice).
+    still ``epsilon``. ``explore=False`` routes on what the router has learnt alone (no draw, no
+    epsilon, and under a Bayesian policy the posterior mean: no UCB bonus either).
     """
     core = cur.core
     x = np.asarray(embedding, dtype=np.float64)
@@ -63,7 +64,8 @@ def route_read(cur: Any, embedding: list[float] | np.ndarray, estimated_tokens: 
         h.update(x.tobytes())
         h.update(repr((estimated_tokens, adapter_logits)).encode())
         draw = _draw(h.digest())
-    return core.route(x, estimated_tokens=estimated_tokens, adapter_logits=adapter_logits, draw=draw)
+    return core.route(x, estimated_tokens=estimated_tokens, adapter_logits=adapter_logits, draw=draw,
+                      explore=explore)
 
 
 def _draw(digest: bytes) -> Draw:

@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from learn import Draw, FastGRNNRouter, StateError, from_bytes, to_bytes
+from learn import Draw, FastGRNNRouter, LearnInputError, StateError, from_bytes, to_bytes
 from learn.router_bayes import BayesHead, normal_list
 from learn.state import State
 
@@ -139,6 +139,27 @@ def test_a_bayesian_router_started_cold_does_not_collapse_onto_the_cheap_target(
     assert abs(mean[0] - 0.6) < 0.2 and mean[0] < mean[1] - 0.15
 
 
+def test_a_route_that_does_not_explore_chooses_on_the_posterior_mean_alone():
+    """``explore=False``: no epsilon draw and no UCB bonus, whatever the policy; the default
+    route keeps UCB's bound (it needs no draw)."""
+    r = FastGRNNRouter(in_dim=4, targets=["cheap", "strong"], epsilon=0.5, costs={"strong": 1.0},
+                       cost_weight=0.15, seed=0, policy="ucb", hidden=8)
+    rng = np.random.default_rng(2)
+    for i in range(200):  # both right half of the time; the strong target seldom tried
+        target = "strong" if i in (0, 51, 100, 151) else "cheap"
+        r.record_outcome(target, float(i % 2), embedding=rng.standard_normal(4))
+    x = np.zeros(4)
+    assert r.route(x)["model"] == "strong"  # its bound: tried 4 times, so it may be much better
+    assert r.route(x, explore=False)["model"] == "cheap"  # equal means, and it costs nothing
+    exploring = Draw(0.0, 1)  # u < epsilon: would pick target 1
+    assert r.route(x, draw=exploring)["exploration"] is True
+    assert r.route(x, draw=exploring, explore=False) == r.route(x, explore=False)
+    mean = r.expected_quality(x)
+    assert abs(mean[0] - mean[1]) < 0.15  # so the mean alone cannot pay for the strong target
+    with pytest.raises(LearnInputError, match="explore"):
+        r.route(x, explore="no")
+
+
 def test_the_epsilon_greedy_router_collapses_on_the_same_stream():
     """What issue 13 saw, kept as the reason for the Bayesian policies."""
     _, chosen = two_armed_stream("epsilon")
@@ -181,3 +202,32 @@ def test_batch_training_leaves_the_head_alone():
     before = {k: v.copy() for k, v in r._bayes.arrays().items()}
     r.train_batch(np.ones((4, 8)), ["cheap", "strong", "cheap", "strong"], [1.0, 0.0, 1.0, 0.0])
     assert all(np.array_equal(v, before[k]) for k, v in r._bayes.arrays().items())
+
+
+def test_without_an_epsilon_floor_only_the_whole_posterior_tries_a_written_off_target_again():
+    """Why a new router's defaults hang on ``epsilon`` (``default_policy``, ``default_thompson_scale``).
+    After one unlucky outcome of the better target: UCB's bonus does not grow while a target waits,
+    so with ``epsilon`` 0 the target is priced out for good; a sample of the whole posterior strays
+    past it soon and the target's outcomes bring it back; half the spread takes ~700 routes here;
+    with an epsilon floor, UCB (the default there) comes back too."""
+    def last_strong_share(policy: str, epsilon: float = 0.0, **settings) -> float:
+        r = FastGRNNRouter(in_dim=4, targets=["cheap", "strong"], epsilon=epsilon, costs={"strong": 1.0},
+                           cost_weight=0.15, seed=0, policy=policy, hidden=8, **settings)
+        rng = np.random.default_rng(6)
+        for i in range(20):
+            r.record_outcome("cheap", float(i % 2), embedding=rng.standard_normal(4))
+        r.record_outcome("strong", 0.0, embedding=rng.standard_normal(4))  # its one unlucky outcome
+        chosen = []
+        for _ in range(400):
+            x = rng.standard_normal(4)
+            model = r.route(x, draw=Draw.from_rng(rng))["model"]
+            r.record_outcome(model, float(rng.random() < (0.9 if model == "strong" else 0.5)), embedding=x)
+            chosen.append(model)
+        return chosen[-100:].count("strong") / 100
+
+    assert FastGRNNRouter(in_dim=4, targets=["a", "b"], epsilon=0.0, policy="thompson").thompson_scale == 1.0
+    assert FastGRNNRouter(in_dim=4, targets=["a", "b"], epsilon=0.1, policy="thompson").thompson_scale == 0.5
+    assert last_strong_share("ucb") < 0.05  # written off: worth 0.4 - 0.15 more, never tried again
+    assert last_strong_share("thompson", thompson_scale=0.5) < 0.05  # not yet
+    assert last_strong_share("thompson") > 0.8  # the whole posterior, the default without a floor
+    assert last_strong_share("ucb", epsilon=0.1) > 0.8

@@ -1,6 +1,7 @@
 """The router's choice policy through the service's verbs (real Redis and worker): a new router
-samples its Bayesian head from a cold start, learns the price-adjusted better target, answers alike
-to equal requests, and keeps its head across a restart of the reading process."""
+without an epsilon floor samples its Bayesian head's whole posterior from a cold start, learns the
+price-adjusted better target, answers alike to equal requests, and keeps its head across a restart
+of the reading process; with a floor it takes UCB's bound unless told otherwise."""
 
 from __future__ import annotations
 
@@ -41,9 +42,22 @@ def test_a_new_router_samples_from_a_cold_start_and_learns_the_worthwhile_target
         assert fresh.dispatch(req) == answer
     state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
     router = learn.from_bytes(state, "router")
-    assert router.policy == "thompson" and router.outcome_counts["strong"] > router.outcome_counts["cheap"]
+    assert router.policy == "thompson" and router.thompson_scale == 1.0  # no epsilon floor: the whole posterior
+    assert router.outcome_counts["strong"] > router.outcome_counts["cheap"]
     mean = router.expected_quality(probe)
     assert mean[1] - mean[0] > 0.15  # the head's estimates, on the price's scale
+
+
+def test_a_router_with_an_epsilon_floor_takes_ucb_unless_told_otherwise(workers, learn_session) -> None:
+    d = learn_session.dispatch
+    workers("w1")
+    for ns, extra, policy, scale in [("floor", {}, "ucb", 0.5), ("floor-ts", {"policy": "thompson"}, "thompson", 0.5),
+                                     ("nofloor-ucb", {"epsilon": 0.0, "policy": "ucb"}, "ucb", 1.0)]:
+        out = d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4, **extra}})
+        assert out["ok"] and out["data"]["policy"] == policy, out
+        state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
+        router = learn.from_bytes(state, "router")
+        assert (router.policy, router.thompson_scale) == (policy, scale)
 
 
 def test_init_router_keeps_epsilon_greedy_on_request_and_refuses_an_unknown_policy(
@@ -79,7 +93,7 @@ def test_route_without_exploration_answers_the_greedy_choice(workers, learn_sess
     greedy = [d({"verb": "route", "body": {"namespace": ns, "embedding": x, "explore": False}})["data"] for x in xs]
     assert sum(a["exploration"] for a in explored) > 10  # epsilon 0.5: the default explores
     assert not any(a["exploration"] for a in greedy)
-    assert [a["model"] for a in greedy] == [router.route(x)["model"] for x in xs]  # the core without a draw
+    assert [a["model"] for a in greedy] == ["abc"[int(np.argmax(router.expected_quality(x)))] for x in xs]
     assert [a["model"] for a in greedy] != [a["model"] for a in explored]
     bad = d({"verb": "route", "body": {"namespace": ns, "embedding": xs[0], "explore": "no"}})
     assert bad["ok"] is False and bad["error"].startswith("explore"), bad
