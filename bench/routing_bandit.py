@@ -2,7 +2,7 @@
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
-        [--ceiling DIMS:LAMBDAS] [--out routing_bandit]
+        [--ceiling DIMS:LAMBDAS] [--embedding tfidf|minilm] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -16,7 +16,8 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    prompts with outcomes drawn from a logistic model of their features in which the models'
    difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data).
    Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that run's stream
-   prompts only (no labels).
+   prompts only (no labels); ``--embedding minilm`` gives the learners MiniLM's 384 instead (the
+   ``embed`` extra; ``planted`` keeps its outcomes, drawn from the TF-IDF features).
 2. Cold start: ``init_router`` with ``costs: {mixtral: 0, gpt-4: 1}``, the cost weight (0.05,
    0.15, 0.25), ``epsilon`` (0.1) and the seed; nothing else is trained.
 3. Stream: each prompt is routed by the router's own policy (``route``), only the chosen model's
@@ -364,6 +365,9 @@ def main() -> None:
                          "the init_router defaults")
     ap.add_argument("--adapter", default="", metavar="SCALES",
                     help="also each router with the MicroLoRA adapter, its logits times each scale")
+    ap.add_argument("--embedding", choices=("tfidf", "minilm"), default="tfidf",
+                    help="the learners' features: TF-IDF + SVD to 64 (issue 13's protocol), or MiniLM's 384 "
+                         "(the embed extra); planted outcomes stay drawn from the TF-IDF features")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
     ap.add_argument("--held-out-greedy", action="store_true",
                     help="route the held-out part without exploration (`route` with explore: false; "
@@ -378,6 +382,7 @@ def main() -> None:
     routers = [(r.split(":", 1)[0], parse_kw(r.split(":", 1)[1] if ":" in r else ""))
                for r in (args.router or ["router"])]
     data = _embed.load_mmlu()
+    minilm = _embed.minilm_embeddings(data) if args.embedding == "minilm" else None
     pool = gap_rows(data)  # the rows ``gap`` draws from, the same for every order
     Qall = np.stack([data.weak, data.strong], axis=1).astype(float)
     cws = [float(c) for c in args.cost_weights.split(",")]
@@ -399,30 +404,32 @@ def main() -> None:
                 idx = np.concatenate([stream, held])
                 E = features(data, stream, idx)
                 Q = planted_outcomes(E, len(stream), order) if size == "planted" else Qall[idx]
+                E_tfidf, E = E, (E if minilm is None else minilm[idx])
+                dim = E.shape[1]
                 for cw in cws:
                     learners: list[tuple[str, Any]] = []
                     for name, kw in routers:
                         for scale in [None, *scales]:
                             arm = name if scale is None else f"{name} + adapter (scale {scale:g})"
                             if args.via == "service":
-                                r = ServiceRouter(session, f"bandit-{arm}", DIM, cw, args.epsilon, order, kw)
+                                r = ServiceRouter(session, f"bandit-{arm}", dim, cw, args.epsilon, order, kw)
                             else:
-                                r = CoreRouter(DIM, cw, args.epsilon, order, kw)
+                                r = CoreRouter(dim, cw, args.epsilon, order, kw)
                             if scale is not None:
-                                adapter = (ServiceAdapter(session, f"bandit-{arm}", TARGETS, DIM, order)
-                                           if args.via == "service" else CoreAdapter(TARGETS, DIM, order))
+                                adapter = (ServiceAdapter(session, f"bandit-{arm}", TARGETS, dim, order)
+                                           if args.via == "service" else CoreAdapter(TARGETS, dim, order))
                                 r = WithAdapter(r, adapter, scale)
                             learners.append((arm, r))
                     if not args.no_baselines:
-                        learners.append(("ridge", Linear(DIM, cw, args.epsilon, order)))
+                        learners.append(("ridge", Linear(dim, cw, args.epsilon, order)))
                         learners.append((f"linucb (alpha {args.linucb_alpha})",
-                                         Linear(DIM, cw, args.epsilon, order, alpha=args.linucb_alpha)))
+                                         Linear(dim, cw, args.epsilon, order, alpha=args.linucb_alpha)))
                     if args.ceiling:
                         dims, lams = args.ceiling.split(":")
-                        for dim in (int(d) for d in dims.split(",")):
-                            Ed = E if dim == DIM else features(data, stream, idx, dim)
+                        for ceiling_dim in (int(d) for d in dims.split(",")):
+                            Ed = E_tfidf if ceiling_dim == DIM else features(data, stream, idx, ceiling_dim)
                             learners.extend(
-                                (f"full information, {dim} dims, lambda {lam:g}",
+                                (f"full information, {ceiling_dim} dims, lambda {lam:g}",
                                  FullInformation(Ed, Q, len(stream), cw, lam))
                                 for lam in (float(v) for v in lams.split(",")))
                     for name, learner in learners:
