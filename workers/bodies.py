@@ -37,7 +37,6 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from learn.errors import LearnInputError
-from learn.router_bayes import default_policy
 from learn.limits import (
     ATTEND_MAX_VALUES,
     ATTENTION_MAX_WEIGHTS,
@@ -59,6 +58,7 @@ from learn.limits import (
     PATTERNS_MAX_WORK,
     attention_weights,
 )
+from learn.router_bayes import default_policy
 
 __all__ = [
     "MAX_DIM",
@@ -169,7 +169,7 @@ class InitRouter(_Body):
     costs: Annotated[dict[Name, Cost], Field(max_length=MAX_TARGETS)] | None = None
     cost_weight: Annotated[float, Field(ge=0.0)] = 0.0
     policy: Literal["thompson", "ucb", "epsilon"] = Field(
-        default_factory=lambda data: default_policy(data.get("epsilon", 0.1)))
+        default_factory=lambda data: default_policy(data["epsilon"]))  # not called if epsilon failed
     """how the model is chosen (``learn.router.POLICIES``). Unset: with an ``epsilon`` above 0 (the
     default 0.1) the upper confidence bound of the router's Bayesian head (``ucb``), without one
     Thompson sampling on the whole posterior (``thompson``), so that a target tried rarely is never

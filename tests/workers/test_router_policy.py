@@ -70,6 +70,8 @@ def test_init_router_keeps_epsilon_greedy_on_request_and_refuses_an_unknown_poli
     bad = d({"verb": "init_router", "body": {"namespace": "eps", "targets": ["a", "b"], "in_dim": 4,
                                               "policy": "greedy"}})
     assert bad["ok"] is False and bad["error"].startswith("policy:"), bad
+    bad = d({"verb": "init_router", "body": {"namespace": "eps", "targets": ["a", "b"], "in_dim": 4, "epsilon": 2}})
+    assert bad["ok"] is False and bad["error"].startswith("epsilon:"), bad  # not the policy it would set
     state = learn.from_bytes(Record.decode(learn_session.learning.store.r.get(StateKeys.of("eps", "router").blob),
                                            "eps", "router").state, "router")
     assert state.policy == "epsilon"  # the refused request changed nothing
