@@ -23,8 +23,8 @@ import numpy as np
 from bench._common import save
 from learn import Draw, FastGRNNRouter
 
-POLICIES = {  # name: FastGRNNRouter settings (thompson_scale unset: the router's default)
-    "thompson": {"policy": "thompson"},
+POLICIES = {  # name: FastGRNNRouter settings
+    "thompson, whole posterior": {"policy": "thompson", "thompson_scale": 1.0},
     "thompson, half spread": {"policy": "thompson", "thompson_scale": 0.5},
     "ucb": {"policy": "ucb"},
     "ucb, alpha 2": {"policy": "ucb", "ucb_alpha": 2.0},
