@@ -402,9 +402,9 @@ def main() -> None:
             for order in parse_orders(args.orders):
                 stream, held = split(len(data), size, order, data.subjects, pool)
                 idx = np.concatenate([stream, held])
-                E = features(data, stream, idx)
-                Q = planted_outcomes(E, len(stream), order) if size == "planted" else Qall[idx]
-                E_tfidf, E = E, (E if minilm is None else minilm[idx])
+                E_tfidf = features(data, stream, idx)
+                Q = planted_outcomes(E_tfidf, len(stream), order) if size == "planted" else Qall[idx]
+                E = E_tfidf if minilm is None else minilm[idx]  # what the learners see
                 dim = E.shape[1]
                 for cw in cws:
                     learners: list[tuple[str, Any]] = []

@@ -248,10 +248,11 @@ class FastGRNNRouter(Targeted):
         Bayesian policy the posterior mean (no Thompson noise, no UCB bonus).
         """
         x = _check.vector(embedding, "embedding", self.in_dim)
-        drawn = None if draw is None else check_draw(draw)
         if not isinstance(explore, bool):
             raise LearnInputError("explore", "expected true or false")
-        drawn = drawn if explore else None
+        drawn = None if draw is None else check_draw(draw)  # checked even when not used
+        if not explore:
+            drawn = None
         bucket = None if estimated_tokens is None else bucket_index(estimated_tokens)
         adapter = (
             None
