@@ -110,18 +110,32 @@ def minilm_embeddings(data: MMLU, batch_size: int = 64) -> np.ndarray:
     return emb.astype(np.float64)
 
 
+TFIDF_VARIANTS = ("unit", "raw", "plain")
+"""How :func:`tfidf_svd_embeddings` embeds: ``unit`` (the benchmarks' pipeline: sublinear TF,
+uni- and bigrams, rows scaled to unit length), ``raw`` (the same without the row scaling), ``plain``
+(scikit-learn's defaults, ``TfidfVectorizer()`` and ``TruncatedSVD``, rows as they come): the
+other two are ways a client might embed its prompts."""
+
+
 def tfidf_svd_embeddings(
-    texts: list[str], fit_texts: list[str], dim: int = 384, seed: int = 0
+    texts: list[str], fit_texts: list[str], dim: int = 384, seed: int = 0, variant: str = "unit"
 ) -> np.ndarray:
-    """TF-IDF + truncated SVD, fitted on ``fit_texts`` only; unit-normalised rows (n, dim)."""
+    """TF-IDF + truncated SVD, fitted on ``fit_texts`` only (n, dim); ``variant``: see
+    :data:`TFIDF_VARIANTS`."""
     from sklearn.decomposition import TruncatedSVD
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.preprocessing import normalize
 
-    vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=50_000)
-    svd = TruncatedSVD(n_components=dim, random_state=seed, n_iter=4)
+    if variant not in TFIDF_VARIANTS:
+        raise ValueError(f"variant: expected one of {', '.join(TFIDF_VARIANTS)}, got {variant!r}")
+    if variant == "plain":
+        vec, svd = TfidfVectorizer(), TruncatedSVD(n_components=dim, random_state=seed)
+    else:
+        vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=50_000)
+        svd = TruncatedSVD(n_components=dim, random_state=seed, n_iter=4)
     svd.fit(vec.fit_transform(fit_texts))
-    return normalize(svd.transform(vec.transform(texts))).astype(np.float64)
+    out = svd.transform(vec.transform(texts))
+    return (normalize(out) if variant == "unit" else out).astype(np.float64)
 
 
 def embeddings(kind: str, data: MMLU, fit_index: np.ndarray | None = None) -> np.ndarray:

@@ -2,7 +2,7 @@
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
-        [--ceiling DIMS:LAMBDAS] [--embedding tfidf|minilm] [--out routing_bandit]
+        [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -16,8 +16,10 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    prompts with outcomes drawn from a logistic model of their features in which the models'
    difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data).
    Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that run's stream
-   prompts only (no labels); ``--embedding minilm`` gives the learners MiniLM's 384 instead (the
-   ``embed`` extra; ``planted`` keeps its outcomes, drawn from the TF-IDF features).
+   prompts only (no labels), rows scaled to unit length; ``--embedding`` gives the learners other
+   features instead: ``tfidf-raw`` (the same without the row scaling), ``tfidf-plain``
+   (scikit-learn's defaults), the ways a client might embed, or ``minilm``, MiniLM's 384 (the
+   ``embed`` extra). ``planted`` keeps its outcomes, drawn from the unit-length TF-IDF features.
 2. Cold start: ``init_router`` with ``costs: {mixtral: 0, gpt-4: 1}``, the cost weight (0.05,
    0.15, 0.25), ``epsilon`` (0.1) and the seed; nothing else is trained.
 3. Stream: each prompt is routed by the router's own policy (``route``), only the chosen model's
@@ -28,7 +30,10 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    over a random router sending the same share to GPT-4 (its expected accuracy,
    ``acc_mixtral + share * (acc_gpt4 - acc_mixtral)``); and RouteLLM's APGR of the router's mean
    quality estimate ``q_gpt4 - q_mixtral`` on the held-out prompts (read from the state the
-   service holds; see ``bench/routing_eval.py`` for the curve).
+   service holds; see ``bench/routing_eval.py`` for the curve); how well calibrated those
+   estimates are, the price being weighed against them (:func:`calibration_error` of each model's
+   quality estimate against its outcomes, and of the difference against the difference of the
+   outcomes).
 
 ``--via service`` (the default) runs the router through ``Session.dispatch`` on a scratch
 redis-server and one Celery worker (``bench._procs.scratch_service``), exactly the verbs a client
@@ -141,15 +146,18 @@ def split(n_all: int, size: str, order: int, subjects: list[str] | None = None,
     return perm[:n_stream], perm[n_stream:n_stream + n_held]
 
 
-def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int = DIM) -> np.ndarray:
-    """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached."""
+def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int = DIM,
+             variant: str = "unit") -> np.ndarray:
+    """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached
+    (``variant``: :data:`bench._embed.TFIDF_VARIANTS`)."""
+    tag = f"dim{dim}" + ("" if variant == "unit" else f"-{variant}")
     key = hashlib.sha256(data.digest().encode() + np.sort(stream).astype(np.int64).tobytes()
-                         + np.asarray(rows, dtype=np.int64).tobytes() + f"dim{dim}".encode())
+                         + np.asarray(rows, dtype=np.int64).tobytes() + tag.encode())
     cache = _embed.RESULTS / f"routing_bandit_{key.hexdigest()[:16]}.npy"
     if cache.exists():
         return np.load(cache, allow_pickle=False)
     E = _embed.tfidf_svd_embeddings([data.prompts[i] for i in rows],
-                                    [data.prompts[i] for i in stream], dim=dim)
+                                    [data.prompts[i] for i in stream], dim=dim, variant=variant)
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
     np.save(cache, E, allow_pickle=False)
     return E
@@ -283,6 +291,21 @@ class ServiceRouter:
 # --- one run ----------------------------------------------------------------------------------
 
 
+def calibration_error(pred: np.ndarray, outcome: np.ndarray, lo: float = 0.0, bins: int = 10) -> float:
+    """Expected calibration error: ``pred`` (clipped to ``[lo, 1]``) in ``bins`` equal-width bins,
+    the mean gap between a bin's mean prediction and its mean outcome, weighted by the bin's share.
+
+    >>> calibration_error(np.array([0.2, 0.2, 0.9, 0.9]), np.array([0.0, 1.0, 1.0, 1.0]))
+    0.2
+    """
+    p = np.clip(pred, lo, 1.0)
+    edges = np.linspace(lo, 1.0, bins + 1)[1:-1]
+    which = np.digitize(p, edges)
+    err = sum(abs(p[which == b].mean() - outcome[which == b].mean()) * np.mean(which == b)
+              for b in np.unique(which))
+    return round(float(err), 12)
+
+
 def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
         held_out_explore: bool = True) -> dict[str, Any]:
     """Stream (route, reveal the chosen outcome, record), then route the held-out part (with
@@ -309,6 +332,8 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
     sc = learner.scores(E[held])
     ff, fa = threshold_curve(sc[:, 1] - sc[:, 0], Qh[:, 1].astype(bool), Qh[:, 0].astype(bool))
     return {
+        "calibration_error": calibration_error(sc.ravel(), Qh.ravel()),
+        "calibration_error_difference": calibration_error(sc[:, 1] - sc[:, 0], Qh[:, 1] - Qh[:, 0], lo=-1.0),
         "heldout_gpt4_share": share, "heldout_accuracy": acc, "random_at_share": random_acc,
         "gain_over_random": acc - random_acc, "heldout_reward": acc - cw * share,
         "apgr": apgr(ff, fa, acc_s, acc_w), "acc_gpt4": acc_s, "acc_mixtral": acc_w,
@@ -335,8 +360,8 @@ def table(rows: list[dict], size: str, cw: float) -> str:
     names = list(dict.fromkeys(r["learner"] for r in sel))
     lines = [f"\n{size} stream, cost weight {cw} ({len({r['order'] for r in sel})} orders: mean, [min, max])\n",
              "| learner | held-out GPT-4 share | accuracy | gain over random at that share | "
-             "stream regret (per prompt) | APGR |",
-             "|---|---|---|---|---|---|"]
+             "stream regret (per prompt) | APGR | calibration error: quality, difference |",
+             "|---|---|---|---|---|---|---|"]
 
     def cell(vals: list[float], fmt: str) -> str:
         v = np.array(vals)
@@ -349,7 +374,9 @@ def table(rows: list[dict], size: str, cw: float) -> str:
             f"{cell([r['heldout_accuracy'] for r in rs], '.3f')} | "
             f"{cell([r['gain_over_random'] for r in rs], '+.3f')} | "
             f"{cell([r['stream_regret_per_prompt'] for r in rs], '.3f')} | "
-            f"{cell([r['apgr'] for r in rs], '.3f')} |")
+            f"{cell([r['apgr'] for r in rs], '.3f')} | "
+            f"{np.mean([r['calibration_error'] for r in rs]):.3f}, "
+            f"{np.mean([r['calibration_error_difference'] for r in rs]):.3f} |")
     return "\n".join(lines)
 
 
@@ -365,9 +392,10 @@ def main() -> None:
                          "the init_router defaults")
     ap.add_argument("--adapter", default="", metavar="SCALES",
                     help="also each router with the MicroLoRA adapter, its logits times each scale")
-    ap.add_argument("--embedding", choices=("tfidf", "minilm"), default="tfidf",
-                    help="the learners' features: TF-IDF + SVD to 64 (issue 13's protocol), or MiniLM's 384 "
-                         "(the embed extra); planted outcomes stay drawn from the TF-IDF features")
+    ap.add_argument("--embedding", choices=("tfidf", "tfidf-raw", "tfidf-plain", "minilm"), default="tfidf",
+                    help="the learners' features: TF-IDF + SVD to 64 (issue 13's protocol), without the row "
+                         "scaling, with scikit-learn's defaults, or MiniLM's 384 (the embed extra); planted "
+                         "outcomes stay drawn from the unit-length TF-IDF features")
     ap.add_argument("--linucb-alpha", type=float, default=0.5)
     ap.add_argument("--held-out-greedy", action="store_true",
                     help="route the held-out part without exploration (`route` with explore: false; "
@@ -404,7 +432,12 @@ def main() -> None:
                 idx = np.concatenate([stream, held])
                 E_tfidf = features(data, stream, idx)
                 Q = planted_outcomes(E_tfidf, len(stream), order) if size == "planted" else Qall[idx]
-                E = E_tfidf if minilm is None else minilm[idx]  # what the learners see
+                if minilm is not None:  # what the learners see
+                    E = minilm[idx]
+                elif args.embedding != "tfidf":
+                    E = features(data, stream, idx, variant=args.embedding.removeprefix("tfidf-"))
+                else:
+                    E = E_tfidf
                 dim = E.shape[1]
                 for cw in cws:
                     learners: list[tuple[str, Any]] = []
@@ -438,6 +471,7 @@ def main() -> None:
                         print(f"{size} order {order} w {cw} {name}: share {res['heldout_gpt4_share']:.2f} "
                               f"acc {res['heldout_accuracy']:.3f} gain {res['gain_over_random']:+.3f} "
                               f"regret/prompt {res['stream_regret_per_prompt']:.3f} APGR {res['apgr']:.3f} "
+                              f"ECE {res['calibration_error']:.3f} {res['calibration_error_difference']:.3f} "
                               f"[{res['stream_seconds']:.1f}s]", flush=True)
     out = {"settings": vars(args), "routers": routers, "rows": rows,
            "seconds": time.perf_counter() - t_all}

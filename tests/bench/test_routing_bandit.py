@@ -69,3 +69,19 @@ def test_planted_outcomes_leave_a_difference_to_learn_and_repeat_per_order():
     acc = Q[held, ks].mean()
     random_acc = Q[held, 0].mean() + share * (Q[held, 1].mean() - Q[held, 0].mean())
     assert 0.15 < share < 0.95 and acc - random_acc > 0.02
+
+
+def test_the_calibration_error_is_small_for_honest_estimates_and_measures_a_bias():
+    from bench.routing_bandit import calibration_error
+
+    rng = np.random.default_rng(5)
+    p = rng.random(20_000)
+    outcome = (rng.random(p.size) < p).astype(float)  # right with the stated probability
+    assert calibration_error(p, outcome) < 0.02
+    assert abs(calibration_error(np.clip(p + 0.2, 0, 1), outcome) - 0.2) < 0.05  # over-confident by 0.2
+    assert calibration_error(np.full(p.size, 0.5), outcome) < 0.02  # right on average is calibrated
+    # a difference of two outcomes lies in [-1, 1]: so does its estimate's range
+    q = rng.random(p.size)
+    diff = outcome - (rng.random(p.size) < q)
+    assert calibration_error(p - q, diff, lo=-1.0) < 0.02
+    assert calibration_error(q - p, diff, lo=-1.0) > 0.3  # the sign turned round
