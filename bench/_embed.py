@@ -110,6 +110,25 @@ def minilm_embeddings(data: MMLU, batch_size: int = 64) -> np.ndarray:
     return emb.astype(np.float64)
 
 
+MAX_TERMS = 50_000
+"""The TF-IDF vocabulary's size at most (the terms most often seen in the fitted prompts)."""
+
+
+def most_frequent(totals: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the ``limit`` largest ``totals``, ties going to the lower index.
+
+    scikit-learn's own ``max_features`` cut breaks ties with numpy's default sort, which is not
+    stable (its order among equal counts is not fixed across numpy builds and CPUs): on MMLU's full
+    stream about 17,000 terms share the count at the cut, so which of them a run kept, and its
+    features and numbers, could differ from machine to machine. A stable sort keeps the first ones
+    in alphabetical order.
+
+    >>> most_frequent(np.array([3, 5, 3, 1, 3]), 3).tolist()
+    [1, 0, 2]
+    """
+    return np.argsort(-np.asarray(totals), kind="stable")[:limit]
+
+
 TFIDF_VARIANTS = ("unit", "raw", "plain")
 """How :func:`tfidf_svd_embeddings` embeds: ``unit`` (the benchmarks' pipeline: sublinear TF,
 uni- and bigrams, rows scaled to unit length), ``raw`` (the same without the row scaling), ``plain``
@@ -123,7 +142,7 @@ def tfidf_svd_embeddings(
     """TF-IDF + truncated SVD, fitted on ``fit_texts`` only (n, dim); ``variant``: see
     :data:`TFIDF_VARIANTS`."""
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
     from sklearn.preprocessing import normalize
 
     if variant not in TFIDF_VARIANTS:
@@ -131,7 +150,13 @@ def tfidf_svd_embeddings(
     if variant == "plain":
         vec, svd = TfidfVectorizer(), TruncatedSVD(n_components=dim, random_state=seed)
     else:
-        vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, max_features=50_000)
+        counts = CountVectorizer(ngram_range=(1, 2), min_df=2).fit(fit_texts)
+        vocabulary = None
+        if len(counts.vocabulary_) > MAX_TERMS:  # cut here, not by scikit-learn's max_features
+            terms = counts.get_feature_names_out()  # in alphabetical order
+            totals = np.asarray(counts.transform(fit_texts).sum(axis=0)).ravel()
+            vocabulary = terms[np.sort(most_frequent(totals, MAX_TERMS))]
+        vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, vocabulary=vocabulary)
         svd = TruncatedSVD(n_components=dim, random_state=seed, n_iter=4)
     svd.fit(vec.fit_transform(fit_texts))
     out = svd.transform(vec.transform(texts))
@@ -147,7 +172,7 @@ def embeddings(kind: str, data: MMLU, fit_index: np.ndarray | None = None) -> np
         return minilm_embeddings(data)
     if kind == "tfidf":
         idx = np.arange(len(data)) if fit_index is None else np.asarray(fit_index)
-        key = hashlib.sha256(data.digest().encode() + np.sort(idx).astype(np.int64).tobytes())
+        key = hashlib.sha256(data.digest().encode() + np.sort(idx).astype(np.int64).tobytes() + b"stable-cut")
         cache = RESULTS / f"mmlu_tfidf_{key.hexdigest()[:16]}.npy"
         if cache.exists():
             emb = np.load(cache, allow_pickle=False)

@@ -150,7 +150,7 @@ def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int =
              variant: str = "unit") -> np.ndarray:
     """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached
     (``variant``: :data:`bench._embed.TFIDF_VARIANTS`)."""
-    tag = f"dim{dim}" + ("" if variant == "unit" else f"-{variant}")
+    tag = f"dim{dim}-stable-cut" + ("" if variant == "unit" else f"-{variant}")
     key = hashlib.sha256(data.digest().encode() + np.sort(stream).astype(np.int64).tobytes()
                          + np.asarray(rows, dtype=np.int64).tobytes() + tag.encode())
     cache = _embed.RESULTS / f"routing_bandit_{key.hexdigest()[:16]}.npy"
