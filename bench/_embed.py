@@ -142,24 +142,24 @@ def tfidf_svd_embeddings(
     """TF-IDF + truncated SVD, fitted on ``fit_texts`` only (n, dim); ``variant``: see
     :data:`TFIDF_VARIANTS`."""
     from sklearn.decomposition import TruncatedSVD
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
     from sklearn.preprocessing import normalize
 
     if variant not in TFIDF_VARIANTS:
         raise ValueError(f"variant: expected one of {', '.join(TFIDF_VARIANTS)}, got {variant!r}")
     if variant == "plain":
-        vec, svd = TfidfVectorizer(), TruncatedSVD(n_components=dim, random_state=seed)
+        counter, tfidf = CountVectorizer(dtype=np.float64), TfidfTransformer()
+        svd = TruncatedSVD(n_components=dim, random_state=seed)
     else:
-        counts = CountVectorizer(ngram_range=(1, 2), min_df=2).fit(fit_texts)
-        vocabulary = None
-        if len(counts.vocabulary_) > MAX_TERMS:  # cut here, not by scikit-learn's max_features
-            terms = counts.get_feature_names_out()  # in alphabetical order
-            totals = np.asarray(counts.transform(fit_texts).sum(axis=0)).ravel()
-            vocabulary = terms[np.sort(most_frequent(totals, MAX_TERMS))]
-        vec = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2, vocabulary=vocabulary)
+        counter = CountVectorizer(ngram_range=(1, 2), min_df=2, dtype=np.float64)  # as TfidfVectorizer counts
+        tfidf = TfidfTransformer(sublinear_tf=True)
         svd = TruncatedSVD(n_components=dim, random_state=seed, n_iter=4)
-    svd.fit(vec.fit_transform(fit_texts))
-    out = svd.transform(vec.transform(texts))
+    fit_counts = counter.fit_transform(fit_texts)
+    keep = slice(None)
+    if variant != "plain" and fit_counts.shape[1] > MAX_TERMS:  # the columns are in alphabetical order
+        keep = np.sort(most_frequent(np.asarray(fit_counts.sum(axis=0)).ravel(), MAX_TERMS))
+    svd.fit(tfidf.fit_transform(fit_counts[:, keep]))
+    out = svd.transform(tfidf.transform(counter.transform(texts)[:, keep]))
     return (normalize(out) if variant == "unit" else out).astype(np.float64)
 
 
