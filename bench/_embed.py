@@ -1,7 +1,8 @@
 """MMLU routing data and prompt embeddings for the learning benchmarks (not part of the service).
 
 Data: RouteLLM's MMLU outcomes (``data/routing/mmlu``, shipped in the repository), GPT-4-1106 vs Mixtral-8x7B
-correctness per prompt, minus the 5 prompts RouteLLM flags as contaminated.
+correctness per prompt, minus the 5 prompts RouteLLM flags as contaminated; or a file of your own
+in the same shape (:func:`load_outcomes`).
 
 Embeddings:
 
@@ -37,11 +38,15 @@ WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 
 
 @dataclass(frozen=True)
-class MMLU:
+class Outcomes:
+    """Per prompt: its group (MMLU: the subject), its text, and whether the strong and the weak
+    model answered it correctly; ``name`` keys the caches of embeddings computed for the whole set."""
+
     subjects: list[str]
     prompts: list[str]
     strong: np.ndarray  # bool, GPT-4 correct
     weak: np.ndarray  # bool, Mixtral correct
+    name: str = "mmlu"
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -54,7 +59,7 @@ class MMLU:
         return h.hexdigest()
 
 
-def load_mmlu(data_dir: Path = DATA_DIR) -> MMLU:
+def load_mmlu(data_dir: Path = DATA_DIR) -> Outcomes:
     """All 57 subject files in name order, rows in file order, contaminated prompts dropped."""
     csv.field_size_limit(sys.maxsize)
     with open(data_dir / "contaminated_prompts.jsonl", encoding="utf-8") as fh:
@@ -72,13 +77,89 @@ def load_mmlu(data_dir: Path = DATA_DIR) -> MMLU:
                 weak.append(row[WEAK] == "True")
     if not prompts:
         raise FileNotFoundError(f"no MMLU csv files under {data_dir}")
-    return MMLU(subjects, prompts, np.array(strong), np.array(weak))
+    return Outcomes(subjects, prompts, np.array(strong), np.array(weak))
 
 
-def minilm_embeddings(data: MMLU, batch_size: int = 64) -> np.ndarray:
+MAX_OUTCOME_ROWS = 1_000_000
+MIN_OUTCOME_ROWS = 100
+MAX_PROMPT_CHARS = 100_000
+_CORRECT = {"true": True, "1": True, "false": False, "0": False}
+
+
+def load_outcomes(path: Path) -> Outcomes:
+    """Routing outcomes of your own (``bench.routing_bandit --outcomes``): a CSV file with a header,
+    or JSON lines if the name ends in ``.jsonl``; one row per prompt with the fields ``prompt`` (its
+    text), ``weak`` and ``strong`` (whether the cheap and the dear model answered it correctly:
+    ``true``/``false`` or ``1``/``0``) and, optionally, ``group`` (what the held-out-group check
+    holds out whole, like MMLU's subjects). Other fields are ignored.
+
+    A bad row raises ``ValueError`` naming the file, the line and the field.
+    """
+    path = Path(path)
+    rows: list[tuple[int, dict]] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        if path.name.endswith(".jsonl"):
+            for line_no, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}:{line_no}: not a JSON object ({e.msg})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{line_no}: not a JSON object")
+                rows.append((line_no, row))
+                if len(rows) > MAX_OUTCOME_ROWS:
+                    break
+        else:
+            csv.field_size_limit(sys.maxsize)
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                raise ValueError(f"{path}: empty (a CSV file needs a header: prompt,weak,strong)")
+            end = reader.line_num
+            for row in reader:  # a row's line is where it starts (a quoted prompt may span lines)
+                rows.append((end + 1, row))
+                end = reader.line_num
+                if len(rows) > MAX_OUTCOME_ROWS:
+                    break
+    if len(rows) > MAX_OUTCOME_ROWS:
+        raise ValueError(f"{path}: more than {MAX_OUTCOME_ROWS:,} rows")
+    if len(rows) < MIN_OUTCOME_ROWS:
+        raise ValueError(f"{path}: {len(rows)} rows; the protocol needs at least {MIN_OUTCOME_ROWS}")
+    groups, prompts, strong, weak = [], [], [], []
+    for line_no, row in rows:
+        where = f"{path}:{line_no}"
+        prompt = row.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError(f"{where}: field 'prompt': expected a non-empty text")
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise ValueError(f"{where}: field 'prompt': longer than {MAX_PROMPT_CHARS:,} characters")
+        group = row.get("group") or ""
+        if not isinstance(group, str):
+            raise ValueError(f"{where}: field 'group': expected a text")
+        prompts.append(prompt)
+        groups.append(group)
+        strong.append(_correct(row.get("strong"), where, "strong"))
+        weak.append(_correct(row.get("weak"), where, "weak"))
+    name = "outcomes_" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return Outcomes(groups, prompts, np.array(strong), np.array(weak), name)
+
+
+def _correct(value: object, where: str, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _CORRECT:
+        return _CORRECT[value.strip().lower()]
+    shown = "missing" if value is None else repr(value)[:40]
+    raise ValueError(f"{where}: field {field!r}: expected true/false or 1/0, got {shown}")
+
+
+def minilm_embeddings(data: Outcomes, batch_size: int = 64) -> np.ndarray:
     """all-MiniLM-L6-v2 embeddings (n, 384) float64, computed once and cached as .npy."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cache, meta_path = RESULTS / "mmlu_minilm.npy", RESULTS / "mmlu_minilm.json"
+    cache, meta_path = RESULTS / f"{data.name}_minilm.npy", RESULTS / f"{data.name}_minilm.json"
     digest = data.digest()
     if cache.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -163,7 +244,7 @@ def tfidf_svd_embeddings(
     return (normalize(out) if variant == "unit" else out).astype(np.float64)
 
 
-def embeddings(kind: str, data: MMLU, fit_index: np.ndarray | None = None) -> np.ndarray:
+def embeddings(kind: str, data: Outcomes, fit_index: np.ndarray | None = None) -> np.ndarray:
     """``kind`` is ``minilm`` or ``tfidf``; for ``tfidf`` the SVD is fitted on ``fit_index`` rows.
 
     TF-IDF embeddings are cached too, keyed by the prompts and the fitted rows.

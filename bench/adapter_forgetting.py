@@ -130,7 +130,7 @@ def stream(lora: MicroLoRA, E: np.ndarray, events: list[tuple[int, bool, float]]
     return consolidated
 
 
-def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, every: int, lr_min: float = 1e-3) -> dict[str, Any]:
+def run_seed(data: _embed.Outcomes, E: np.ndarray, seed: int, every: int, lr_min: float = 1e-3) -> dict[str, Any]:
     S, W = data.strong, data.weak
     a_stream, a_test, b_stream, b_test = topic_split(data, seed)
     out: dict[str, Any] = {"seed": seed, "sizes": {"A_stream": len(a_stream), "A_test": len(a_test),

@@ -122,7 +122,7 @@ def stream(
     return fired, shifts
 
 
-def topic_split(data: _embed.MMLU, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def topic_split(data: _embed.Outcomes, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Step 1 of the protocol: (A stream, A test, B stream, B test) prompt indices for ``seed``."""
     subjects = np.array(data.subjects)
     rng = np.random.default_rng(seed)
@@ -135,7 +135,7 @@ def topic_split(data: _embed.MMLU, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return (*split(STEM), *split(HUMANITIES_SOCIAL))
 
 
-def run_seed(data: _embed.MMLU, E: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_seed(data: _embed.Outcomes, E: np.ndarray, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     S, W = data.strong, data.weak
     a_stream, a_test, b_stream, b_test = topic_split(data, seed)
     kw = {} if args.lr is None else {"lr": args.lr}

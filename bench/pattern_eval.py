@@ -114,7 +114,7 @@ def neighbour_scores(E: np.ndarray, rows: list, test: np.ndarray) -> np.ndarray:
     return s[:, 1] / c[:, 1] - s[:, 0] / c[:, 0]
 
 
-def run_seed(data: _embed.MMLU, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_seed(data: _embed.Outcomes, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     n = len(data)
     order = np.random.default_rng(seed).permutation(n)
     cut = int(round(0.7 * n))

@@ -2,7 +2,8 @@
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
-        [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm] [--out routing_bandit]
+        [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm]
+        [--outcomes FILE] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -55,6 +56,12 @@ adapter (``init_instant``) takes part: each route passes ``apply_adapter``'s log
 scale) as ``adapter_logits``, and each chosen model's correctness also goes to the adapter as
 ``feedback`` (:mod:`bench._bandit_adapter`); the plain router runs in the same run.
 
+``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
+or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``; see
+:func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
+``small`` and ``planted`` need 1,429 rows, ``subjects`` and ``gap`` a ``group`` on every row. The
+tables' "GPT-4" is then the file's strong model.
+
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
 """
 
@@ -65,6 +72,7 @@ import hashlib
 import json
 import time
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,7 +107,7 @@ def parse_orders(text: str) -> list[int]:
     return out
 
 
-def gap_rows(data: _embed.MMLU, lead: float = GAP_LEAD) -> np.ndarray:
+def gap_rows(data: _embed.Outcomes, lead: float = GAP_LEAD) -> np.ndarray:
     """The prompts of the subjects where GPT-4's accuracy beats Mixtral's by at least ``lead``."""
     names = np.array(data.subjects)
     wide = [s for s in sorted(set(data.subjects))
@@ -146,7 +154,7 @@ def split(n_all: int, size: str, order: int, subjects: list[str] | None = None,
     return perm[:n_stream], perm[n_stream:n_stream + n_held]
 
 
-def features(data: _embed.MMLU, stream: np.ndarray, rows: np.ndarray, dim: int = DIM,
+def features(data: _embed.Outcomes, stream: np.ndarray, rows: np.ndarray, dim: int = DIM,
              variant: str = "unit") -> np.ndarray:
     """TF-IDF + SVD (``dim``, 64 by default) fitted on the stream prompts, for ``rows``; cached
     (``variant``: :data:`bench._embed.TFIDF_VARIANTS`)."""
@@ -343,6 +351,19 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
     }
 
 
+def check_sizes(sizes: list[str], data: _embed.Outcomes) -> None:
+    """Each size is known and ``data`` can give it (a ``ValueError`` says what is missing)."""
+    for size in sizes:
+        if size not in SIZES:
+            raise ValueError(f"--sizes: unknown size {size!r} (one of {', '.join(SIZES)})")
+        need = SIZES[size] and sum(SIZES[size])
+        if need and len(data) < need:
+            raise ValueError(f"--sizes {size} needs {need:,} prompts and the outcomes hold {len(data):,}; "
+                             "use full (70/30 of all of them)")
+        if size in ("subjects", "gap") and not all(data.subjects):
+            raise ValueError(f"--sizes {size} needs a group on every row of the outcomes")
+
+
 def parse_kw(text: str) -> dict[str, Any]:
     """``name=value,name=value`` (values as JSON when they parse, else strings)."""
     out: dict[str, Any] = {}
@@ -382,7 +403,7 @@ def table(rows: list[dict], size: str, cw: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="small,full")
+    ap.add_argument("--sizes", default=None, help="default: small,full (with --outcomes: full)")
     ap.add_argument("--orders", default="0-4", help="stream orders reported (tuning used 10-12)")
     ap.add_argument("--cost-weights", default="0.05,0.15,0.25")
     ap.add_argument("--epsilon", type=float, default=0.1)
@@ -404,12 +425,21 @@ def main() -> None:
     ap.add_argument("--ceiling", default="", metavar="DIMS:LAMBDAS",
                     help="also the full-information ridge ceiling, e.g. 64,128,256:10,30 "
                          "(SVD dimensions : ridge lambdas)")
+    ap.add_argument("--outcomes", type=Path, default=None, metavar="FILE",
+                    help="routing outcomes of your own instead of MMLU's (CSV or .jsonl: prompt, weak, "
+                         "strong, optionally group)")
     ap.add_argument("--out", default="routing_bandit")
     args = ap.parse_args()
+    try:
+        data = _embed.load_outcomes(args.outcomes) if args.outcomes else _embed.load_mmlu()
+        sizes = [s.strip() for s in (args.sizes or ("full" if args.outcomes else "small,full")).split(",")
+                 if s.strip()]
+        check_sizes(sizes, data)
+    except (OSError, ValueError) as e:
+        ap.error(str(e))
 
     routers = [(r.split(":", 1)[0], parse_kw(r.split(":", 1)[1] if ":" in r else ""))
                for r in (args.router or ["router"])]
-    data = _embed.load_mmlu()
     minilm = _embed.minilm_embeddings(data) if args.embedding == "minilm" else None
     pool = gap_rows(data)  # the rows ``gap`` draws from, the same for every order
     Qall = np.stack([data.weak, data.strong], axis=1).astype(float)
@@ -426,7 +456,7 @@ def main() -> None:
 
             env = stack.enter_context(scratch_service("bandit"))
             session = stack.enter_context(Session(Settings.from_env(env)))
-        for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        for size in sizes:
             for order in parse_orders(args.orders):
                 stream, held = split(len(data), size, order, data.subjects, pool)
                 idx = np.concatenate([stream, held])
@@ -477,7 +507,7 @@ def main() -> None:
            "seconds": time.perf_counter() - t_all}
     _embed.RESULTS.mkdir(parents=True, exist_ok=True)
     path = _embed.RESULTS / f"{args.out}.json"
-    path.write_text(json.dumps(out, indent=1))
+    path.write_text(json.dumps(out, indent=1, default=str))  # --outcomes is a Path
     for size in dict.fromkeys(r["size"] for r in rows):
         for cw in cws:
             print(table(rows, size, cw))

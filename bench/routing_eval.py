@@ -170,7 +170,7 @@ def set_threshold(router: FastGRNNRouter, tau: float) -> None:
 
 
 def evaluate_seed(
-    data: _embed.MMLU,
+    data: _embed.Outcomes,
     E: np.ndarray,
     seed: int,
     epsilon: float,

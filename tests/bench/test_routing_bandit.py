@@ -37,14 +37,14 @@ def test_the_ceiling_learns_from_both_outcomes_and_routes_greedily_at_the_price(
 
 
 def test_the_gap_pool_holds_the_subjects_where_the_strong_model_leads_and_no_others():
-    from bench._embed import MMLU
+    from bench._embed import Outcomes
     from bench.routing_bandit import gap_rows
 
     # subject "wide": strong right 9 of 10, weak 5 of 10; "narrow": 6 and 5 of 10
     subjects = ["wide"] * 10 + ["narrow"] * 10
     strong = np.array([True] * 9 + [False] + [True] * 6 + [False] * 4)
     weak = np.array([True] * 5 + [False] * 5 + [True] * 5 + [False] * 5)
-    data = MMLU(subjects, [f"p{i}" for i in range(20)], strong, weak)
+    data = Outcomes(subjects, [f"p{i}" for i in range(20)], strong, weak)
     assert gap_rows(data, lead=0.12).tolist() == list(range(10))
     assert gap_rows(data, lead=0.05).tolist() == list(range(20))  # narrow leads by 0.1
     pool = gap_rows(data, lead=0.12)
@@ -85,3 +85,89 @@ def test_the_calibration_error_is_small_for_honest_estimates_and_measures_a_bias
     diff = outcome - (rng.random(p.size) < q)
     assert calibration_error(p - q, diff, lo=-1.0) < 0.02
     assert calibration_error(q - p, diff, lo=-1.0) > 0.3  # the sign turned round
+
+
+def _outcome_rows(n: int) -> list[dict]:
+    return [{"prompt": f"question {i}\nA. yes\nB. \"no\", or not", "weak": i % 3 == 0, "strong": i % 2 == 0,
+             "group": f"g{i % 4}"} for i in range(n)]
+
+
+def test_outcomes_of_your_own_read_the_same_from_csv_and_json_lines(tmp_path):
+    import csv
+    import json
+
+    from bench._embed import load_outcomes
+
+    rows = _outcome_rows(120)
+    jsonl = tmp_path / "runs.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, ["prompt", "weak", "strong", "group", "ignored"])
+        w.writeheader()
+        for i, r in enumerate(rows):  # the ways a spreadsheet spells a boolean
+            spell = ["true", "1", "TRUE"][i % 3] if r["weak"] else ["false", "0", "False"][i % 3]
+            w.writerow({**r, "weak": spell, "strong": str(r["strong"]), "ignored": "x"})
+    a, b = load_outcomes(jsonl), load_outcomes(path)
+    for data in (a, b):
+        assert data.prompts == [r["prompt"] for r in rows]
+        assert data.weak.tolist() == [r["weak"] for r in rows]
+        assert data.strong.tolist() == [r["strong"] for r in rows]
+        assert data.subjects == [r["group"] for r in rows]
+    assert a.name != b.name and a.name != "mmlu"  # its own embedding caches
+
+
+def test_a_bad_outcome_row_is_refused_with_its_line_and_field(tmp_path):
+    import csv
+    import json
+
+    import pytest
+
+    from bench._embed import load_outcomes
+
+    rows = _outcome_rows(120)
+    rows[7]["strong"] = "maybe"
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, ["prompt", "weak", "strong"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    # the header is line 1 and each prompt spans three lines: row 7 starts on line 2 + 7 * 3
+    with pytest.raises(ValueError, match=r"runs\.csv:23: field 'strong': expected true/false or 1/0, got 'maybe'"):
+        load_outcomes(path)
+    jsonl = tmp_path / "runs.jsonl"
+    rows[7]["strong"] = 0.5  # a score, not a correctness
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"runs\.jsonl:8: field 'strong'.*got 0\.5"):
+        load_outcomes(jsonl)
+    del rows[7]["strong"]
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"runs\.jsonl:8: field 'strong'.*got missing"):
+        load_outcomes(jsonl)
+    jsonl.write_text("".join(json.dumps({**r, "prompt": ""}) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"runs\.jsonl:1: field 'prompt'"):
+        load_outcomes(jsonl)
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in _outcome_rows(99)), encoding="utf-8")
+    with pytest.raises(ValueError, match="99 rows; the protocol needs at least 100"):
+        load_outcomes(jsonl)
+
+
+def test_each_size_asks_only_what_the_outcomes_can_give():
+    import pytest
+
+    from bench._embed import Outcomes
+    from bench.routing_bandit import check_sizes
+
+    def outcomes(n: int, groups: bool) -> Outcomes:
+        flags = np.zeros(n, dtype=bool)
+        return Outcomes([f"g{i % 3}" if groups else "" for i in range(n)], [f"p{i}" for i in range(n)],
+                        flags, flags)
+
+    check_sizes(["full"], outcomes(300, groups=False))  # 70/30 of whatever there is
+    with pytest.raises(ValueError, match="--sizes small needs 1,429 prompts and the outcomes hold 1,300"):
+        check_sizes(["full", "small"], outcomes(1300, groups=True))
+    check_sizes(["small", "planted", "subjects", "gap"], outcomes(1429, groups=True))
+    with pytest.raises(ValueError, match="--sizes subjects needs a group on every row"):
+        check_sizes(["subjects"], outcomes(1429, groups=False))
+    with pytest.raises(ValueError, match="unknown size 'tiny'"):
+        check_sizes(["tiny"], outcomes(1429, groups=True))
