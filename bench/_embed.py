@@ -111,17 +111,20 @@ def load_outcomes(path: Path) -> Outcomes:
                 rows.append((line_no, row))
                 if len(rows) > MAX_OUTCOME_ROWS:
                     break
-        else:
-            csv.field_size_limit(sys.maxsize)
+        else:  # csv's own field limit (131,072 characters) stays: it is above MAX_PROMPT_CHARS
             reader = csv.DictReader(fh)
-            if reader.fieldnames is None:
-                raise ValueError(f"{path}: empty (a CSV file needs a header: prompt,weak,strong)")
-            end = reader.line_num
-            for row in reader:  # a row's line is where it starts (a quoted prompt may span lines)
-                rows.append((end + 1, row))
+            end = 0
+            try:
+                if reader.fieldnames is None:
+                    raise ValueError(f"{path}: empty (a CSV file needs a header: prompt,weak,strong)")
                 end = reader.line_num
-                if len(rows) > MAX_OUTCOME_ROWS:
-                    break
+                for row in reader:  # a row's line is where it starts (a quoted prompt may span lines)
+                    rows.append((end + 1, row))
+                    end = reader.line_num
+                    if len(rows) > MAX_OUTCOME_ROWS:
+                        break
+            except csv.Error as e:
+                raise ValueError(f"{path}:{end + 1}: not a CSV row ({e})") from None
     if len(rows) > MAX_OUTCOME_ROWS:
         raise ValueError(f"{path}: more than {MAX_OUTCOME_ROWS:,} rows")
     if len(rows) < MIN_OUTCOME_ROWS:

@@ -171,3 +171,30 @@ def test_each_size_asks_only_what_the_outcomes_can_give():
         check_sizes(["subjects"], outcomes(1429, groups=False))
     with pytest.raises(ValueError, match="unknown size 'tiny'"):
         check_sizes(["tiny"], outcomes(1429, groups=True))
+
+
+def test_reading_outcomes_leaves_the_csv_modules_field_limit_alone(tmp_path):
+    """The service's CSV ingest relies on csv's default field limit: a loader that raised it for
+    the whole process once made a kg ingest test fail when it ran after this file's tests."""
+    import csv
+    import json
+
+    import pytest
+
+    from bench._embed import load_outcomes
+
+    before = csv.field_size_limit()
+    rows = _outcome_rows(120)
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, ["prompt", "weak", "strong"], extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows[:5] + [{**rows[5], "prompt": "x" * 200_000}] + rows[6:])
+    with pytest.raises(ValueError, match=r"runs\.csv:17: not a CSV row"):  # 1 + 5 * 3 lines before it
+        load_outcomes(path)
+    assert csv.field_size_limit() == before
+    jsonl = tmp_path / "runs.jsonl"
+    jsonl.write_text("".join(json.dumps({**r, "prompt": "x" * 100_001} if i == 3 else r) + "\n"
+                             for i, r in enumerate(rows)), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"runs\.jsonl:4: field 'prompt': longer than 100,000 characters"):
+        load_outcomes(jsonl)
