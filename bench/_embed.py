@@ -22,7 +22,7 @@ import glob
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,8 @@ WEAK = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 @dataclass(frozen=True)
 class Outcomes:
     """Per prompt: its group (MMLU: the subject), its text, and whether the strong and the weak
-    model answered it correctly; ``name`` keys the caches of embeddings computed for the whole set."""
+    model answered it correctly; ``name`` keys the caches of embeddings computed for the whole set
+    (a file of your own: by its prompts)."""
 
     subjects: list[str]
     prompts: list[str]
@@ -145,8 +146,8 @@ def load_outcomes(path: Path) -> Outcomes:
         groups.append(group)
         strong.append(_correct(row.get("strong"), where, "strong"))
         weak.append(_correct(row.get("weak"), where, "weak"))
-    name = "outcomes_" + hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return Outcomes(groups, prompts, np.array(strong), np.array(weak), name)
+    data = Outcomes(groups, prompts, np.array(strong), np.array(weak))
+    return replace(data, name=f"outcomes_{data.digest()[:16]}")  # embeddings depend on the prompts alone
 
 
 def _correct(value: object, where: str, field: str) -> bool:
