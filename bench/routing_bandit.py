@@ -59,8 +59,8 @@ scale) as ``adapter_logits``, and each chosen model's correctness also goes to t
 ``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
 or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``; see
 :func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
-``small`` and ``planted`` need 1,429 rows, ``subjects`` and ``gap`` a ``group`` on every row. The
-tables' "GPT-4" is then the file's strong model.
+``small`` and ``planted`` need 1,429 rows, ``subjects`` a ``group`` on every row, ``gap`` both. The
+tables then say "strong-model share" (the results' keys keep ``gpt4``).
 
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
 """
@@ -352,16 +352,22 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
 
 
 def check_sizes(sizes: list[str], data: _embed.Outcomes) -> None:
-    """Each size is known and ``data`` can give it (a ``ValueError`` says what is missing)."""
+    """Each size is known and ``data`` can give it (a ``ValueError`` says what is missing).
+
+    ``subjects`` takes at most 1,000 + 429 prompts, and from fewer all of them (whole groups held
+    out up to 30%); ``small``, ``planted`` and ``gap`` need their 1,429, ``gap`` from the groups
+    where the strong model leads by ``GAP_LEAD``."""
     for size in sizes:
         if size not in SIZES:
             raise ValueError(f"--sizes: unknown size {size!r} (one of {', '.join(SIZES)})")
-        need = SIZES[size] and sum(SIZES[size])
-        if need and len(data) < need:
-            raise ValueError(f"--sizes {size} needs {need:,} prompts and the outcomes hold {len(data):,}; "
-                             "use full (70/30 of all of them)")
         if size in ("subjects", "gap") and not all(data.subjects):
             raise ValueError(f"--sizes {size} needs a group on every row of the outcomes")
+        if size in ("small", "planted", "gap"):
+            need, held = sum(SIZES[size]), len(gap_rows(data)) if size == "gap" else len(data)
+            if held < need:
+                where = "in groups where the strong model leads by 0.12" if size == "gap" else "in the outcomes"
+                raise ValueError(f"--sizes {size} needs {need:,} prompts and there are {held:,} {where}; "
+                                 "use full (70/30 of all of them)")
 
 
 def parse_kw(text: str) -> dict[str, Any]:
@@ -376,11 +382,11 @@ def parse_kw(text: str) -> dict[str, Any]:
     return out
 
 
-def table(rows: list[dict], size: str, cw: float) -> str:
+def table(rows: list[dict], size: str, cw: float, strong: str = "GPT-4") -> str:
     sel = [r for r in rows if r["size"] == size and r["cost_weight"] == cw]
     names = list(dict.fromkeys(r["learner"] for r in sel))
     lines = [f"\n{size} stream, cost weight {cw} ({len({r['order'] for r in sel})} orders: mean, [min, max])\n",
-             "| learner | held-out GPT-4 share | accuracy | gain over random at that share | "
+             f"| learner | held-out {strong} share | accuracy | gain over random at that share | "
              "stream regret (per prompt) | APGR | calibration error: quality, difference |",
              "|---|---|---|---|---|---|---|"]
 
@@ -510,7 +516,7 @@ def main() -> None:
     path.write_text(json.dumps(out, indent=1, default=str))  # --outcomes is a Path
     for size in dict.fromkeys(r["size"] for r in rows):
         for cw in cws:
-            print(table(rows, size, cw))
+            print(table(rows, size, cw, "strong-model" if args.outcomes else "GPT-4"))
             if scales:
                 print(paired(rows, size, cw))
     print(f"\nresults: {path}")

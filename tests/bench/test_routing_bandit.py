@@ -158,17 +158,21 @@ def test_each_size_asks_only_what_the_outcomes_can_give():
     from bench._embed import Outcomes
     from bench.routing_bandit import check_sizes
 
-    def outcomes(n: int, groups: bool) -> Outcomes:
-        flags = np.zeros(n, dtype=bool)
+    def outcomes(n: int, groups: bool, strong_leads: bool = True) -> Outcomes:
+        strong = np.arange(n) % 10 < (9 if strong_leads else 6)  # right 90% (or 60%) of the time
+        weak = np.arange(n) % 10 < 6
         return Outcomes([f"g{i % 3}" if groups else "" for i in range(n)], [f"p{i}" for i in range(n)],
-                        flags, flags)
+                        strong, weak)
 
     check_sizes(["full"], outcomes(300, groups=False))  # 70/30 of whatever there is
-    with pytest.raises(ValueError, match="--sizes small needs 1,429 prompts and the outcomes hold 1,300"):
+    check_sizes(["subjects"], outcomes(300, groups=True))  # whole groups, from what there is
+    with pytest.raises(ValueError, match="--sizes small needs 1,429 prompts and there are 1,300 in the outcomes"):
         check_sizes(["full", "small"], outcomes(1300, groups=True))
     check_sizes(["small", "planted", "subjects", "gap"], outcomes(1429, groups=True))
     with pytest.raises(ValueError, match="--sizes subjects needs a group on every row"):
         check_sizes(["subjects"], outcomes(1429, groups=False))
+    with pytest.raises(ValueError, match="--sizes gap needs 1,429 prompts and there are 0 in groups where"):
+        check_sizes(["gap"], outcomes(1429, groups=True, strong_leads=False))
     with pytest.raises(ValueError, match="unknown size 'tiny'"):
         check_sizes(["tiny"], outcomes(1429, groups=True))
 
