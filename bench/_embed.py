@@ -155,8 +155,9 @@ def _correct(value: object, where: str, field: str) -> bool:
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _CORRECT:
-        return _CORRECT[value.strip().lower()]
+    spelt = value.strip().lower() if isinstance(value, str) else None
+    if spelt in _CORRECT:
+        return _CORRECT[spelt]
     shown = "missing" if value is None else repr(value)[:40]
     raise ValueError(f"{where}: field {field!r}: expected true/false or 1/0, got {shown}")
 

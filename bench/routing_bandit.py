@@ -363,10 +363,10 @@ def check_sizes(sizes: list[str], data: _embed.Outcomes) -> None:
         if size in ("subjects", "gap") and not all(data.subjects):
             raise ValueError(f"--sizes {size} needs a group on every row of the outcomes")
         if size in ("small", "planted", "gap"):
-            need, held = sum(SIZES[size]), len(gap_rows(data)) if size == "gap" else len(data)
-            if held < need:
-                where = "in groups where the strong model leads by 0.12" if size == "gap" else "in the outcomes"
-                raise ValueError(f"--sizes {size} needs {need:,} prompts and there are {held:,} {where}; "
+            need, have = sum(SIZES[size]), len(gap_rows(data)) if size == "gap" else len(data)
+            if have < need:
+                where = f"in groups where the strong model leads by {GAP_LEAD:g}" if size == "gap" else "in the outcomes"
+                raise ValueError(f"--sizes {size} needs {need:,} prompts and there are {have:,} {where}; "
                                  "use full (70/30 of all of them)")
 
 
