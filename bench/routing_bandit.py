@@ -365,7 +365,8 @@ def check_sizes(sizes: list[str], data: _embed.Outcomes) -> None:
         if size in ("small", "planted", "gap"):
             need, have = sum(SIZES[size]), len(gap_rows(data)) if size == "gap" else len(data)
             if have < need:
-                where = f"in groups where the strong model leads by {GAP_LEAD:g}" if size == "gap" else "in the outcomes"
+                where = (f"in groups where the strong model leads by {GAP_LEAD:g}" if size == "gap"
+                         else "in the outcomes")
                 raise ValueError(f"--sizes {size} needs {need:,} prompts and there are {have:,} {where}; "
                                  "use full (70/30 of all of them)")
 
