@@ -33,9 +33,17 @@ def learn_errors() -> _LearnErrors:
     return _LEARN_ERRORS
 
 
-def dim(values: Any, field: str, expected: int) -> None:
+def dim(values: Any, field: str, expected: int, size_of: str = "") -> None:
+    """Refuse a vector of the wrong length; ``size_of`` says where the expected length comes from
+    (a client that initialised with a default size learns what to change)."""
     if values is not None and len(values) != expected:
-        raise InvalidInput(field, f"expected {expected} values, got {len(values)}")
+        where = f" ({size_of})" if size_of else ""
+        raise InvalidInput(field, f"expected {expected} values, got {len(values)}{where}")
+
+
+ADAPTER_DIM = "the adapter's in_dim: init_instant sets it, 384 unless given"
+ROUTER_DIM = "the router's in_dim, set by init_router"
+PATTERNS_DIM = "the pattern bank's dim, set by init_patterns"
 
 
 def target(core: Any, name: str, field: str) -> None:
@@ -51,7 +59,7 @@ def needs(core: Any, kind: str, init: str) -> Any:
 
 def feedback(core: Any, body: Any) -> None:
     needs(core, "instant", "init_instant")
-    dim(body.embedding, "embedding", core.in_dim)
+    dim(body.embedding, "embedding", core.in_dim, ADAPTER_DIM)
     target(core, body.model, "model")
 
 
@@ -74,7 +82,7 @@ def consolidate(core: Any, body: Any) -> None:
 def outcome(core: Any, body: Any) -> None:
     needs(core, "router", "init_router")
     target(core, body.target, "target")
-    dim(body.embedding, "embedding", core.in_dim)
+    dim(body.embedding, "embedding", core.in_dim, ROUTER_DIM)
     if body.embedding is None and (body.estimated_tokens is not None or body.temperature is not None
                                    or body.top_p is not None):
         raise InvalidInput("embedding", "is required with estimated_tokens, temperature or top_p")
@@ -83,11 +91,11 @@ def outcome(core: Any, body: Any) -> None:
 def trajectory(core: Any, body: Any) -> None:
     """A trajectory against the bank: what ``PatternBank.record`` would refuse, refused here."""
     needs(core, "patterns", "init_patterns")
-    dim(body.embedding, "embedding", core.dim)
+    dim(body.embedding, "embedding", core.dim, PATTERNS_DIM)
     if len(body.steps) > core.max_steps:
         raise InvalidInput("steps", f"at most {core.max_steps} per trajectory")
     for i, step in enumerate(body.steps):
-        dim(step.embedding, f"steps.{i}.embedding", core.dim)
+        dim(step.embedding, f"steps.{i}.embedding", core.dim, PATTERNS_DIM)
     steps = [{"embedding": s.embedding, "target": s.target} for s in body.steps]
     with learn_errors():
         core.check({"embedding": body.embedding, "steps": steps, "quality": body.quality})

@@ -165,7 +165,7 @@ def poll(session: Any, body: Poll) -> dict:
 def attend(session: Any, body: Attend) -> dict:
     """Graph attention over a subgraph given in the body, or read as of ``t`` from the graph."""
     cur = session.learning.require(body.namespace, "attention", "init_attention")
-    checks.dim(body.query, "query", cur.core.dim)
+    checks.dim(body.query, "query", cur.core.dim, "the attention's dim, set by init_attention")
     if body.subgraph is not None:
         if body.src is not None:
             raise InvalidInput("src", "give either subgraph or src, not both")

@@ -25,7 +25,7 @@ def vector(values: list[float]) -> np.ndarray:
 
 def apply_adapter(cur: Any, body: Any) -> dict:
     core = checks.needs(cur, "instant", "init_instant").core
-    checks.dim(body.embedding, "embedding", core.in_dim)
+    checks.dim(body.embedding, "embedding", core.in_dim, checks.ADAPTER_DIM)
     checks.dim(body.logits, "logits", len(core.targets))
     with checks.learn_errors():
         x = vector(body.embedding)
@@ -39,7 +39,7 @@ def apply_adapter(cur: Any, body: Any) -> dict:
 
 def route(cur: Any, body: Any) -> dict:
     router = checks.needs(cur, "router", "init_router").core
-    checks.dim(body.embedding, "embedding", router.in_dim)
+    checks.dim(body.embedding, "embedding", router.in_dim, checks.ROUTER_DIM)
     checks.dim(body.adapter_logits, "adapter_logits", len(router.targets))
     with checks.learn_errors():
         out = route_read(cur, vector(body.embedding), body.estimated_tokens, body.adapter_logits, body.explore)
@@ -85,7 +85,7 @@ def ewc_penalty(cur: Any, body: Any) -> dict:
 def find_patterns(cur: Any, body: Any) -> dict:
     """The ``k`` patterns nearest an embedding, with their statistics."""
     bank = checks.needs(cur, "patterns", "init_patterns").core
-    checks.dim(body.embedding, "embedding", bank.dim)
+    checks.dim(body.embedding, "embedding", bank.dim, checks.PATTERNS_DIM)
     with checks.learn_errors():
         found = bank.find(vector(body.embedding), body.k)
     return {"patterns": found, "buffered": bank.buffered, "version": cur.version}

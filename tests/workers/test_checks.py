@@ -5,8 +5,9 @@ import threading
 import pytest
 
 from kg.errors import InvalidInput
-from learn import FastGRNNRouter, LearnInputError
+from learn import FastGRNNRouter, LearnInputError, MicroLoRA
 from workers import checks
+from workers import requests as rq
 
 
 def test_a_learn_input_error_becomes_invalid_input_naming_the_same_field():
@@ -22,6 +23,22 @@ def test_a_core_refusal_inside_the_block_is_converted():
     with pytest.raises(InvalidInput, match="^adapter_logits: expected 2 values, got 3$"):
         with checks.learn_errors():
             router.route([1.0, 2.0, 3.0], adapter_logits=[0.0, 0.0, 0.0])
+
+
+def test_a_wrong_embedding_size_says_which_init_sets_the_size():
+    """A client that called init_instant with its default size and sends 64-value embeddings
+    learns what to change (the adapter's size is not the router's)."""
+    adapter = MicroLoRA(targets=["weak", "strong"])
+    feedback = rq.Feedback.model_validate({"namespace": "n", "embedding": [0.1] * 64, "model": "weak",
+                                           "payload": {"quality": 1.0}, "now_ms": 0})
+    with pytest.raises(InvalidInput) as info:
+        checks.feedback(adapter, feedback)
+    assert info.value.field == "embedding"
+    assert info.value.message == "expected 384 values, got 64 (the adapter's in_dim: init_instant sets it, 384 unless given)"
+    outcome = rq.RecordOutcome.model_validate({"namespace": "n", "target": "weak", "quality": 1.0,
+                                               "embedding": [0.1] * 63})
+    with pytest.raises(InvalidInput, match=r"^embedding: expected 64 values, got 63 \(the router's in_dim, set by init_router\)$"):
+        checks.outcome(FastGRNNRouter(in_dim=64, targets=["weak", "strong"]), outcome)
 
 
 def test_other_errors_and_answers_pass_through_unchanged():
