@@ -55,7 +55,8 @@ from learn.errors import LearnInputError
 from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet, bce
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
-from learn.router_bayes import POLICIES, BayesHead, check_policy, default_thompson_scale
+from learn.router_bayes import (POLICIES, BayesHead, check_policy, default_epsilon_fade, default_thompson_scale,
+                                exploration_rate)
 from learn.router_choice import choose
 from learn.shift import InputShift
 from learn.state import State, register
@@ -107,6 +108,7 @@ class FastGRNNRouter(Targeted):
         ucb_alpha: float = 1.0,
         bayes_dim: int = 128,
         thompson_scale: float | None = None,
+        epsilon_fade: float | None = None,
     ) -> None:
         self.in_dim = _check.integer(in_dim, "in_dim", lo=1)
         self.targets = _check.targets(targets)
@@ -137,8 +139,10 @@ class FastGRNNRouter(Targeted):
         self.shift_min = _check.number(shift_min, "shift_min", lo=0.0)
         if thompson_scale is None:
             thompson_scale = default_thompson_scale(self.epsilon)
-        self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale = (
-            check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale))
+        if epsilon_fade is None:
+            epsilon_fade = default_epsilon_fade(policy, self.epsilon)
+        (self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale,
+         self.epsilon_fade) = check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale, epsilon_fade)
         self._index = {t: i for i, t in enumerate(self.targets)}
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._fresh()
@@ -164,6 +168,7 @@ class FastGRNNRouter(Targeted):
         self._norm = InputNorm(d)
         self._ema = np.full(n, 0.5)
         self._outcomes = np.zeros(n, dtype=np.int64)
+        self.derive_exploration()
         self._head_updates = 0
         self._bucket_updates = 0
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([self.seed, 1])))
@@ -196,6 +201,15 @@ class FastGRNNRouter(Targeted):
     @property
     def outcome_ema(self) -> dict[str, float]:
         return {t: float(self._ema[i]) for i, t in enumerate(self.targets)}
+
+    def derive_exploration(self) -> None:
+        """Cache the exploration rate from the outcome counts (after each outcome and on load)."""
+        self._exploration = exploration_rate(self.epsilon, self.epsilon_fade, int(self._outcomes.min()))
+
+    @property
+    def exploration_rate(self) -> float:
+        """How often a route with a draw explores now: ``epsilon``, faded by ``epsilon_fade``."""
+        return self._exploration
 
     @property
     def outcome_counts(self) -> dict[str, int]:
@@ -242,7 +256,8 @@ class FastGRNNRouter(Targeted):
     ) -> dict[str, Any]:
         """Pick a target and sampling parameters; changes nothing.
 
-        Explores (a target picked by ``draw``) when ``draw.u < epsilon``; without a draw the
+        Explores (a target picked by ``draw``) when ``draw.u`` is below :attr:`exploration_rate`
+        (``epsilon``, faded once every target has ``epsilon_fade`` outcomes); without a draw the
         answer is the policy's choice without randomness (UCB's bound stays: it needs none).
         ``explore=False`` is the choice on what has been learnt alone: no epsilon, and under a
         Bayesian policy the posterior mean (no Thompson noise, no UCB bonus).
@@ -270,7 +285,7 @@ class FastGRNNRouter(Targeted):
             score = self._ema if mode == "ema" else [0.0] * len(self.targets)
             bucket = 0 if bucket is None else bucket
             temperature, top_p, confidence = RULE_TEMPERATURE, RULE_TOP_P, RULE_CONFIDENCE
-        exploration = drawn is not None and drawn[0] < self.epsilon
+        exploration = drawn is not None and drawn[0] < self._exploration
         if exploration:  # the draw picks the target: no score is needed
             choice = drawn[1] % len(self.targets)
         else:
@@ -336,6 +351,7 @@ class FastGRNNRouter(Targeted):
         baseline = float(self._ema[k])
         self._ema[k] = (1.0 - self.ema_alpha) * self._ema[k] + self.ema_alpha * q
         self._outcomes[k] += 1
+        self.derive_exploration()
         if x is None:
             return False
         fired = self._shift.observe(x, self._norm.scale)  # against the statistics before x

@@ -1,6 +1,6 @@
 """The router's state out and in: every array and counter, checked on the way in.
 
-The layout (``SCHEMA_VERSION`` 6): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
+The layout (``SCHEMA_VERSION`` 7): ``param.<name>`` for each learnable array, ``adagrad.<name>``,
 ``fisher.<name>`` and ``snapshot.<name>`` (the optimiser), ``mask``, ``norm.mean``/``norm.var``,
 ``ema``, ``outcomes``, the input-shift monitor's ``shift.*`` and, with a ``thompson`` or ``ucb``
 policy, the Bayesian head's ``bayes.*`` (:mod:`learn.router_bayes`); scalars ``norm_n``,
@@ -58,18 +58,21 @@ def upgrade(cls: Any, state: State, version: int) -> State:
     the choice policies) gets the policy settings at their defaults: ``policy`` is ``"epsilon"``,
     the only one there was, so the router routes and learns exactly as before. Versions 4 and 5
     (before ``thompson_scale``) get ``thompson_scale`` 1.0: their Thompson samples keep the
-    posterior's whole spread, so they answer as they did.
+    posterior's whole spread, so they answer as they did. Versions 2 to 6 (before
+    ``epsilon_fade``) get ``epsilon_fade`` 0: their epsilon floor stays constant, as it was.
     """
-    if version in (4, 5):
-        if "thompson_scale" in state.settings:
-            raise StateError("router settings are invalid (thompson_scale)")
-        return State({**state.settings, "thompson_scale": 1.0}, state.scalars, state.arrays)
+    if version in (4, 5, 6):
+        added = {"epsilon_fade": 0.0} if version == 6 else {"thompson_scale": 1.0, "epsilon_fade": 0.0}
+        for name in added:
+            if name in state.settings:  # a state of that layout never had it
+                raise StateError(f"router settings are invalid ({name})")
+        return State({**state.settings, **added}, state.scalars, state.arrays)
     if version not in (2, 3):
         raise StateError(f"no upgrade from router layout {version}")
     if "policy" in state.settings:
         raise StateError("router settings are invalid (policy)")
     fresh = cls(**state.settings).to_state()  # the defaults of every newer setting
-    settings = {**fresh.settings, **state.settings, "thompson_scale": 1.0}
+    settings = {**fresh.settings, **state.settings, "thompson_scale": 1.0, "epsilon_fade": 0.0}
     if version == 3:
         return State(settings, state.scalars, state.arrays)
     shift = {k: v for k, v in fresh.arrays.items() if k.startswith("shift.")}
@@ -90,6 +93,7 @@ def from_state(cls: Any, state: State) -> Any:
                        int(sc["norm_n"]))
     core._ema = expect_array(a, "ema", (n,))
     core._outcomes = expect_array(a, "outcomes", (n,), np.int64)
+    core.derive_exploration()
     core._shift.restore(a, "shift", sc["shift"])
     bayes = 0
     if core._bayes is not None:

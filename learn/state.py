@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 SCHEMA = "kg-temporal.learn"
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 """Layout history: 1 = first release; 2 = the router gained its linear skip path (``param.skip.W``)
 and AdaGrad accumulators (``adagrad.<param>``); 3 = the router gained its input-shift monitor
 (``shift.ref``, ``shift.sum``, ``shift.ring``, the ``shift`` scalars and three settings); 4 = the
@@ -59,7 +59,8 @@ router gained its choice policies (four settings; ``bayes.*`` arrays with a Baye
 instant core gained its base adapter (``base_A``, ``base_B``, ``base_fisher``, the scalars
 ``consolidations`` and ``consolidated_at`` and seven ``base_*`` settings; older blobs read with a
 zero base); 6 = the router gained ``thompson_scale`` (older routers read with 1.0, the whole
-posterior's spread they sampled from).
+posterior's spread they sampled from); 7 = the router gained ``epsilon_fade`` (older routers read
+with 0, the constant epsilon floor they explored with).
 
 Blobs are written at ``SCHEMA_VERSION`` and read back to ``OLDEST_READABLE``: a kind whose layout
 changed since then says how to read the older one (``upgrade(state, version)``; the router's

@@ -58,7 +58,7 @@ from learn.limits import (
     PATTERNS_MAX_WORK,
     attention_weights,
 )
-from learn.router_bayes import default_policy
+from learn.router_bayes import MAX_EPSILON_FADE, default_policy
 
 __all__ = [
     "MAX_DIM",
@@ -176,6 +176,10 @@ class InitRouter(_Body):
     written off (``learn.router_bayes``). ``thompson`` samples at half the posterior's spread when
     there is an epsilon floor; ``epsilon`` is the greedy network of earlier releases. ``epsilon``
     exploration applies under every policy."""
+    epsilon_fade: Annotated[float, Field(ge=0.0, le=MAX_EPSILON_FADE)] | None = None
+    """the epsilon floor fades once every target has this many outcomes (``epsilon * epsilon_fade /
+    fewest outcomes``; ``learn.router_bayes.exploration_rate``); 0 keeps it constant. Unset: 50 under
+    ``ucb`` and ``thompson``, 0 under ``epsilon``"""
 
     _targets = field_validator("targets")(_unique)
 

@@ -201,7 +201,7 @@ def test_a_version_4_instant_blob_answers_and_learns_on_as_that_release_did():
     for name in ("A", "B"):
         assert np.allclose(lora.params()[name], old["params_after"][name], rtol=1e-12, atol=0.0)
     new = to_bytes(lora)
-    assert b'"schema_version":"6"' in new and to_bytes(from_bytes(new, "instant")) == new
+    assert b'"schema_version":"7"' in new and to_bytes(from_bytes(new, "instant")) == new
     lora.consolidate()  # and the upgraded core consolidates like any other
     assert lora.consolidations == 1 and lora.params()["base_B"].any()
 

@@ -28,9 +28,10 @@ def v3_blob() -> bytes:
 
 def test_a_version_3_router_reads_as_epsilon_greedy_with_the_old_answers():
     router = from_bytes(v3_blob(), "router")
-    assert router.policy == "epsilon" and router._bayes is None
+    assert router.policy == "epsilon" and router._bayes is None and router.epsilon_fade == 0.0
     assert {k: v for k, v in router.settings().items()
-            if k not in ("policy", "prior_precision", "ucb_alpha", "bayes_dim", "thompson_scale")} == OLD["settings"]
+            if k not in ("policy", "prior_precision", "ucb_alpha", "bayes_dim", "thompson_scale",
+                         "epsilon_fade")} == OLD["settings"]
     probe = np.array(OLD["probe"])
     assert np.allclose(router.expected_quality(probe), OLD["expected_quality"], rtol=1e-12, atol=0.0)
     draws = [Draw(0.9, 1), Draw(0.1, 0), Draw(0.1, 1)]
@@ -41,7 +42,7 @@ def test_a_version_3_router_reads_as_epsilon_greedy_with_the_old_answers():
     assert router.boundaries == OLD["boundaries"]
     router.record_outcome("a", 0.5, embedding=probe)
     blob = to_bytes(router)
-    assert b'"schema_version":"6"' in blob and to_bytes(from_bytes(blob, "router")) == blob
+    assert b'"schema_version":"7"' in blob and to_bytes(from_bytes(blob, "router")) == blob
 
 
 def test_an_old_state_claiming_a_policy_is_refused():
@@ -76,8 +77,9 @@ def test_a_version_5_thompson_router_samples_the_whole_posterior_and_answers_as_
     blob = (DATA / "v5-router.safetensors").read_bytes()
     assert b'"schema_version":"5"' in blob
     router = from_bytes(blob, "router")
-    assert router.policy == "thompson" and router.thompson_scale == 1.0
-    assert {k: v for k, v in router.settings().items() if k != "thompson_scale"} == V5["settings"]
+    assert router.policy == "thompson" and router.thompson_scale == 1.0 and router.epsilon_fade == 0.0
+    assert {k: v for k, v in router.settings().items()
+            if k not in ("thompson_scale", "epsilon_fade")} == V5["settings"]
     for p, want in zip(V5["probes"], V5["expected_quality"], strict=True):
         assert np.allclose(router.expected_quality(p), want, rtol=1e-12, atol=0.0)
     assert same_routes(v5_routes(router), V5["routes"])
@@ -89,13 +91,83 @@ def test_a_version_5_thompson_router_samples_the_whole_posterior_and_answers_as_
         router.record_outcome(t, q, embedding=x)
     assert same_routes(v5_routes(router), V5["routes_after"])
     again = to_bytes(router)
-    assert b'"schema_version":"6"' in again and from_bytes(again, "router").thompson_scale == 1.0
+    assert b'"schema_version":"7"' in again and from_bytes(again, "router").thompson_scale == 1.0
 
 
 def test_a_version_5_state_claiming_a_thompson_scale_is_refused():
     state = from_bytes((DATA / "v5-router.safetensors").read_bytes(), "router").to_state()
     with pytest.raises(StateError, match="thompson_scale"):
         FastGRNNRouter.upgrade(state, 5)  # it has one now; a version-5 state never had
+
+
+V6 = json.loads((DATA / "v6-router-answers.json").read_text())
+
+
+def v6_routes(router: FastGRNNRouter) -> list[dict]:
+    out = []
+    for i, p in enumerate(V6["probes"]):
+        for draw in (Draw(0.05, 2 * i + 1), Draw(0.95, 7 * i + 3), None):
+            out.append(router.route(p, estimated_tokens=3000, draw=draw))
+    return out
+
+
+def test_a_version_6_ucb_router_keeps_its_constant_epsilon_floor_and_answers_as_it_did():
+    """Written by the release before ``epsilon_fade`` (``data/make_v6_router_blob.py``)."""
+    blob = (DATA / "v6-router.safetensors").read_bytes()
+    assert b'"schema_version":"6"' in blob
+    router = from_bytes(blob, "router")
+    assert router.policy == "ucb" and router.epsilon_fade == 0.0 and router.exploration_rate == 0.1
+    assert {k: v for k, v in router.settings().items() if k != "epsilon_fade"} == V6["settings"]
+    assert same_routes(v6_routes(router), V6["routes"])
+    # the fixture tells a fading floor apart: its draws at 0.05 would no longer explore
+    faded = FastGRNNRouter.from_state(State({**router.settings(), "epsilon_fade": 2.0},
+                                            router.to_state().scalars, router.to_state().arrays))
+    assert faded.exploration_rate == 0.1 * (2.0 / 10) and not same_routes(v6_routes(faded), V6["routes"])
+    for t, q, x in V6["later"]:
+        router.record_outcome(t, q, embedding=x)
+    assert same_routes(v6_routes(router), V6["routes_after"])
+    again = to_bytes(router)
+    assert b'"schema_version":"7"' in again and from_bytes(again, "router").epsilon_fade == 0.0
+
+
+def test_a_version_6_state_claiming_an_epsilon_fade_is_refused():
+    state = from_bytes((DATA / "v6-router.safetensors").read_bytes(), "router").to_state()
+    with pytest.raises(StateError, match="epsilon_fade"):
+        FastGRNNRouter.upgrade(state, 6)  # it has one now; a version-6 state never had
+
+
+def test_the_epsilon_floor_fades_with_the_least_tried_targets_outcomes():
+    """At epsilon until every target has ``epsilon_fade`` outcomes, then epsilon * fade / fewest;
+    a target left untried holds it up. A route explores exactly when its draw is below the rate."""
+    r = FastGRNNRouter(in_dim=4, targets=["a", "b"], epsilon=0.1, policy="ucb", epsilon_fade=10.0)
+    x = [0.3, -0.2, 0.1, 0.5]
+    for _ in range(100):
+        r.record_outcome("a", 1.0, embedding=x)
+    assert r.exploration_rate == 0.1  # "b" has none: the floor stays
+    for i in range(40):
+        r.record_outcome("b", 0.0, embedding=x)
+        assert r.exploration_rate == (0.1 if i + 1 <= 10 else 0.1 * (10.0 / (i + 1)))
+    assert r.exploration_rate == 0.025
+    assert r.route(x, draw=Draw(0.024, 1))["exploration"] and not r.route(x, draw=Draw(0.026, 1))["exploration"]
+    restored = from_bytes(to_bytes(r), "router")
+    assert restored.exploration_rate == 0.025 and restored.epsilon_fade == 10.0
+    constant = FastGRNNRouter(in_dim=4, targets=["a", "b"], epsilon=0.1, policy="ucb", epsilon_fade=0.0)
+    for t in ("a", "b") * 100:
+        constant.record_outcome(t, 0.5, embedding=x)
+    assert constant.exploration_rate == 0.1
+
+
+def test_a_new_routers_floor_fades_under_a_bayesian_policy_only():
+    """The defaults: 50 under ``ucb`` and ``thompson`` with an epsilon floor, 0 for epsilon-greedy
+    (its epsilon is all the exploration it has) and without a floor; bad values name the field."""
+    fade = {p: FastGRNNRouter(in_dim=4, targets=["a", "b"], policy=p).epsilon_fade
+            for p in ("ucb", "thompson", "epsilon")}
+    assert fade == {"ucb": 50.0, "thompson": 50.0, "epsilon": 0.0}
+    assert FastGRNNRouter(in_dim=4, targets=["a", "b"], policy="ucb", epsilon=0.0).epsilon_fade == 0.0
+    for bad in (-1.0, float("nan"), 1e10, "50"):
+        with pytest.raises(LearnInputError) as info:
+            FastGRNNRouter(in_dim=4, targets=["a", "b"], policy="ucb", epsilon_fade=bad)
+        assert info.value.field == "epsilon_fade"
 
 
 def test_thompson_scale_sets_how_far_a_sample_strays_from_the_posterior_mean():

@@ -4,8 +4,9 @@
 request must keep giving equal answers: the model, the context bucket, the exploration flag and
 every bit of temperature, top_p and confidence. The reference below is the code before that
 tuning, kept verbatim as the specification (it reads the router's state: the network's
-parameters, the input statistics and the Bayesian head's arrays); the one later change is the
-Thompson sample's spread, ``thompson_scale`` times the posterior's (learn/router_bayes.py). Routers of every policy and mode
+parameters, the input statistics and the Bayesian head's arrays); the later changes are the
+Thompson sample's spread, ``thompson_scale`` times the posterior's, and the epsilon floor's fade,
+``epsilon_fade`` (learn/router_bayes.py). Routers of every policy and mode
 (rule, EMA, network; a sketched and an unsketched Bayesian head; trained side heads; costs), asked
 with and without a draw, token estimate and adapter logits, must answer as it does.
 """
@@ -113,7 +114,9 @@ def ref_route(r: FastGRNNRouter, x, estimated_tokens=None, adapter=None, draw=No
     if adapter is not None:
         score = score + adapter
     choice = int(np.argmax(score))
-    exploration = explore is not None and explore[0] < r.epsilon
+    fewest = min(r.outcome_counts.values())
+    rate = r.epsilon if r.epsilon_fade == 0 or fewest <= r.epsilon_fade else r.epsilon * (r.epsilon_fade / fewest)
+    exploration = explore is not None and explore[0] < rate
     if exploration:
         choice = explore[1] % n
     return {"model": r.targets[choice], "context_bucket": CONTEXT_BUCKETS[bucket],
@@ -151,6 +154,8 @@ CASES = {
     "thompson, never trained (rule mode)": ("thompson", 12, 3, 0, {}),
     "thompson, outcomes without embeddings only (EMA mode)": ("thompson", 12, 3, 0, {"trained": False}),
     "ucb, sketched head": ("ucb", 48, 3, 120, {"bayes_dim": 16, "ucb_alpha": 2.0}),
+    "ucb, a faded epsilon floor": ("ucb", 12, 2, 120, {"epsilon": 0.5, "epsilon_fade": 20.0}),
+    "ucb, a constant epsilon floor (a version-6 router)": ("ucb", 12, 2, 120, {"epsilon_fade": 0.0}),
     "epsilon, network": ("epsilon", 20, 3, 100, {"costs": {"medium": 0.5}, "cost_weight": 0.2}),
     "epsilon, rule mode, no exploration": ("epsilon", 20, 2, 0, {"epsilon": 0.0}),
     "epsilon, trained=True from the start": ("epsilon", 20, 2, 0, {"trained": True}),

@@ -42,6 +42,6 @@ def test_a_version_2_router_blob_serves_and_learns_on(workers, learn_session, se
         assert out["ok"], out
     now = Record.decode(store.r.get(key), ns, "router")
     assert now.version > stored.version
-    assert b'"schema_version":"6"' in now.state
+    assert b'"schema_version":"7"' in now.state
     before = learn.from_bytes(old_state, "router").outcome_counts["a"]
     assert learn.from_bytes(now.state, "router").outcome_counts["a"] == before + 1  # learnt on the old state
