@@ -51,13 +51,35 @@ def test_a_new_router_samples_from_a_cold_start_and_learns_the_worthwhile_target
 def test_a_router_with_an_epsilon_floor_takes_ucb_unless_told_otherwise(workers, learn_session) -> None:
     d = learn_session.dispatch
     workers("w1")
-    for ns, extra, policy, scale in [("floor", {}, "ucb", 0.5), ("floor-ts", {"policy": "thompson"}, "thompson", 0.5),
-                                     ("nofloor-ucb", {"epsilon": 0.0, "policy": "ucb"}, "ucb", 1.0)]:
+    for ns, extra, policy, scale, fade in [
+            ("floor", {}, "ucb", 0.5, 50.0), ("floor-ts", {"policy": "thompson"}, "thompson", 0.5, 50.0),
+            ("nofloor-ucb", {"epsilon": 0.0, "policy": "ucb"}, "ucb", 1.0, 0.0),
+            ("constant", {"epsilon_fade": 0}, "ucb", 0.5, 0.0), ("greedy", {"policy": "epsilon"}, "epsilon", 0.5, 0.0)]:
         out = d({"verb": "init_router", "body": {"namespace": ns, "targets": ["a", "b"], "in_dim": 4, **extra}})
-        assert out["ok"] and out["data"]["policy"] == policy, out
+        assert out["ok"] and (out["data"]["policy"], out["data"]["epsilon_fade"]) == (policy, fade), out
         state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
         router = learn.from_bytes(state, "router")
-        assert (router.policy, router.thompson_scale) == (policy, scale)
+        assert (router.policy, router.thompson_scale, router.epsilon_fade) == (policy, scale, fade)
+
+
+def test_the_epsilon_floor_fades_through_the_service_and_health_shows_it(workers, learn_session) -> None:
+    """init_router's ``epsilon_fade``, refused out of bounds with its name; ``health`` shows the
+    exploration rate, which falls once the least-tried target has more outcomes than the fade."""
+    d = learn_session.dispatch
+    workers("w1")
+    for bad in (-1, 1e10, "5"):
+        out = d({"verb": "init_router", "body": {"namespace": "fade", "targets": ["a", "b"], "in_dim": 4,
+                                                  "epsilon_fade": bad}})
+        assert out["ok"] is False and out["error"].startswith("epsilon_fade:"), out
+    assert d({"verb": "init_router", "body": {"namespace": "fade", "targets": ["a", "b"], "in_dim": 4,
+                                              "epsilon_fade": 4}})["ok"]
+    x = [0.1, 0.2, 0.3, 0.4]
+    for target in ["a"] * 10 + ["b"] * 8:
+        assert d({"verb": "record_outcome", "body": {"namespace": "fade", "target": target, "quality": 1.0,
+                                                     "embedding": x}})["ok"]
+    router = d({"verb": "health", "body": {"namespace": "fade"}})["data"]["cores"]["router"]
+    assert router["policy"] == "ucb" and router["outcomes"] == {"a": 10, "b": 8}
+    assert router["exploration_rate"] == 0.1 * (4 / 8)
 
 
 def test_init_router_keeps_epsilon_greedy_on_request_and_refuses_an_unknown_policy(
