@@ -179,7 +179,7 @@ class InitRouter(_Body):
     epsilon_fade: Annotated[float, Field(ge=0.0, le=MAX_EPSILON_FADE)] | None = None
     """the epsilon floor fades once every target has this many outcomes (``epsilon * epsilon_fade /
     fewest outcomes``; ``learn.router_bayes.exploration_rate``); 0 keeps it constant. Unset: 50 under
-    ``ucb`` and ``thompson``, 0 under ``epsilon``"""
+    ``ucb`` and ``thompson`` with an epsilon above 0, else 0"""
 
     _targets = field_validator("targets")(_unique)
 
