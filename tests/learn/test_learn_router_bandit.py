@@ -56,13 +56,18 @@ def test_an_old_state_claiming_a_policy_is_refused():
 V5 = json.loads((DATA / "v5-router-answers.json").read_text())
 
 
-def v5_routes(router: FastGRNNRouter) -> list[dict]:
-    """What ``data/make_v5_router_blob.py`` asked of the version-5 router, in the same order."""
+def fixture_routes(router: FastGRNNRouter, probes: list, low_u: float) -> list[dict]:
+    """What ``data/make_v5_router_blob.py`` (``low_u`` 0.9) and ``make_v6_router_blob.py`` (0.05)
+    asked of their router, in the same order."""
     out = []
-    for i, p in enumerate(V5["probes"]):
-        for draw in (Draw(0.9, 2 * i + 1), Draw(0.95, 7 * i + 3), None):
+    for i, p in enumerate(probes):
+        for draw in (Draw(low_u, 2 * i + 1), Draw(0.95, 7 * i + 3), None):
             out.append(router.route(p, estimated_tokens=3000, draw=draw))
     return out
+
+
+def v5_routes(router: FastGRNNRouter) -> list[dict]:
+    return fixture_routes(router, V5["probes"], 0.9)
 
 
 def same_routes(got: list[dict], want: list[dict]) -> bool:
@@ -104,11 +109,7 @@ V6 = json.loads((DATA / "v6-router-answers.json").read_text())
 
 
 def v6_routes(router: FastGRNNRouter) -> list[dict]:
-    out = []
-    for i, p in enumerate(V6["probes"]):
-        for draw in (Draw(0.05, 2 * i + 1), Draw(0.95, 7 * i + 3), None):
-            out.append(router.route(p, estimated_tokens=3000, draw=draw))
-    return out
+    return fixture_routes(router, V6["probes"], 0.05)
 
 
 def test_a_version_6_ucb_router_keeps_its_constant_epsilon_floor_and_answers_as_it_did():
