@@ -2,6 +2,7 @@
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
+        [--prompts 1429] [--signal 1]
         [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm]
         [--outcomes FILE] [--out routing_bandit]
 
@@ -15,7 +16,9 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    others); ``gap``, the regime of issue 13's own data: 1,000 and 429 prompts drawn from the
    subjects where GPT-4 leads Mixtral by at least 0.12 (80% against 60%); ``planted``, ``small``'s
    prompts with outcomes drawn from a logistic model of their features in which the models'
-   difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data).
+   difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data;
+   ``--signal`` says how learnable, 1 by default). ``--prompts`` sets the 1,429 of every size but
+   ``full`` (70/30; ``--prompts 1300``: 910 and 390, the size of issue 13's data).
    Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that run's stream
    prompts only (no labels), rows scaled to unit length; ``--embedding`` gives the learners other
    features instead: ``tfidf-raw`` (the same without the row scaling), ``tfidf-plain``
@@ -59,7 +62,7 @@ scale) as ``adapter_logits``, and each chosen model's correctness also goes to t
 ``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
 or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``; see
 :func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
-``small`` and ``planted`` need 1,429 rows, ``subjects`` a ``group`` on every row, ``gap`` both. The
+``small`` and ``planted`` need ``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row, ``gap`` both. The
 tables then say "strong-model share" (the results' keys keep ``gpt4``).
 
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
@@ -84,16 +87,29 @@ from bench.routing_eval import apgr, threshold_curve
 STRONG, WEAK = "gpt-4-1106", "mixtral-8x7b"
 TARGETS = [WEAK, STRONG]
 COSTS = np.array([0.0, 1.0])  # per target, in TARGETS order
-SIZES = {"small": (1000, 429), "full": None, "subjects": (1000, 429), "gap": (1000, 429),
-         "planted": (1000, 429)}
-"""Per size: (stream, held out); None: all prompts, 70/30. ``subjects`` holds subjects out;
-``gap`` draws from the subjects where GPT-4 leads by at least ``GAP_LEAD``; ``planted`` is
-``small``'s prompts with outcomes drawn by :func:`planted_outcomes`."""
+SIZES = ("small", "full", "subjects", "gap", "planted")
+"""``full`` is all prompts, 70/30; the others take ``--prompts`` of them (:func:`small_sizes`).
+``subjects`` holds subjects out; ``gap`` draws from the subjects where GPT-4 leads by at least
+``GAP_LEAD``; ``planted`` is ``small``'s prompts with outcomes drawn by :func:`planted_outcomes`."""
+PROMPTS = 1429
+"""The prompts of every size but ``full`` (stream and held out): 1,000 and 429, issue 13's
+"1,000 prompts" of stream. ``--prompts 1300`` is the size of issue 13's own data (910 and 390)."""
+MAX_SIGNAL = 10.0
 DIM = 64
 GAP_LEAD = 0.12
 """``gap``'s subjects: GPT-4's accuracy minus Mixtral's at least this (24 subjects, 6,779 prompts,
 80% against 60%), the regime of issue 13's data (86% against 64%), where the strong model is worth
 a price of 0.15 on average and a router that writes it off loses most."""
+
+
+def small_sizes(prompts: int = PROMPTS) -> tuple[int, int]:
+    """(stream, held out) of ``prompts``, 70/30.
+
+    >>> small_sizes(), small_sizes(1300)
+    ((1000, 429), (910, 390))
+    """
+    stream = int(round(0.7 * prompts))
+    return stream, prompts - stream
 
 
 def parse_orders(text: str) -> list[int]:
@@ -124,7 +140,8 @@ def planted_outcomes(E: np.ndarray, n_stream: int, order: int, signal: float = 1
     features ``z``: a shared difficulty ``u . z`` and, for Mixtral only, ``signal * v . z``
     (``u``, ``v`` random unit directions of the order): GPT-4 is right about 87% of the time,
     Mixtral 66%, and a ridge bandit gains about +0.035 over random at a share of 0.6, the regime of
-    issue 13's own data (86% and 64%; +0.03 to +0.05 at 0.55-0.69).
+    issue 13's own data (86% and 64%; +0.03 to +0.05 at 0.55-0.69). ``signal`` (``--signal``)
+    scales how much of Mixtral's correctness the features decide, the accuracies barely moving.
     """
     z = (E - E[:n_stream].mean(0)) / E[:n_stream].std(0)
     rng = np.random.default_rng([order, 99])
@@ -135,8 +152,9 @@ def planted_outcomes(E: np.ndarray, n_stream: int, order: int, signal: float = 1
 
 
 def split(n_all: int, size: str, order: int, subjects: list[str] | None = None,
-          pool: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Stream and held-out row indices for one order; ``pool`` (the rows ``gap`` draws from)."""
+          pool: np.ndarray | None = None, prompts: int = PROMPTS) -> tuple[np.ndarray, np.ndarray]:
+    """Stream and held-out row indices for one order; ``pool`` (the rows ``gap`` draws from),
+    ``prompts`` (every size's but ``full``)."""
     rng = np.random.default_rng(order)
     perm = pool[rng.permutation(len(pool))] if size == "gap" else rng.permutation(n_all)
     if size == "planted":  # small's prompts
@@ -146,11 +164,12 @@ def split(n_all: int, size: str, order: int, subjects: list[str] | None = None,
         ranked = np.random.default_rng([order, 1]).permutation(sorted(set(subjects)))
         share = np.cumsum([np.mean(names == s) for s in ranked])
         out = np.isin(names[perm], ranked[:int(np.searchsorted(share, 0.3)) + 1])
-        return perm[~out][:SIZES[size][0]], perm[out][:SIZES[size][1]]
-    if SIZES[size] is None:
+        n_stream, n_held = small_sizes(prompts)
+        return perm[~out][:n_stream], perm[out][:n_held]
+    if size == "full":
         cut = int(round(0.7 * n_all))
         return perm[:cut], perm[cut:]
-    n_stream, n_held = SIZES[size]
+    n_stream, n_held = small_sizes(prompts)
     return perm[:n_stream], perm[n_stream:n_stream + n_held]
 
 
@@ -242,13 +261,17 @@ class FullInformation:
 
 
 class CoreRouter:
-    """The router core in this process: what the worker's apply and the route read call."""
+    """The router core in this process: what the worker's apply and the route read call. Without
+    a ``policy`` in ``kw`` it gets ``init_router``'s (the constructor's own default is the
+    epsilon-greedy network of earlier releases), so ``--via core`` runs what the service would."""
 
     def __init__(self, dim: int, cost_weight: float, epsilon: float, seed: int, kw: dict) -> None:
         from learn import FastGRNNRouter
+        from learn.router_bayes import default_policy
 
         self.r = FastGRNNRouter(in_dim=dim, targets=TARGETS, epsilon=epsilon,
-                                costs={STRONG: 1.0, WEAK: 0.0}, cost_weight=cost_weight, seed=seed, **kw)
+                                costs={STRONG: 1.0, WEAK: 0.0}, cost_weight=cost_weight, seed=seed,
+                                **{"policy": default_policy(epsilon), **kw})
         self.seed = seed
 
     def route(self, x: np.ndarray, i: int, learn: bool, adapter_logits: list[float] | None = None,
@@ -351,19 +374,21 @@ def run(learner: Any, E: np.ndarray, Q: np.ndarray, n_stream: int, cw: float,
     }
 
 
-def check_sizes(sizes: list[str], data: _embed.Outcomes) -> None:
+def check_sizes(sizes: list[str], data: _embed.Outcomes, prompts: int = PROMPTS) -> None:
     """Each size is known and ``data`` can give it (a ``ValueError`` says what is missing).
 
-    ``subjects`` takes at most 1,000 + 429 prompts, and from fewer all of them (whole groups held
-    out up to 30%); ``small``, ``planted`` and ``gap`` need their 1,429, ``gap`` from the groups
+    ``subjects`` takes at most ``prompts``, and from fewer all of them (whole groups held out up
+    to 30%); ``small``, ``planted`` and ``gap`` need their ``prompts``, ``gap`` from the groups
     where the strong model leads by ``GAP_LEAD``."""
+    if prompts < 20:
+        raise ValueError(f"--prompts: expected at least 20, got {prompts}")
     for size in sizes:
         if size not in SIZES:
             raise ValueError(f"--sizes: unknown size {size!r} (one of {', '.join(SIZES)})")
         if size in ("subjects", "gap") and not all(data.subjects):
             raise ValueError(f"--sizes {size} needs a group on every row of the outcomes")
         if size in ("small", "planted", "gap"):
-            need, have = sum(SIZES[size]), len(gap_rows(data)) if size == "gap" else len(data)
+            need, have = prompts, len(gap_rows(data)) if size == "gap" else len(data)
             if have < need:
                 where = (f"in groups where the strong model leads by {GAP_LEAD:g}" if size == "gap"
                          else "in the outcomes")
@@ -414,6 +439,11 @@ def main() -> None:
     ap.add_argument("--orders", default="0-4", help="stream orders reported (tuning used 10-12)")
     ap.add_argument("--cost-weights", default="0.05,0.15,0.25")
     ap.add_argument("--epsilon", type=float, default=0.1)
+    ap.add_argument("--prompts", type=int, default=PROMPTS,
+                    help="prompts of every size but full, stream and held out, 70/30 (1,300: the size "
+                         "of issue 13's own data)")
+    ap.add_argument("--signal", type=float, default=1.0,
+                    help=f"planted: how much of the weak model's correctness the features decide (0 to {MAX_SIGNAL:g})")
     ap.add_argument("--via", choices=("service", "core"), default="service")
     ap.add_argument("--router", action="append", default=None, metavar="NAME[:k=v,...]",
                     help="a router configuration (init_router fields), repeatable; default: "
@@ -441,7 +471,9 @@ def main() -> None:
         data = _embed.load_outcomes(args.outcomes) if args.outcomes else _embed.load_mmlu()
         sizes = [s.strip() for s in (args.sizes or ("full" if args.outcomes else "small,full")).split(",")
                  if s.strip()]
-        check_sizes(sizes, data)
+        check_sizes(sizes, data, args.prompts)
+        if not 0.0 <= args.signal <= MAX_SIGNAL:
+            raise ValueError(f"--signal: expected 0 to {MAX_SIGNAL:g}, got {args.signal}")
     except (OSError, ValueError) as e:
         ap.error(str(e))
 
@@ -465,10 +497,10 @@ def main() -> None:
             session = stack.enter_context(Session(Settings.from_env(env)))
         for size in sizes:
             for order in parse_orders(args.orders):
-                stream, held = split(len(data), size, order, data.subjects, pool)
+                stream, held = split(len(data), size, order, data.subjects, pool, args.prompts)
                 idx = np.concatenate([stream, held])
                 E_tfidf = features(data, stream, idx)
-                Q = planted_outcomes(E_tfidf, len(stream), order) if size == "planted" else Qall[idx]
+                Q = planted_outcomes(E_tfidf, len(stream), order, args.signal) if size == "planted" else Qall[idx]
                 if minilm is not None:  # what the learners see
                     E = minilm[idx]
                 elif args.embedding != "tfidf":

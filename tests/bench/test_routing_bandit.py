@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.routing_bandit import SIZES, FullInformation, split
+from bench.routing_bandit import FullInformation, small_sizes, split
 
 
 def test_the_subject_split_holds_whole_subjects_out_and_keeps_the_sizes():
@@ -12,7 +12,7 @@ def test_the_subject_split_holds_whole_subjects_out_and_keeps_the_sizes():
     names = np.array(subjects)
     for order in range(3):
         stream, held = split(len(subjects), "subjects", order, subjects)
-        assert (len(stream), len(held)) == SIZES["subjects"]
+        assert (len(stream), len(held)) == small_sizes()
         assert not set(names[stream]) & set(names[held])  # no subject on both sides
         assert len(set(stream.tolist()) | set(held.tolist())) == len(stream) + len(held)
         assert 0.3 <= np.isin(names, sorted(set(names[held]))).mean() <= 0.3 + 1 / 20
@@ -69,6 +69,22 @@ def test_planted_outcomes_leave_a_difference_to_learn_and_repeat_per_order():
     acc = Q[held, ks].mean()
     random_acc = Q[held, 0].mean() + share * (Q[held, 1].mean() - Q[held, 0].mean())
     assert 0.15 < share < 0.95 and acc - random_acc > 0.02
+
+
+def test_the_planted_signal_sets_how_much_a_router_can_learn():
+    from bench.routing_bandit import planted_outcomes
+
+    E = np.random.default_rng(3).normal(size=(1429, 64))
+    held = np.arange(1000, 1429)
+
+    def ceiling_gain(signal: float) -> float:
+        Q = planted_outcomes(E, 1000, order=0, signal=signal)
+        ceiling = FullInformation(E, Q, 1000, cost_weight=0.15, lam=10.0)
+        ks = np.array([ceiling.route(E[i], i, False) for i in held])
+        random_acc = Q[held, 0].mean() + ks.mean() * (Q[held, 1].mean() - Q[held, 0].mean())
+        return float(Q[held, ks].mean() - random_acc)
+
+    assert ceiling_gain(2.0) > ceiling_gain(1.0) > ceiling_gain(0.0) + 0.005
 
 
 def test_the_calibration_error_is_small_for_honest_estimates_and_measures_a_bias():
@@ -175,6 +191,21 @@ def test_each_size_asks_only_what_the_outcomes_can_give():
         check_sizes(["gap"], outcomes(1429, groups=True, strong_leads=False))
     with pytest.raises(ValueError, match="unknown size 'tiny'"):
         check_sizes(["tiny"], outcomes(1429, groups=True))
+    check_sizes(["small", "planted"], outcomes(1300, groups=True), prompts=1300)  # issue 13's size
+    with pytest.raises(ValueError, match="--sizes small needs 1,301 prompts"):
+        check_sizes(["small"], outcomes(1300, groups=True), prompts=1301)
+    with pytest.raises(ValueError, match="--prompts: expected at least 20, got 19"):
+        check_sizes(["full"], outcomes(1300, groups=True), prompts=19)
+
+
+def test_prompts_sets_every_size_but_full_at_70_30():
+    subjects = [f"s{i % 20}" for i in range(3000)]
+    for size in ("small", "planted", "gap", "subjects"):
+        pool = np.arange(0, 3000, 2) if size == "gap" else None
+        stream, held = split(3000, size, 0, subjects, pool, prompts=1300)
+        assert (len(stream), len(held)) == (910, 390)
+        assert not set(stream.tolist()) & set(held.tolist())
+    assert [len(p) for p in split(3000, "full", 0, subjects, prompts=1300)] == [2100, 900]
 
 
 def test_reading_outcomes_leaves_the_csv_modules_field_limit_alone(tmp_path):
@@ -202,3 +233,19 @@ def test_reading_outcomes_leaves_the_csv_modules_field_limit_alone(tmp_path):
                              for i, r in enumerate(rows)), encoding="utf-8")
     with pytest.raises(ValueError, match=r"runs\.jsonl:4: field 'prompt': longer than 100,000 characters"):
         load_outcomes(jsonl)
+
+
+def test_the_in_process_router_gets_the_settings_init_router_gives_without_a_router_option():
+    from bench.routing_bandit import TARGETS, CoreRouter
+    from workers.requests import InitRouter
+    from workers.verbs import _init_router
+
+    for epsilon in (0.1, 0.0):
+        core = CoreRouter(8, 0.15, epsilon, seed=3, kw={}).r
+        body = InitRouter.model_validate({"in_dim": 8, "targets": TARGETS, "epsilon": epsilon,
+                                          "cost_weight": 0.15, "seed": 3}).model_dump()
+        service, _ = _init_router(None, body)
+        assert (core.policy, core.thompson_scale, core.epsilon_fade) == (
+            service.policy, service.thompson_scale, service.epsilon_fade)
+        assert core.policy != "epsilon"  # the constructor's own default would be
+    assert CoreRouter(8, 0.15, 0.1, seed=3, kw={"policy": "epsilon"}).r.policy == "epsilon"
