@@ -1,4 +1,4 @@
-"""The router's network: one FastGRNN step and five linear heads, forward and gradients.
+"""The router's network: one FastGRNN step and five linear heads, forward, gradients and a step.
 
 The cell is one step of FastGRNN (Kusupati et al., 2018) from a zero hidden state, because a router
 sees one embedding per decision (with ``h_prev = 0`` the recurrent matrix contributes nothing, so
@@ -33,6 +33,7 @@ the named parameters are views into it:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -279,3 +280,21 @@ class FastGRNNNet:
             gz[row] = -advantage * (used - (lo + span * sv)) * span * sv * (1.0 - sv)
             heads.append(name)
         return gz, heads
+
+    def train_step(self, step: Callable[..., None], xs: np.ndarray, k: int, q: float, bucket: int | None,
+                   temperature: float | None, top_p: float | None, advantage: float, lr: float,
+                   lam: float) -> float:
+        """One step on an outcome: the cell and model head on its loss, the side heads on their
+        targets (:meth:`side_grads`), each array moved by the optimiser's ``step`` (a proximal step
+        towards its EWC snapshot with ``lam``). Returns the outcome's loss before the step."""
+        grads, h, pk = self.model_grads(xs, k, q)
+        gz, heads = self.side_grads(h, xs, q, pk, bucket, temperature, top_p, advantage)
+        p = self.p
+        for name, grad in grads.items():
+            step(name, p[name], grad, lr, lam)
+        for head in heads:
+            rows = self.rows[head]
+            step(f"{head}.W", p[f"{head}.W"], np.outer(gz[rows], h), lr, lam)
+            step(f"{head}.b", p[f"{head}.b"], gz[rows], lr, lam)
+        self.refresh_w()
+        return bce(q, pk)

@@ -119,8 +119,8 @@ class FastGRNNRouter(Targeted):
             raise LearnInputError("trained", "expected true or false")
         self.trained = trained
         self.epsilon = _check.number(epsilon, "epsilon", lo=0.0, hi=1.0)
-        self.costs = _check.costs(costs, self.targets)
-        self.cost_weight = _check.number(cost_weight, "cost_weight", lo=0.0)
+        self.costs, self.cost_weight = {}, _check.number(cost_weight, "cost_weight", lo=0.0)
+        self.set_costs(costs)  # None: no costs
         self.ema_alpha = _check.number(ema_alpha, "ema_alpha", lo=0.0, hi=1.0)
         self.lr = _check.number(lr, "lr", lo=0.0)
         self.ewc_lambda = _check.number(ewc_lambda, "ewc_lambda", lo=0.0)
@@ -144,19 +144,14 @@ class FastGRNNRouter(Targeted):
         (self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale,
          self.epsilon_fade) = check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale, epsilon_fade)
         self._index = {t: i for i, t in enumerate(self.targets)}
-        self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
         self._fresh()
 
     def set_costs(
         self, costs: Mapping[str, float] | None = None, cost_weight: float | None = None
     ) -> None:
         """Replace the cost map and/or the cost weight (both are settings, saved with the state)."""
-        new_costs = _check.costs(costs, self.targets) if costs is not None else self.costs
-        new_weight = (
-            self.cost_weight
-            if cost_weight is None
-            else _check.number(cost_weight, "cost_weight", lo=0.0)
-        )
+        new_costs = self.costs if costs is None else _check.costs(costs, self.targets)
+        new_weight = self.cost_weight if cost_weight is None else _check.number(cost_weight, "cost_weight", lo=0.0)
         self.costs, self.cost_weight = new_costs, new_weight
         self._cost = np.array([self.costs.get(t, 0.0) for t in self.targets], dtype=np.float64)
 
@@ -407,32 +402,14 @@ class FastGRNNRouter(Targeted):
             loss = total / m
         return loss
 
-    def _step(
-        self,
-        xs: np.ndarray,
-        k: int,
-        q: float,
-        bucket: int | None,
-        temperature: float | None,
-        top_p: float | None,
-        baseline: float,
-    ) -> float:
-        """One learning step on an outcome; returns its loss before the step."""
-        net = self._net
-        grads, h, pk = net.model_grads(xs, k, q)
-        gz, heads = net.side_grads(h, xs, q, pk, bucket, temperature, top_p, q - baseline)
+    def _step(self, xs: np.ndarray, k: int, q: float, bucket: int | None, temperature: float | None,
+              top_p: float | None, baseline: float) -> float:
+        """One learning step on an outcome (:meth:`FastGRNNNet.train_step`); returns its loss before it."""
         if bucket is not None:
             self._bucket_updates += 1
-        step, p, lr, lam = self._opt.step, net.p, self.lr, self.ewc_lambda
-        for name, grad in grads.items():
-            step(name, p[name], grad, lr, lam)
-        for head in heads:
-            sl = net.rows[head]
-            step(f"{head}.W", p[f"{head}.W"], np.outer(gz[sl], h), lr, lam)
-            step(f"{head}.b", p[f"{head}.b"], gz[sl], lr, lam)
-        net.refresh_w()
         self._head_updates += 1
-        return bce(q, pk)
+        return self._net.train_step(self._opt.step, xs, k, q, bucket, temperature, top_p, q - baseline,
+                                    self.lr, self.ewc_lambda)
 
     def anchor(
         self, fisher: Mapping[str, Any], snapshot: Mapping[str, Any] | None = None
