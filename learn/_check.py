@@ -73,7 +73,8 @@ def number(value: Any, field: str, lo: float | None = None, hi: float | None = N
     if not math.isfinite(x):
         raise LearnInputError(field, "must be finite (no NaN or infinity)")
     if (lo is not None and x < lo) or (hi is not None and x > hi):
-        raise LearnInputError(field, f"must be within [{lo}, {hi}]")
+        bound = (f"at least {lo}" if hi is None else f"at most {hi}" if lo is None else f"within [{lo}, {hi}]")
+        raise LearnInputError(field, f"must be {bound}")
     return x
 
 
