@@ -62,8 +62,8 @@ scale) as ``adapter_logits``, and each chosen model's correctness also goes to t
 ``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
 or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``; see
 :func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
-``small`` and ``planted`` need ``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row, ``gap`` both. The
-tables then say "strong-model share" (the results' keys keep ``gpt4``).
+``small`` and ``planted`` need ``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row,
+``gap`` both. The tables then say "strong-model share" (the results' keys keep ``gpt4``).
 
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
 """
@@ -94,7 +94,7 @@ SIZES = ("small", "full", "subjects", "gap", "planted")
 PROMPTS = 1429
 """The prompts of every size but ``full`` (stream and held out): 1,000 and 429, issue 13's
 "1,000 prompts" of stream. ``--prompts 1300`` is the size of issue 13's own data (910 and 390)."""
-MAX_SIGNAL = 10.0
+MAX_SIGNAL = 10.0  # ``--signal``: at 10 the features decide nearly all of Mixtral's outcomes
 DIM = 64
 GAP_LEAD = 0.12
 """``gap``'s subjects: GPT-4's accuracy minus Mixtral's at least this (24 subjects, 6,779 prompts,
