@@ -26,9 +26,9 @@ from learn import Draw, FastGRNNRouter
 POLICIES = {  # name: FastGRNNRouter settings
     "thompson, whole posterior": {"policy": "thompson", "thompson_scale": 1.0},
     "thompson, half spread": {"policy": "thompson", "thompson_scale": 0.5},
-    "ucb": {"policy": "ucb"},  # with an epsilon floor, it fades (epsilon_fade 50)
+    "ucb": {"policy": "ucb"},  # alpha 2; with an epsilon floor, it fades (epsilon_fade 50)
     "ucb, constant floor": {"policy": "ucb", "epsilon_fade": 0.0},
-    "ucb, alpha 2": {"policy": "ucb", "ucb_alpha": 2.0},
+    "ucb, alpha 1": {"policy": "ucb", "ucb_alpha": 1.0},  # the default before the eighth pass
     "epsilon-greedy": {"policy": "epsilon"},
 }
 CHEAP, STRONG, PRICE = 0.64, 0.86, 0.15

@@ -22,7 +22,8 @@ pooled outcome count and sum. The posterior means ``mu_k = C_k (L theta_pool + b
 Reads: the posterior mean ``mu_k . phi`` clipped to [0, 1] (a quality estimate on the same scale
 as the price) and its standard deviation ``sqrt(s2 * phi' C_k phi)``. Thompson sampling scores
 ``mean + thompson_scale * sd * z_k`` with ``z`` standard normals taken from the route's draw; UCB
-scores ``mean + ucb_alpha * sd``.
+scores ``mean + ucb_alpha * sd`` (``ucb_alpha`` 2 for a new router: measured against 0.5-3 on
+issue 13's protocol, bench/README-learn.md; stored routers keep theirs).
 
 Why ``thompson_scale`` (0.5 for a new router that also explores with ``epsilon``, 1.0 for one
 that does not) and not always the whole posterior: sampling from a narrower posterior than the
