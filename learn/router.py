@@ -55,8 +55,8 @@ from learn.errors import LearnInputError
 from learn.fastgrnn import RULE_CONFIDENCE, RULE_TEMPERATURE, RULE_TOP_P, FastGRNNNet, bce
 from learn.normaliser import InputNorm
 from learn.optimiser import OPTIMIZERS, Optimiser
-from learn.router_bayes import (POLICIES, BayesHead, check_policy, default_epsilon_fade, default_thompson_scale,
-                                exploration_rate)
+from learn.router_bayes import (POLICIES, UCB_ALPHA, BayesHead, check_policy, default_epsilon_fade,
+                                default_thompson_scale, exploration_rate)
 from learn.router_choice import choose
 from learn.shift import InputShift
 from learn.state import State, register
@@ -105,7 +105,7 @@ class FastGRNNRouter(Targeted):
         shift_min: float = 2.0,
         policy: str = "epsilon",
         prior_precision: float = 300.0,
-        ucb_alpha: float = 2.0,  # chosen by measurement (bench/README-learn.md); saved states keep theirs
+        ucb_alpha: float = UCB_ALPHA,  # saved states keep theirs
         bayes_dim: int = 128,
         thompson_scale: float | None = None,
         epsilon_fade: float | None = None,

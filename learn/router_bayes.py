@@ -22,8 +22,7 @@ pooled outcome count and sum. The posterior means ``mu_k = C_k (L theta_pool + b
 Reads: the posterior mean ``mu_k . phi`` clipped to [0, 1] (a quality estimate on the same scale
 as the price) and its standard deviation ``sqrt(s2 * phi' C_k phi)``. Thompson sampling scores
 ``mean + thompson_scale * sd * z_k`` with ``z`` standard normals taken from the route's draw; UCB
-scores ``mean + ucb_alpha * sd`` (``ucb_alpha`` 2 for a new router: measured against 0.5-3 on
-issue 13's protocol, bench/README-learn.md; stored routers keep theirs).
+scores ``mean + ucb_alpha * sd`` (:data:`UCB_ALPHA` for a new router; stored routers keep theirs).
 
 Why ``thompson_scale`` (0.5 for a new router that also explores with ``epsilon``, 1.0 for one
 that does not) and not always the whole posterior: sampling from a narrower posterior than the
@@ -58,8 +57,9 @@ from learn import _check
 from learn.errors import LearnInputError, StateError
 from learn.state import expect_array
 
-__all__ = ["MAX_BAYES_DIM", "MAX_EPSILON_FADE", "MAX_THOMPSON_SCALE", "POLICIES", "BayesHead", "check_policy",
-           "default_epsilon_fade", "default_policy", "default_thompson_scale", "exploration_rate", "normal_list"]
+__all__ = ["MAX_BAYES_DIM", "MAX_EPSILON_FADE", "MAX_THOMPSON_SCALE", "MAX_UCB_ALPHA", "POLICIES", "UCB_ALPHA",
+           "BayesHead", "check_policy", "default_epsilon_fade", "default_policy", "default_thompson_scale",
+           "exploration_rate", "normal_list"]
 
 POLICIES = ("epsilon", "thompson", "ucb")
 """How the router chooses: ``epsilon``-greedy on its network's estimate, or Thompson sampling / UCB
@@ -69,6 +69,12 @@ MAX_THOMPSON_SCALE = 10.0
 MAX_EPSILON_FADE = 1e9
 EPSILON_FADE = 50.0
 """A new Bayesian router's ``epsilon_fade`` (chosen on tuning orders, bench/README-learn.md)."""
+UCB_ALPHA = 2.0
+"""A new router's ``ucb_alpha``: against 0.5-3 on issue 13's protocol it met the per-order target
+most often at 1,000-1,300 prompts; on a 9,826-prompt stream alpha 1 regrets less
+(bench/README-learn.md, eighth pass)."""
+MAX_UCB_ALPHA = 10.0
+"""The largest ``ucb_alpha`` ``init_router`` accepts."""
 
 NOISE_FLOOR = 0.05
 PRIOR_COUNT = 2.0

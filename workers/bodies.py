@@ -58,7 +58,7 @@ from learn.limits import (
     PATTERNS_MAX_WORK,
     attention_weights,
 )
-from learn.router_bayes import MAX_EPSILON_FADE, default_policy
+from learn.router_bayes import MAX_EPSILON_FADE, MAX_UCB_ALPHA, default_policy
 
 __all__ = [
     "MAX_DIM",
@@ -180,6 +180,10 @@ class InitRouter(_Body):
     """the epsilon floor fades once every target has this many outcomes (``epsilon * epsilon_fade /
     fewest outcomes``; ``learn.router_bayes.exploration_rate``); 0 keeps it constant. Unset: 50 under
     ``ucb`` and ``thompson`` with an epsilon above 0, else 0"""
+    ucb_alpha: Annotated[float, Field(ge=0.0, le=MAX_UCB_ALPHA)] | None = None
+    """how wide ``ucb``'s bound is (``mean + ucb_alpha * sd``). Unset: 2, which measured best from a
+    cold start over 1,000-1,300 requests; over about 10,000 the bound of 1 regretted 1-5% less
+    (``bench/README-learn.md``)"""
 
     _targets = field_validator("targets")(_unique)
 

@@ -99,9 +99,10 @@ def _init_router(core: Any, b: dict) -> tuple[Any, dict]:
     c = FastGRNNRouter(in_dim=b["in_dim"], targets=b["targets"], trained=b.get("trained", False),
                        epsilon=b.get("epsilon", 0.1), costs=b.get("costs"),
                        cost_weight=b.get("cost_weight", 0.0), seed=b.get("seed", 0),
-                       policy=b.get("policy", "epsilon"), epsilon_fade=b.get("epsilon_fade"))
+                       policy=b.get("policy", "epsilon"), epsilon_fade=b.get("epsilon_fade"),
+                       **({} if b.get("ucb_alpha") is None else {"ucb_alpha": b["ucb_alpha"]}))
     return c, {"targets": c.targets, "in_dim": c.in_dim, "algo": c.mode, "policy": c.policy,
-               "epsilon_fade": c.epsilon_fade}
+               "epsilon_fade": c.epsilon_fade, "ucb_alpha": c.ucb_alpha}
 
 
 def _record_outcome(core: FastGRNNRouter, b: dict) -> tuple[Any, dict]:

@@ -60,6 +60,21 @@ def test_a_router_with_an_epsilon_floor_takes_ucb_unless_told_otherwise(workers,
         state = Record.decode(learn_session.learning.store.r.get(StateKeys.of(ns, "router").blob), ns, "router").state
         router = learn.from_bytes(state, "router")
         assert (router.policy, router.thompson_scale, router.epsilon_fade) == (policy, scale, fade)
+        assert router.ucb_alpha == out["data"]["ucb_alpha"] == 2.0  # the default bound
+
+
+def test_init_router_takes_ucb_alpha_within_its_bounds(workers, learn_session) -> None:
+    d = learn_session.dispatch
+    workers("w1")
+    for bad in (-0.5, 10.5, "2", float("nan")):
+        out = d({"verb": "init_router", "body": {"namespace": "alpha", "targets": ["a", "b"], "in_dim": 4,
+                                                  "ucb_alpha": bad}})
+        assert out["ok"] is False and out["error"].startswith("ucb_alpha:"), out
+    assert d({"verb": "route", "body": {"namespace": "alpha", "embedding": [0.0] * 4}})["ok"] is False  # none made
+    out = d({"verb": "init_router", "body": {"namespace": "alpha", "targets": ["a", "b"], "in_dim": 4, "ucb_alpha": 1}})
+    assert out["ok"] and out["data"]["ucb_alpha"] == 1.0, out
+    state = Record.decode(learn_session.learning.store.r.get(StateKeys.of("alpha", "router").blob), "alpha", "router").state
+    assert learn.from_bytes(state, "router").ucb_alpha == 1.0
 
 
 def test_the_epsilon_floor_fades_through_the_service_and_health_shows_it(workers, learn_session) -> None:
