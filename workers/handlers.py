@@ -276,7 +276,8 @@ def _details(kind: str, core: Any) -> dict:
     if kind == "router":
         return {"targets": list(core.targets), "in_dim": core.in_dim, "algo": core.mode,
                 "outcomes": core.outcome_counts, "boundaries": core.boundaries,
-                "shift_score": core.shift_score, "policy": core.policy, "exploration_rate": core.exploration_rate}
+                "shift_score": core.shift_score, "policy": core.policy, "exploration_rate": core.exploration_rate,
+                "ucb_alpha": core.ucb_alpha}
     if kind == "ewc":
         return {"fisher_keys": core.fisher_keys, "boundaries": core.boundaries,
                 "losses_seen": core.losses_seen}

@@ -75,6 +75,7 @@ def test_init_router_takes_ucb_alpha_within_its_bounds(workers, learn_session) -
     assert out["ok"] and out["data"]["ucb_alpha"] == 1.0, out
     state = Record.decode(learn_session.learning.store.r.get(StateKeys.of("alpha", "router").blob), "alpha", "router").state
     assert learn.from_bytes(state, "router").ucb_alpha == 1.0
+    assert d({"verb": "health", "body": {"namespace": "alpha"}})["data"]["cores"]["router"]["ucb_alpha"] == 1.0
 
 
 def test_the_epsilon_floor_fades_through_the_service_and_health_shows_it(workers, learn_session) -> None:
