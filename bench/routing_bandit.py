@@ -167,7 +167,7 @@ def split(n_all: int, size: str, order: int, subjects: list[str] | None = None,
         n_stream, n_held = small_sizes(prompts)
         return perm[~out][:n_stream], perm[out][:n_held]
     if size == "full":
-        cut = int(round(0.7 * n_all))
+        cut = small_sizes(n_all)[0]
         return perm[:cut], perm[cut:]
     n_stream, n_held = small_sizes(prompts)
     return perm[:n_stream], perm[n_stream:n_stream + n_held]

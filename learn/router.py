@@ -105,7 +105,7 @@ class FastGRNNRouter(Targeted):
         shift_min: float = 2.0,
         policy: str = "epsilon",
         prior_precision: float = 300.0,
-        ucb_alpha: float = UCB_ALPHA,  # saved states keep theirs
+        ucb_alpha: float | None = None,
         bayes_dim: int = 128,
         thompson_scale: float | None = None,
         epsilon_fade: float | None = None,
@@ -141,6 +141,8 @@ class FastGRNNRouter(Targeted):
             thompson_scale = default_thompson_scale(self.epsilon)
         if epsilon_fade is None:
             epsilon_fade = default_epsilon_fade(policy, self.epsilon)
+        if ucb_alpha is None:  # saved states keep theirs
+            ucb_alpha = UCB_ALPHA
         (self.policy, self.prior_precision, self.ucb_alpha, self.bayes_dim, self.thompson_scale,
          self.epsilon_fade) = check_policy(policy, prior_precision, ucb_alpha, bayes_dim, thompson_scale, epsilon_fade)
         self._index = {t: i for i, t in enumerate(self.targets)}

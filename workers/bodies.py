@@ -182,7 +182,7 @@ class InitRouter(_Body):
     ``ucb`` and ``thompson`` with an epsilon above 0, else 0"""
     ucb_alpha: Annotated[float, Field(ge=0.0, le=MAX_UCB_ALPHA)] | None = None
     """how wide ``ucb``'s bound is (``mean + ucb_alpha * sd``). Unset: 2, which measured best from a
-    cold start over 1,000-1,300 requests; over about 10,000 the bound of 1 regretted 1-5% less
+    cold start over 1,000-1,300 requests; over about 10,000 the bound of 1 regretted 1-6% less
     (``bench/README-learn.md``)"""
 
     _targets = field_validator("targets")(_unique)

@@ -100,7 +100,7 @@ def _init_router(core: Any, b: dict) -> tuple[Any, dict]:
                        epsilon=b.get("epsilon", 0.1), costs=b.get("costs"),
                        cost_weight=b.get("cost_weight", 0.0), seed=b.get("seed", 0),
                        policy=b.get("policy", "epsilon"), epsilon_fade=b.get("epsilon_fade"),
-                       **({} if b.get("ucb_alpha") is None else {"ucb_alpha": b["ucb_alpha"]}))
+                       ucb_alpha=b.get("ucb_alpha"))
     return c, {"targets": c.targets, "in_dim": c.in_dim, "algo": c.mode, "policy": c.policy,
                "epsilon_fade": c.epsilon_fade, "ucb_alpha": c.ucb_alpha}
 
