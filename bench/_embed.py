@@ -85,19 +85,36 @@ def load_mmlu(data_dir: Path = DATA_DIR) -> Outcomes:
 MAX_OUTCOME_ROWS = 1_000_000
 MIN_OUTCOME_ROWS = 100
 MAX_PROMPT_CHARS = 100_000
+FIELDS = ("prompt", "weak", "strong", "group")
+"""The fields :func:`load_outcomes` reads unless told others (``--fields``)."""
 _CORRECT = {"true": True, "1": True, "false": False, "0": False}
 
 
-def load_outcomes(path: Path) -> Outcomes:
+def parse_fields(spec: str) -> tuple[str, str, str, str]:
+    """``--fields``: the names of the prompt, weak and strong fields and optionally the group's,
+    comma-separated (the group's is ``group`` unless named).
+
+    >>> parse_fields("prompt,mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview")[1:]
+    ('mistralai/Mixtral-8x7B-Instruct-v0.1', 'gpt-4-1106-preview', 'group')
+    """
+    names = [n.strip() for n in spec.split(",")]
+    if len(names) not in (3, 4) or not all(names) or len(set(names)) != len(names):
+        raise ValueError(f"--fields: expected 3 or 4 different names (prompt,weak,strong[,group]), got {spec!r}")
+    return tuple([*names, "group"][:4])  # type: ignore[return-value]
+
+
+def load_outcomes(path: Path, fields: tuple[str, ...] = FIELDS) -> Outcomes:
     """Routing outcomes of your own (``bench.routing_bandit --outcomes``): a CSV file with a header,
     or JSON lines if the name ends in ``.jsonl``; one row per prompt with the fields ``prompt`` (its
     text), ``weak`` and ``strong`` (whether the cheap and the dear model answered it correctly:
     ``true``/``false`` or ``1``/``0``) and, optionally, ``group`` (what the held-out-group check
-    holds out whole, like MMLU's subjects). Other fields are ignored.
+    holds out whole, like MMLU's subjects). Other fields are ignored. ``fields`` renames the four,
+    in that order (RouteLLM's files, like the shipped MMLU ones: ``("prompt", WEAK, STRONG, "group")``).
 
     A bad row raises ``ValueError`` naming the file, the line and the field.
     """
     path = Path(path)
+    prompt_field, weak_field, strong_field, group_field = fields
     rows: list[tuple[int, dict]] = []
     with open(path, newline="", encoding="utf-8") as fh:
         if path.name.endswith(".jsonl"):
@@ -118,7 +135,12 @@ def load_outcomes(path: Path) -> Outcomes:
             end = 0
             try:
                 if reader.fieldnames is None:
-                    raise ValueError(f"{path}: empty (a CSV file needs a header: prompt,weak,strong)")
+                    raise ValueError(f"{path}: empty (a CSV file needs a header: {','.join(fields[:3])})")
+                absent = [f for f in fields[:3] if f not in reader.fieldnames]
+                if absent:
+                    raise ValueError(f"{path}:1: no field {absent[0]!r} in the header (it has "
+                                     f"{', '.join(map(repr, reader.fieldnames))[:300]}; --fields names "
+                                     f"the prompt, weak and strong fields)")
                 end = reader.line_num
                 for row in reader:  # a row's line is where it starts (a quoted prompt may span lines)
                     rows.append((end + 1, row))
@@ -134,18 +156,18 @@ def load_outcomes(path: Path) -> Outcomes:
     groups, prompts, strong, weak = [], [], [], []
     for line_no, row in rows:
         where = f"{path}:{line_no}"
-        prompt = row.get("prompt")
+        prompt = row.get(prompt_field)
         if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError(f"{where}: field 'prompt': expected a non-empty text")
+            raise ValueError(f"{where}: field {prompt_field!r}: expected a non-empty text")
         if len(prompt) > MAX_PROMPT_CHARS:
-            raise ValueError(f"{where}: field 'prompt': longer than {MAX_PROMPT_CHARS:,} characters")
-        group = row.get("group") or ""
+            raise ValueError(f"{where}: field {prompt_field!r}: longer than {MAX_PROMPT_CHARS:,} characters")
+        group = row.get(group_field) or ""
         if not isinstance(group, str):
-            raise ValueError(f"{where}: field 'group': expected a text")
+            raise ValueError(f"{where}: field {group_field!r}: expected a text")
         prompts.append(prompt)
         groups.append(group)
-        strong.append(_correct(row.get("strong"), where, "strong"))
-        weak.append(_correct(row.get("weak"), where, "weak"))
+        strong.append(_correct(row.get(strong_field), where, strong_field))
+        weak.append(_correct(row.get(weak_field), where, weak_field))
     data = Outcomes(groups, prompts, np.array(strong), np.array(weak))
     return replace(data, name=f"outcomes_{data.digest()[:16]}")  # embeddings depend on the prompts alone
 

@@ -4,7 +4,7 @@
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
         [--prompts 1429] [--signal 1]
         [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm]
-        [--outcomes FILE] [--out routing_bandit]
+        [--outcomes FILE [--fields PROMPT,WEAK,STRONG[,GROUP]]] [--out routing_bandit]
 
 Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``data/routing``):
 
@@ -60,8 +60,8 @@ scale) as ``adapter_logits``, and each chosen model's correctness also goes to t
 ``feedback`` (:mod:`bench._bandit_adapter`); the plain router runs in the same run.
 
 ``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
-or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``; see
-:func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
+or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``, or the names
+``--fields`` gives, such as RouteLLM's files' own; see :func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
 ``small`` and ``planted`` need ``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row,
 ``gap`` both. The tables then say "strong-model share" (the results' keys keep ``gpt4``).
 
@@ -465,10 +465,14 @@ def main() -> None:
     ap.add_argument("--outcomes", type=Path, default=None, metavar="FILE",
                     help="routing outcomes of your own instead of MMLU's (CSV or .jsonl: prompt, weak, "
                          "strong, optionally group)")
+    ap.add_argument("--fields", default=",".join(_embed.FIELDS), metavar="PROMPT,WEAK,STRONG[,GROUP]",
+                    help="the names of those fields in --outcomes; RouteLLM's files (like the shipped "
+                         f"MMLU ones): prompt,{_embed.WEAK},{_embed.STRONG}")
     ap.add_argument("--out", default="routing_bandit")
     args = ap.parse_args()
     try:
-        data = _embed.load_outcomes(args.outcomes) if args.outcomes else _embed.load_mmlu()
+        fields = _embed.parse_fields(args.fields)
+        data = _embed.load_outcomes(args.outcomes, fields) if args.outcomes else _embed.load_mmlu()
         sizes = [s.strip() for s in (args.sizes or ("full" if args.outcomes else "small,full")).split(",")
                  if s.strip()]
         check_sizes(sizes, data, args.prompts)

@@ -168,6 +168,43 @@ def test_a_bad_outcome_row_is_refused_with_its_line_and_field(tmp_path):
         load_outcomes(jsonl)
 
 
+def test_routellms_own_files_read_with_their_field_names(tmp_path):
+    """The shipped MMLU files are RouteLLM's format (the models' names as fields): ``--fields``
+    reads one as it is, to the same rows as the MMLU loader; a field not in the header is named."""
+    import json
+
+    import pytest
+
+    from bench._embed import DATA_DIR, STRONG, WEAK, load_mmlu, load_outcomes, parse_fields
+
+    path = DATA_DIR / "mmlu_anatomy.csv"
+    mine = load_outcomes(path, parse_fields(f"prompt,{WEAK},{STRONG}"))
+    with open(DATA_DIR / "contaminated_prompts.jsonl", encoding="utf-8") as fh:
+        contaminated = {json.loads(line)["eval_prompt"] for line in fh if line.strip()}
+    kept = [i for i, p in enumerate(mine.prompts) if p not in contaminated]
+    mmlu = load_mmlu()
+    rows = [i for i, s in enumerate(mmlu.subjects) if s == "anatomy"]
+    assert len(kept) == len(rows) > 100
+    assert [mine.prompts[i] for i in kept] == [mmlu.prompts[i] for i in rows]
+    assert mine.weak[kept].tolist() == mmlu.weak[rows].tolist()
+    assert mine.strong[kept].tolist() == mmlu.strong[rows].tolist()
+    assert mine.weak.mean() != mine.strong.mean()  # the two fields were not read as one
+    with pytest.raises(ValueError, match=r"mmlu_anatomy\.csv:1: no field 'weak' in the header \(it has 'prompt', "
+                                         r"'mistralai/Mixtral-8x7B-Instruct-v0\.1', 'gpt-4-1106-preview'; --fields"):
+        load_outcomes(path)
+    for bad in ("prompt,weak", "prompt,weak,weak", "prompt,,strong", "a,b,c,d,e"):
+        with pytest.raises(ValueError, match="--fields: expected 3 or 4 different names"):
+            parse_fields(bad)
+    jsonl = tmp_path / "runs.jsonl"  # JSON lines by other names, a group included
+    jsonl.write_text("".join(json.dumps({"q": r["prompt"], "cheap": r["weak"], "dear": r["strong"], "topic": r["group"]})
+                             + "\n" for r in _outcome_rows(120)), encoding="utf-8")
+    data = load_outcomes(jsonl, parse_fields("q,cheap,dear,topic"))
+    assert data.subjects == [r["group"] for r in _outcome_rows(120)]
+    assert data.weak.tolist() == [r["weak"] for r in _outcome_rows(120)]
+    with pytest.raises(ValueError, match=r"runs\.jsonl:1: field 'strong'.*got missing"):
+        load_outcomes(jsonl, parse_fields("q,cheap,strong"))
+
+
 def test_each_size_asks_only_what_the_outcomes_can_give():
     import pytest
 
