@@ -61,9 +61,10 @@ scale) as ``adapter_logits``, and each chosen model's correctness also goes to t
 
 ``--outcomes FILE`` runs the same protocol on routing outcomes of your own instead of MMLU's (a CSV
 or JSON-lines file: ``prompt``, ``weak``, ``strong``, optionally ``group``, or the names
-``--fields`` gives, such as RouteLLM's files' own; see :func:`bench._embed.load_outcomes`): ``full`` (the default there) is 70/30 of all its rows,
-``small`` and ``planted`` need ``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row,
-``gap`` both. The tables then say "strong-model share" (the results' keys keep ``gpt4``).
+``--fields`` gives, such as RouteLLM's files' own; see :func:`bench._embed.load_outcomes`):
+``full`` (the default there) is 70/30 of all its rows, ``small`` and ``planted`` need
+``--prompts`` rows (1,429), ``subjects`` a ``group`` on every row, ``gap`` both. The tables then
+say "strong-model share" (the results' keys keep ``gpt4``).
 
 Results: ``bench/results/<out>.json`` and markdown tables on stdout.
 """
