@@ -2,7 +2,7 @@
 
     python -m bench.routing_bandit [--sizes small,full] [--orders 0-4] [--cost-weights 0.05,0.15,0.25]
         [--via service|core] [--router NAME:k=v] [--adapter SCALES] [--epsilon 0.1]
-        [--prompts 1429] [--signal 1]
+        [--prompts 1429] [--signal 1] [--plant slope|region|strong]
         [--ceiling DIMS:LAMBDAS] [--embedding tfidf|tfidf-raw|tfidf-plain|minilm]
         [--outcomes FILE [--fields PROMPT,WEAK,STRONG[,GROUP]]] [--out routing_bandit]
 
@@ -17,7 +17,8 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    subjects where GPT-4 leads Mixtral by at least 0.12 (80% against 60%); ``planted``, ``small``'s
    prompts with outcomes drawn from a logistic model of their features in which the models'
    difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data;
-   ``--signal`` says how learnable, 1 by default). ``--prompts`` sets the 1,429 of every size but
+   ``--signal`` says how learnable, 1 by default; ``--plant`` where the difference lies: a slope
+   of Mixtral's correctness, a region Mixtral fails on, or GPT-4's errors). ``--prompts`` sets the 1,429 of every size but
    ``full`` (70/30; ``--prompts 1300``: 910 and 390, the size of issue 13's data).
    Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that run's stream
    prompts only (no labels), rows scaled to unit length; ``--embedding`` gives the learners other
@@ -96,6 +97,8 @@ PROMPTS = 1429
 """The prompts of every size but ``full`` (stream and held out): 1,000 and 429, issue 13's
 "1,000 prompts" of stream. ``--prompts 1300`` is the size of issue 13's own data (910 and 390)."""
 MAX_SIGNAL = 10.0  # ``--signal``: at 10 the features decide nearly all of Mixtral's outcomes
+PLANTS = ("slope", "region", "strong")
+"""``--plant``: where :func:`planted_outcomes` puts the learnable part of the models' difference."""
 DIM = 64
 GAP_LEAD = 0.12
 """``gap``'s subjects: GPT-4's accuracy minus Mixtral's at least this (24 subjects, 6,779 prompts,
@@ -132,7 +135,8 @@ def gap_rows(data: _embed.Outcomes, lead: float = GAP_LEAD) -> np.ndarray:
     return np.flatnonzero(np.isin(names, wide))
 
 
-def planted_outcomes(E: np.ndarray, n_stream: int, order: int, signal: float = 1.0) -> np.ndarray:
+def planted_outcomes(E: np.ndarray, n_stream: int, order: int, signal: float = 1.0,
+                     plant: str = "slope") -> np.ndarray:
     """Outcomes with a learnable difference between the models, on real prompts' features.
 
     MMLU leaves little for any router to learn (even the full-information ceiling gains about
@@ -143,12 +147,26 @@ def planted_outcomes(E: np.ndarray, n_stream: int, order: int, signal: float = 1
     Mixtral 66%, and a ridge bandit gains about +0.035 over random at a share of 0.6, the regime of
     issue 13's own data (86% and 64%; +0.03 to +0.05 at 0.55-0.69). ``signal`` (``--signal``)
     scales how much of Mixtral's correctness the features decide, the accuracies barely moving.
+
+    Issue 13's data may hold its difference otherwise; ``plant`` (``--plant``) says where:
+    ``slope`` (the above), ``region`` (Mixtral fails on a region, the third of the stream furthest
+    along ``v``: ``-2.2 * signal`` in its logit there, not a slope), or ``strong`` (the features
+    decide GPT-4's errors, ``-1.2 * signal * v . z`` in its logit, and Mixtral has only the shared
+    difficulty). At ``signal`` 1 each gives about 86% against 64%.
     """
+    if plant not in PLANTS:
+        raise ValueError(f"--plant: expected one of {', '.join(PLANTS)}, got {plant!r}")
     z = (E - E[:n_stream].mean(0)) / E[:n_stream].std(0)
     rng = np.random.default_rng([order, 99])
     u, v = (d / np.linalg.norm(d) for d in rng.normal(size=(2, E.shape[1])))
-    p_strong = 1.0 / (1.0 + np.exp(-(2.0 - 0.8 * (z @ u))))
-    p_weak = 1.0 / (1.0 + np.exp(-(0.7 - 0.8 * (z @ u) - signal * (z @ v))))
+    hard, along = z @ u, z @ v
+    strong_logit, weak_logit = 2.0 - 0.8 * hard, 0.7 - 0.8 * hard - signal * along
+    if plant == "region":
+        weak_logit = 1.45 - 0.8 * hard - 2.2 * signal * (along > np.quantile(along[:n_stream], 2 / 3))
+    elif plant == "strong":
+        strong_logit, weak_logit = 2.5 - 0.8 * hard - 1.2 * signal * along, 0.65 - 0.8 * hard
+    p_strong = 1.0 / (1.0 + np.exp(-strong_logit))
+    p_weak = 1.0 / (1.0 + np.exp(-weak_logit))
     return np.stack([rng.random(len(E)) < p_weak, rng.random(len(E)) < p_strong], axis=1).astype(float)
 
 
@@ -444,7 +462,10 @@ def main() -> None:
                     help="prompts of every size but full, stream and held out, 70/30 (1,300: the size "
                          "of issue 13's own data)")
     ap.add_argument("--signal", type=float, default=1.0,
-                    help=f"planted: how much of the weak model's correctness the features decide (0 to {MAX_SIGNAL:g})")
+                    help=f"planted: how much of the models' difference the features decide (0 to {MAX_SIGNAL:g})")
+    ap.add_argument("--plant", choices=PLANTS, default="slope",
+                    help="planted: where the learnable difference lies: a slope of the weak model's correctness, "
+                         "a region the weak model fails on, or the strong model's errors")
     ap.add_argument("--via", choices=("service", "core"), default="service")
     ap.add_argument("--router", action="append", default=None, metavar="NAME[:k=v,...]",
                     help="a router configuration (init_router fields), repeatable; default: "
@@ -505,7 +526,8 @@ def main() -> None:
                 stream, held = split(len(data), size, order, data.subjects, pool, args.prompts)
                 idx = np.concatenate([stream, held])
                 E_tfidf = features(data, stream, idx)
-                Q = planted_outcomes(E_tfidf, len(stream), order, args.signal) if size == "planted" else Qall[idx]
+                Q = (planted_outcomes(E_tfidf, len(stream), order, args.signal, args.plant) if size == "planted"
+                     else Qall[idx])
                 if minilm is not None:  # what the learners see
                     E = minilm[idx]
                 elif args.embedding != "tfidf":
