@@ -18,8 +18,9 @@ Issue 13's protocol on RouteLLM's MMLU outcomes (GPT-4-1106 vs Mixtral-8x7B, ``d
    prompts with outcomes drawn from a logistic model of their features in which the models'
    difference can be learnt (:func:`planted_outcomes`: 87% against 66%, like issue 13's data;
    ``--signal`` says how learnable, 1 by default; ``--plant`` where the difference lies: a slope
-   of Mixtral's correctness, a region Mixtral fails on, or GPT-4's errors). ``--prompts`` sets the 1,429 of every size but
-   ``full`` (70/30; ``--prompts 1300``: 910 and 390, the size of issue 13's data).
+   of Mixtral's correctness, a region Mixtral fails on, or GPT-4's errors). ``--prompts`` sets
+   the 1,429 of every size but ``full`` (70/30; ``--prompts 1300``: 910 and 390, the size of
+   issue 13's data).
    Prompts are embedded with TF-IDF + truncated SVD to 64 dimensions, fitted on that run's stream
    prompts only (no labels), rows scaled to unit length; ``--embedding`` gives the learners other
    features instead: ``tfidf-raw`` (the same without the row scaling), ``tfidf-plain``
