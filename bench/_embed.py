@@ -90,7 +90,7 @@ FIELDS = ("prompt", "weak", "strong", "group")
 _CORRECT = {"true": True, "1": True, "false": False, "0": False}
 
 
-def parse_fields(spec: str) -> tuple[str, str, str, str]:
+def parse_fields(spec: str) -> tuple[str, ...]:
     """``--fields``: the names of the prompt, weak and strong fields and optionally the group's,
     comma-separated (the group's is ``group`` unless named).
 
@@ -100,7 +100,7 @@ def parse_fields(spec: str) -> tuple[str, str, str, str]:
     names = [n.strip() for n in spec.split(",")]
     if len(names) not in (3, 4) or not all(names) or len(set(names)) != len(names):
         raise ValueError(f"--fields: expected 3 or 4 different names (prompt,weak,strong[,group]), got {spec!r}")
-    return tuple([*names, "group"][:4])  # type: ignore[return-value]
+    return tuple([*names, "group"][:4])
 
 
 def load_outcomes(path: Path, fields: tuple[str, ...] = FIELDS) -> Outcomes:

@@ -280,9 +280,10 @@ def test_batch_training_leaves_the_head_alone():
 def test_without_an_epsilon_floor_only_the_whole_posterior_tries_a_written_off_target_again():
     """Why a new router's defaults hang on ``epsilon`` (``default_policy``, ``default_thompson_scale``).
     After one unlucky outcome of the better target: UCB's bonus does not grow while a target waits,
-    so with ``epsilon`` 0 the target is priced out for good (at alpha 1; the default 2 comes back here); a sample of the whole posterior strays
-    past it soon and the target's outcomes bring it back; half the spread takes ~700 routes here;
-    with an epsilon floor, UCB (the default there) comes back too."""
+    so with ``epsilon`` 0 the target is priced out for good (at alpha 1; the default 2 comes back
+    here); a sample of the whole posterior strays past it soon and the target's outcomes bring it
+    back; half the spread takes ~700 routes here; with an epsilon floor, UCB (the default there)
+    comes back too."""
     def last_strong_share(policy: str, epsilon: float = 0.0, **settings) -> float:
         r = FastGRNNRouter(in_dim=4, targets=["cheap", "strong"], epsilon=epsilon, costs={"strong": 1.0},
                            cost_weight=0.15, seed=0, policy=policy, hidden=8, **settings)
